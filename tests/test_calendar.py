@@ -47,7 +47,7 @@ def test_instructional_calendar():
         days = cal.instructional_days(y)
         assert len(days) >= 180
         assert not days.month.isin([7, 8]).any()
-        assert (days.weekday < 5).all()
+        assert (days.day_of_week < 5).all()
         assert pd.Series(days.month).value_counts().max() <= 23
         assert pd.Timestamp(y, 12, 25) not in days
 
