@@ -117,6 +117,7 @@ def grade_number(grade: pd.Series) -> pd.Series:
 
 # --- an instructional calendar for synthetic extracts ---------------------------------
 
+
 def _nth_weekday(year: int, month: int, weekday: int, n: int) -> pd.Timestamp:
     first = pd.Timestamp(year=year, month=month, day=1)
     offset = (weekday - first.weekday()) % 7

@@ -22,16 +22,28 @@ def main() -> None:
     cfg = SynthConfig.from_params(params)
     t0 = time.perf_counter()
     extract = generate(cfg)
-    log.info("writing %s extract (%s form) to %s", cfg.format, cfg.attendance_form,
-             params["output_dir"])
-    write_extract(extract, params["output_dir"], fmt=cfg.format,
-                  attendance_form=cfg.attendance_form, faults_per_kind=cfg.faults_per_kind,
-                  seed=cfg.seed)
+    log.info(
+        "writing %s extract (%s form) to %s", cfg.format, cfg.attendance_form, params["output_dir"]
+    )
+    write_extract(
+        extract,
+        params["output_dir"],
+        fmt=cfg.format,
+        attendance_form=cfg.attendance_form,
+        faults_per_kind=cfg.faults_per_kind,
+        seed=cfg.seed,
+    )
     c = extract.truth["counts"]
-    log.info("done in %.1f s: %d students, %d attendance rows, %d visits, %d treated; "
-             "true average effect over event times 1-6: %.2f points",
-             time.perf_counter() - t0, c["students"], c["attendance_monthly_rows"],
-             c["home_visits"], c["treated_students"], extract.truth["att_window"] or 0.0)
+    log.info(
+        "done in %.1f s: %d students, %d attendance rows, %d visits, %d treated; "
+        "true average effect over event times 1-6: %.2f points",
+        time.perf_counter() - t0,
+        c["students"],
+        c["attendance_monthly_rows"],
+        c["home_visits"],
+        c["treated_students"],
+        extract.truth["att_window"] or 0.0,
+    )
 
 
 if __name__ == "__main__":

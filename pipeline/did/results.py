@@ -191,7 +191,9 @@ class EventStudyResult:
         pos = {int(e): i for i, e in enumerate(self.event_time)}
         return np.array([pos[int(e)] for e in wanted], dtype=np.int64)
 
-    def average(self, window: tuple[int, int] = (1, 6), alpha: float | None = None) -> AverageEffect:
+    def average(
+        self, window: tuple[int, int] = (1, 6), alpha: float | None = None
+    ) -> AverageEffect:
         """Equal-weight average of the effects at event times ``window[0]…window[1]``."""
         lo, hi = int(window[0]), int(window[1])
         idx = self._select(range(lo, hi + 1))

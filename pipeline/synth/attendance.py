@@ -30,10 +30,16 @@ from scipy import special, stats
 from pipeline.calendar import SCHOOL_MONTHS, instructional_days, school_month_index
 from pipeline.contract import CHRONIC_THRESHOLD
 
-GRADE_EFFECT = np.array([-0.10, 0.15, 0.18, 0.18, 0.15, 0.12, 0.05, 0.0, -0.05, -0.25, -0.35,
-                         -0.45, -0.65])  # K..12
-SEASON = dict(zip(SCHOOL_MONTHS, (0.30, 0.15, 0.0, -0.15, -0.22, -0.15, -0.05, -0.05, -0.12,
-                                  -0.35), strict=True))
+GRADE_EFFECT = np.array(
+    [-0.10, 0.15, 0.18, 0.18, 0.15, 0.12, 0.05, 0.0, -0.05, -0.25, -0.35, -0.45, -0.65]
+)  # K..12
+SEASON = dict(
+    zip(
+        SCHOOL_MONTHS,
+        (0.30, 0.15, 0.0, -0.15, -0.22, -0.15, -0.05, -0.05, -0.12, -0.35),
+        strict=True,
+    )
+)
 TYPE_EFFECT = np.array([-0.30, 0.20, 0.05])  # urban, suburban, rural
 YEAR_MONTH = {(2022, 1): -0.35}  # the Omicron January
 RHO = 0.6
@@ -88,8 +94,14 @@ def membership_rows(spells: pd.DataFrame, months: Months) -> pd.DataFrame:
         ts = np.flatnonzero(months.year_idx == yi)
         for t in ts:
             m0 = np.datetime64(f"{months.year[t]:04d}-{months.month[t]:02d}-01").astype(np.int64)
-            m1 = (np.datetime64(f"{months.year[t]:04d}-{months.month[t]:02d}")
-                  + np.timedelta64(1, "M")).astype("datetime64[D]").astype(np.int64)
+            m1 = (
+                (
+                    np.datetime64(f"{months.year[t]:04d}-{months.month[t]:02d}")
+                    + np.timedelta64(1, "M")
+                )
+                .astype("datetime64[D]")
+                .astype(np.int64)
+            )
             a = np.searchsorted(ords, m0, side="left")
             b = np.searchsorted(ords, m1, side="left")
             n = np.minimum(hi_pos, b) - np.maximum(lo_pos, a)
@@ -123,15 +135,22 @@ def persistent_propensity(rng, spells: pd.DataFrame, n_students: int, n_years: i
     return (base[:, None] + drift).astype(np.float32)
 
 
-def linear_predictor(rows: pd.DataFrame, spells: pd.DataFrame, types: np.ndarray,
-                     alpha: np.ndarray, u: np.ndarray, months: Months) -> np.ndarray:
+def linear_predictor(
+    rows: pd.DataFrame,
+    spells: pd.DataFrame,
+    types: np.ndarray,
+    alpha: np.ndarray,
+    u: np.ndarray,
+    months: Months,
+) -> np.ndarray:
     """Logit of attendance without ``mu[year]`` for every membership row."""
     sp = rows["spell"].to_numpy()
     t = rows["t"].to_numpy()
     student = spells["student"].to_numpy()[sp]
     year = months.year_idx[t]
-    ym = np.array([YEAR_MONTH.get((y, m), 0.0) for y, m in zip(months.year, months.month,
-                                                                 strict=True)])
+    ym = np.array(
+        [YEAR_MONTH.get((y, m), 0.0) for y, m in zip(months.year, months.month, strict=True)]
+    )
     season = np.array([SEASON[m] for m in months.month])
     eta = (
         alpha[student, year]
@@ -144,8 +163,9 @@ def linear_predictor(rows: pd.DataFrame, spells: pd.DataFrame, types: np.ndarray
     return eta.astype(np.float64)
 
 
-def calibrate_year_effects(eta: np.ndarray, n: np.ndarray, student: np.ndarray,
-                           year: np.ndarray, targets: list[float]) -> np.ndarray:
+def calibrate_year_effects(
+    eta: np.ndarray, n: np.ndarray, student: np.ndarray, year: np.ndarray, targets: list[float]
+) -> np.ndarray:
     """Solve ``mu[year]`` so that the expected share of chronically absent students
     (yearly rate ≤ 90%) equals each target (percent).
 

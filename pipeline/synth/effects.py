@@ -54,9 +54,14 @@ def student_attributes(first_t, first_mode, first_date, grade_at_first, ell_at_f
     )
 
 
-def treatment_effects(rows_student: np.ndarray, rows_t: np.ndarray, attrs: pd.DataFrame,
-                      completed_to_date: np.ndarray, n_students: int,
-                      cfg: EffectConfig) -> np.ndarray:
+def treatment_effects(
+    rows_student: np.ndarray,
+    rows_t: np.ndarray,
+    attrs: pd.DataFrame,
+    completed_to_date: np.ndarray,
+    n_students: int,
+    cfg: EffectConfig,
+) -> np.ndarray:
     """``tau`` in points for every membership row (0 before treatment / never treated)."""
     if cfg.zero:
         return np.zeros(rows_student.size)
@@ -80,8 +85,9 @@ def treatment_effects(rows_student: np.ndarray, rows_t: np.ndarray, attrs: pd.Da
     return tau
 
 
-def coupled_treated_outcome(rng, n: np.ndarray, y0: np.ndarray, p0: np.ndarray,
-                            tau: np.ndarray) -> np.ndarray:
+def coupled_treated_outcome(
+    rng, n: np.ndarray, y0: np.ndarray, p0: np.ndarray, tau: np.ndarray
+) -> np.ndarray:
     """Draw ``Y1`` coupled to ``Y0`` (see module docstring)."""
     y1 = y0.copy()
     p1 = np.clip(p0 + tau / 100.0, 1e-6, 1 - 1e-6)
@@ -93,8 +99,12 @@ def coupled_treated_outcome(rng, n: np.ndarray, y0: np.ndarray, p0: np.ndarray,
     return y1
 
 
-def truth_tables(student_t: pd.DataFrame, attrs: pd.DataFrame, window: tuple[int, int],
-                 event_range: tuple[int, int]) -> dict:
+def truth_tables(
+    student_t: pd.DataFrame,
+    attrs: pd.DataFrame,
+    window: tuple[int, int],
+    event_range: tuple[int, int],
+) -> dict:
     """Truth by event time, overall and by subgroup.
 
     ``student_t`` has one row per treated student and month in membership with columns

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import special
 
 from pipeline.calendar import school_year_label
@@ -48,8 +49,21 @@ def _student_ids(rng, n: int) -> np.ndarray:
     return np.array([f"{x:010d}" for x in ids], dtype=object)
 
 
-def _iso(ordinals: np.ndarray) -> np.ndarray:
-    return np.datetime_as_string(ordinals.astype("datetime64[D]"), unit="D").astype(object)
+def _take(labels, idx: np.ndarray) -> pd.Series:
+    """``labels[idx]`` as an Arrow-backed string column (no per-row Python objects)."""
+    arr = pa.array(list(labels) if not isinstance(labels, np.ndarray) else labels, pa.string())
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr.take(pa.array(np.asarray(idx)))))
+
+
+def _iso(ordinals: np.ndarray, empty: np.ndarray | None = None) -> pd.Series:
+    """ISO dates (``YYYY-MM-DD``) from day ordinals; ``""`` where ``empty``."""
+    ords = np.asarray(ordinals, dtype=np.int64)
+    uniq, inv = np.unique(ords, return_inverse=True)
+    labels = np.datetime_as_string(uniq.astype("datetime64[D]"), unit="D").astype(object)
+    out = _take(labels, inv)
+    if empty is not None and empty.any():
+        out = out.where(~pd.Series(empty), "")
+    return out
 
 
 def generate(cfg: SynthConfig) -> SyntheticExtract:
@@ -82,13 +96,15 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
 
     log.info("referrals and home visits")
     sm = student_months(rows, spells, N, T, y0)
-    visits = simulate_visits(r_visit, sm, spells, months, geo.districts["leap"].to_numpy(),
-                             cfg.program, u)
+    visits = simulate_visits(
+        r_visit, sm, spells, months, geo.districts["leap"].to_numpy(), cfg.program, u
+    )
     fs = visits.first_spell
     grade_first = np.where(fs >= 0, spells["grade"].to_numpy()[np.maximum(fs, 0)], -1)
     ell_first = np.where(fs >= 0, spells["ell"].to_numpy()[np.maximum(fs, 0)], False)
-    attrs = student_attributes(visits.first_t, visits.first_mode, visits.first_date,
-                               grade_first, ell_first)
+    attrs = student_attributes(
+        visits.first_t, visits.first_mode, visits.first_date, grade_first, ell_first
+    )
 
     log.info("effects for %d treated students", len(attrs))
     tau = treatment_effects(rs, rt, attrs, visits.completed_to_date, N, cfg.effects)
@@ -97,99 +113,128 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
     p1 = np.where(tau == 0, p0, p1)
 
     treated_rows = np.isin(rs, attrs["student"].to_numpy())
-    st = pd.DataFrame({"student": rs[treated_rows], "t": rt[treated_rows],
-                       "n": rn[treated_rows], "y0": y0[treated_rows], "y1": y1[treated_rows],
-                       "p0n": (p0 * rn)[treated_rows], "p1n": (p1 * rn)[treated_rows]})
+    st = pd.DataFrame(
+        {
+            "student": rs[treated_rows],
+            "t": rt[treated_rows],
+            "n": rn[treated_rows],
+            "y0": y0[treated_rows],
+            "y1": y1[treated_rows],
+            "p0n": (p0 * rn)[treated_rows],
+            "p1n": (p1 * rn)[treated_rows],
+        }
+    )
     st = st.groupby(["student", "t"], as_index=False).sum()
     st["p0"] = st["p0n"] / st["n"]
     st["p1"] = st["p1n"] / st["n"]
     truth = truth_tables(st, attrs, PRIMARY_WINDOW, (-12, T))
 
     # ---- contract tables ------------------------------------------------------------
+    # Text columns are Arrow strings taken from small dictionaries (compact at state scale);
+    # rows are ordered by integer keys (student ID order, month, school code order).
     sid = _student_ids(r_ids, N)
+    rank = np.empty(N, dtype=np.int64)
+    rank[np.argsort(sid, kind="stable")] = np.arange(N)
     dcode = geo.districts["district_code"].to_numpy()
-    scode = geo.schools["school_code"].to_numpy()
-    year_labels = np.array([school_year_label(y) for y in cfg.start_years], dtype=object)
-    month_labels = np.array(months.labels(), dtype=object)
+    scode = geo.schools["school_code"].to_numpy()  # generated in code order
+    year_labels = [school_year_label(y) for y in cfg.start_years]
+    month_labels = months.labels()
     districts = geo.districts[["district_code", "district_name", "leap"]].copy()
-    students = pd.DataFrame({
-        "student_id": sid,
-        "sex": np.array(SEX_CODES, dtype=object)[pop.students["sex"].to_numpy()],
-        "race_ethnicity": np.array(RACE_CODES, dtype=object)[pop.students["race"].to_numpy()],
-    })
-    exit_ = spells["exit"].to_numpy()
-    enrollment = pd.DataFrame({
-        "student_id": sid[spells["student"].to_numpy()],
-        "school_year": year_labels[spells["year"].to_numpy()],
-        "district_code": dcode[spells["district"].to_numpy()],
-        "school_code": scode[spells["school"].to_numpy()],
-        "grade": GRADE_LABELS[spells["grade"].to_numpy()],
-        "entry_date": _iso(spells["entry"].to_numpy()),
-        "exit_date": np.where(exit_ >= 0, _iso(np.maximum(exit_, 0)), ""),
-        "frl": spells["frl"].to_numpy(),
-        "ell": spells["ell"].to_numpy(),
-        "swd": spells["swd"].to_numpy(),
-    })
-    attendance_monthly = pd.DataFrame({
-        "student_id": sid[rs],
-        "school_year": year_labels[months.year_idx[rt]],
-        "district_code": dcode[spells["district"].to_numpy()[sp]],
-        "school_code": scode[spells["school"].to_numpy()[sp]],
-        "month": month_labels[rt],
-        "days_membership": rn.astype(np.int32),
-        "days_present": y1.astype(np.int32),
-    })
+    s_order = np.argsort(rank, kind="stable")
+    students = pd.DataFrame(
+        {
+            "student_id": _take(sid, s_order),
+            "sex": _take(SEX_CODES, pop.students["sex"].to_numpy()[s_order]),
+            "race_ethnicity": _take(RACE_CODES, pop.students["race"].to_numpy()[s_order]),
+        }
+    )
+    e_order = np.lexsort(
+        (spells["entry"].to_numpy(), spells["year"].to_numpy(), rank[spells["student"].to_numpy()])
+    )
+    sp_e = spells.iloc[e_order]
+    exit_ = sp_e["exit"].to_numpy()
+    enrollment = pd.DataFrame(
+        {
+            "student_id": _take(sid, sp_e["student"].to_numpy()),
+            "school_year": _take(year_labels, sp_e["year"].to_numpy()),
+            "district_code": _take(dcode, sp_e["district"].to_numpy()),
+            "school_code": _take(scode, sp_e["school"].to_numpy()),
+            "grade": _take(GRADE_LABELS, sp_e["grade"].to_numpy()),
+            "entry_date": _iso(sp_e["entry"].to_numpy()),
+            "exit_date": _iso(exit_, empty=exit_ < 0),
+            "frl": sp_e["frl"].to_numpy(),
+            "ell": sp_e["ell"].to_numpy(),
+            "swd": sp_e["swd"].to_numpy(),
+        }
+    )
+    school_row = spells["school"].to_numpy()[sp]
+    order = np.lexsort((school_row, rt, rank[rs]))
+    attendance_monthly = pd.DataFrame(
+        {
+            "student_id": _take(sid, rs[order]),
+            "school_year": _take(year_labels, months.year_idx[rt[order]]),
+            "district_code": _take(dcode, spells["district"].to_numpy()[sp[order]]),
+            "school_code": _take(scode, school_row[order]),
+            "month": _take(month_labels, rt[order]),
+            "days_membership": rn[order].astype(np.int32),
+            "days_present": y1[order].astype(np.int32),
+        }
+    )
     vt = visits.table
-    home_visits = pd.DataFrame({
-        "visit_id": [f"V{i + 1:08d}" for i in range(len(vt))],
-        "student_id": sid[vt["student"].to_numpy()],
-        "district_code": dcode[vt["district"].to_numpy()],
-        "visit_date": _iso(vt["date"].to_numpy()),
-        "outcome": np.where(vt["completed"].to_numpy(), "completed", "attempted"),
-        "mode": np.array(MODES, dtype=object)[vt["mode"].to_numpy().astype(int)],
-    })
-    order = np.lexsort((attendance_monthly["school_code"], attendance_monthly["month"],
-                        attendance_monthly["student_id"]))
-    attendance_monthly = attendance_monthly.iloc[order].reset_index(drop=True)
-    enrollment = enrollment.sort_values(["student_id", "school_year", "entry_date"],
-                                        kind="stable").reset_index(drop=True)
-    students = students.sort_values("student_id", kind="stable").reset_index(drop=True)
+    home_visits = pd.DataFrame(
+        {
+            "visit_id": [f"V{i + 1:08d}" for i in range(len(vt))],
+            "student_id": _take(sid, vt["student"].to_numpy()),
+            "district_code": _take(dcode, vt["district"].to_numpy()),
+            "visit_date": _iso(vt["date"].to_numpy()),
+            "outcome": np.where(vt["completed"].to_numpy(), "completed", "attempted"),
+            "mode": _take(MODES, vt["mode"].to_numpy().astype(int)),
+        }
+    )
 
     # ---- calibration check and metadata --------------------------------------------
     yearly = pd.DataFrame({"s": rs, "y": months.year_idx[rt], "n": rn, "k": y1})
     yearly = yearly.groupby(["y", "s"])[["n", "k"]].sum()
     chronic = (100 * yearly["k"] / yearly["n"] <= CHRONIC_THRESHOLD).groupby(level="y").mean()
-    truth.update({
-        "synthetic": True,
-        "generator": "pipeline.synth",
-        "seed": cfg.seed,
-        "config": asdict(cfg),
-        "primary_window": list(PRIMARY_WINDOW),
-        "effect_units": "percentage points of the monthly attendance rate",
-        "event_time": "school months relative to the first completed visit's effective "
-                      "school month (July/August visits take effect in September)",
-        "subgroup_definition": "grade band, English-learner status and mode are those of "
-                               "the first completed visit; cohort from its date",
-        "chronic_absence": {
-            y: {"target": cfg.chronic_targets[y], "realized": round(100 * float(chronic[i]), 3)}
-            for i, y in enumerate(cfg.school_years)
-        },
-        "year_effects_logit": [float(m) for m in mu],
-        "counts": {
-            "students": int(N),
-            "districts": int(len(districts)),
-            "program_districts": int(districts["leap"].sum()),
-            "schools": int(len(geo.schools)),
-            "enrollment_rows": int(len(enrollment)),
-            "attendance_monthly_rows": int(len(attendance_monthly)),
-            "home_visits": int(len(home_visits)),
-            "treated_students": int(len(attrs)),
-        },
-    })
-    daily_source = pd.DataFrame({
-        "row": np.arange(len(rows)), "t": rt, "n": rn, "k": y1,
-        "entry": spells["entry"].to_numpy()[sp], "exit": exit_[sp],
-    })
+    truth.update(
+        {
+            "synthetic": True,
+            "generator": "pipeline.synth",
+            "seed": cfg.seed,
+            "config": asdict(cfg),
+            "primary_window": list(PRIMARY_WINDOW),
+            "effect_units": "percentage points of the monthly attendance rate",
+            "event_time": "school months relative to the first completed visit's effective "
+            "school month (July/August visits take effect in September)",
+            "subgroup_definition": "grade band, English-learner status and mode are those of "
+            "the first completed visit; cohort from its date",
+            "chronic_absence": {
+                y: {"target": cfg.chronic_targets[y], "realized": round(100 * float(chronic[i]), 3)}
+                for i, y in enumerate(cfg.school_years)
+            },
+            "year_effects_logit": [float(m) for m in mu],
+            "counts": {
+                "students": int(N),
+                "districts": int(len(districts)),
+                "program_districts": int(districts["leap"].sum()),
+                "schools": int(len(geo.schools)),
+                "enrollment_rows": int(len(enrollment)),
+                "attendance_monthly_rows": int(len(attendance_monthly)),
+                "home_visits": int(len(home_visits)),
+                "treated_students": int(len(attrs)),
+            },
+        }
+    )
+    daily_source = pd.DataFrame(
+        {
+            "row": np.arange(len(rows)),
+            "t": rt,
+            "n": rn,
+            "k": y1,
+            "entry": spells["entry"].to_numpy()[sp],
+            "exit": spells["exit"].to_numpy()[sp],
+        }
+    )
     return SyntheticExtract(
         tables={
             "districts": districts,

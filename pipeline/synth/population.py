@@ -221,8 +221,10 @@ def simulate_population(rng, geo: Geography, n_students: int, start_years: list[
         # mid-year exits: half move (new spell elsewhere), half leave the state
         n = sid.size
         exits = rng.random(n) < 0.025 + 0.01 * (grade >= 9)
-        window = ordinals[(ordinals >= np.datetime64(f"{y0}-10-01").astype(np.int64))
-                          & (ordinals <= np.datetime64(f"{y0 + 1}-05-31").astype(np.int64))]
+        window = ordinals[
+            (ordinals >= np.datetime64(f"{y0}-10-01").astype(np.int64))
+            & (ordinals <= np.datetime64(f"{y0 + 1}-05-31").astype(np.int64))
+        ]
         exit_day = np.full(n, -1, dtype=np.int64)
         exit_day[exits] = rng.choice(window, size=exits.sum())
         mover = exits & (rng.random(n) < 0.5)
@@ -288,8 +290,10 @@ def simulate_population(rng, geo: Geography, n_students: int, start_years: list[
         mg = rng.choice(13, size=n_m, p=gw)
         mid_ = add(md, mg)
         ms = _pick_school(geo, md, mg, rng)
-        win2 = ordinals[(ordinals >= np.datetime64(f"{y0}-10-01").astype(np.int64))
-                        & (ordinals <= np.datetime64(f"{y0 + 1}-04-30").astype(np.int64))]
+        win2 = ordinals[
+            (ordinals >= np.datetime64(f"{y0}-10-01").astype(np.int64))
+            & (ordinals <= np.datetime64(f"{y0 + 1}-04-30").astype(np.int64))
+        ]
         spells.append(
             pd.DataFrame(
                 {

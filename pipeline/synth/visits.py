@@ -44,8 +44,9 @@ class StudentMonths:
             return np.where(n > 0, 100.0 * self.y0[:, t] / n, np.nan)
 
 
-def student_months(rows: pd.DataFrame, spells: pd.DataFrame, n_students: int, T: int,
-                   y0: np.ndarray) -> StudentMonths:
+def student_months(
+    rows: pd.DataFrame, spells: pd.DataFrame, n_students: int, T: int, y0: np.ndarray
+) -> StudentMonths:
     sp = rows["spell"].to_numpy()
     t = rows["t"].to_numpy()
     st = spells["student"].to_numpy()[sp]
@@ -87,18 +88,25 @@ def _calendar_months(start: str, months: Months) -> list[tuple[int, int]]:
     return out
 
 
-def simulate_visits(rng: np.random.Generator, sm: StudentMonths, spells: pd.DataFrame,
-                    months: Months, leap: np.ndarray, cfg: ProgramConfig,
-                    u: np.ndarray) -> Visits:
+def simulate_visits(
+    rng: np.random.Generator,
+    sm: StudentMonths,
+    spells: pd.DataFrame,
+    months: Months,
+    leap: np.ndarray,
+    cfg: ProgramConfig,
+    u: np.ndarray,
+) -> Visits:
     N, T = sm.n.shape
     leap_idx = np.flatnonzero(leap)
-    t_of = {(int(y), int(m)): t for t, (y, m) in enumerate(zip(months.year, months.month,
-                                                                  strict=True))}
+    t_of = {
+        (int(y), int(m)): t for t, (y, m) in enumerate(zip(months.year, months.month, strict=True))
+    }
     cal = [ym for ym in _calendar_months(cfg.start_month, months)]
     # enrolment of each program district (average students of record per month)
     size = np.array([(sm.district == d).sum() / T for d in leap_idx])
     weights = []
-    for (y, m) in cal:
+    for y, m in cal:
         if m in (7, 8):
             weights.append(1.6 if y == 2021 else 0.6)
         elif (y, m) < (2021, 7):
@@ -164,10 +172,21 @@ def simulate_visits(rng: np.random.Generator, sm: StudentMonths, spells: pd.Data
             top = elig[np.argsort(-score[elig], kind="stable")[:cap]]
             ok = rng.random(cap) < cfg.contact_rate
             mode = rng.choice(3, size=cap, p=mode_p)
-            date = _visit_dates(rng, top, cand_spell[top], summer, y, m, months, t_eff,
-                                spell_entry, spell_exit)
-            records.append(pd.DataFrame({"student": top, "district": d, "date": date,
-                                         "completed": ok, "mode": mode, "t_eff": t_eff}))
+            date = _visit_dates(
+                rng, top, cand_spell[top], summer, y, m, months, t_eff, spell_entry, spell_exit
+            )
+            records.append(
+                pd.DataFrame(
+                    {
+                        "student": top,
+                        "district": d,
+                        "date": date,
+                        "completed": ok,
+                        "mode": mode,
+                        "t_eff": t_eff,
+                    }
+                )
+            )
             new = top[ok]
             reached[new] = True
             first_t[new] = t_eff
@@ -187,14 +206,36 @@ def simulate_visits(rng: np.random.Generator, sm: StudentMonths, spells: pd.Data
                 keep_mode = rng.random(active.size) < 0.7
                 amode = np.where(keep_mode, amode, rng.choice(3, size=active.size, p=mode_p))
                 comp = rng.random(active.size) < 0.9
-                dts = _visit_dates(rng, active, sm.spell[active, t].astype(np.int64), False,
-                                   int(months.year[t]), int(months.month[t]), months, t,
-                                   spell_entry, spell_exit)
-                records.append(pd.DataFrame({"student": active, "district": d, "date": dts,
-                                             "completed": comp, "mode": amode, "t_eff": t}))
+                dts = _visit_dates(
+                    rng,
+                    active,
+                    sm.spell[active, t].astype(np.int64),
+                    False,
+                    int(months.year[t]),
+                    int(months.month[t]),
+                    months,
+                    t,
+                    spell_entry,
+                    spell_exit,
+                )
+                records.append(
+                    pd.DataFrame(
+                        {
+                            "student": active,
+                            "district": d,
+                            "date": dts,
+                            "completed": comp,
+                            "mode": amode,
+                            "t_eff": t,
+                        }
+                    )
+                )
                 n_done = n_done + comp
-    table = pd.concat(records, ignore_index=True) if records else pd.DataFrame(
-        columns=["student", "district", "date", "completed", "mode", "t_eff"])
+    table = (
+        pd.concat(records, ignore_index=True)
+        if records
+        else pd.DataFrame(columns=["student", "district", "date", "completed", "mode", "t_eff"])
+    )
     table = table.sort_values(["date", "student"], kind="stable").reset_index(drop=True)
     comp = table[table["completed"]]
     ctd = np.zeros((N, T), dtype=np.int8)
@@ -208,14 +249,18 @@ def _visit_dates(rng, students, spell_idx, summer, y, m, months: Months, t, entr
     the spell, or (summer) a weekday of July or August."""
     if summer:
         start = np.datetime64(f"{y:04d}-{m:02d}")
-        days = np.arange(start.astype("datetime64[D]"),
-                         (start + np.timedelta64(1, "M")).astype("datetime64[D]"))
+        days = np.arange(
+            start.astype("datetime64[D]"), (start + np.timedelta64(1, "M")).astype("datetime64[D]")
+        )
         days = days[np.is_busday(days)].astype(np.int64)
         return rng.choice(days, size=students.size)
     ords = months.ordinals[months.year_idx[t]]
     m0 = np.datetime64(f"{y:04d}-{m:02d}-01").astype(np.int64)
-    m1 = (np.datetime64(f"{y:04d}-{m:02d}") + np.timedelta64(1, "M")).astype(
-        "datetime64[D]").astype(np.int64)
+    m1 = (
+        (np.datetime64(f"{y:04d}-{m:02d}") + np.timedelta64(1, "M"))
+        .astype("datetime64[D]")
+        .astype(np.int64)
+    )
     e = entry[spell_idx]
     x = np.where(exit_[spell_idx] < 0, np.iinfo(np.int64).max // 2, exit_[spell_idx])
     a = np.searchsorted(ords, np.maximum(e, m0), side="left")

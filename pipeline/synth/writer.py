@@ -17,22 +17,26 @@ from pipeline.synth.generator import SyntheticExtract
 
 
 def _arrow(df: pd.DataFrame) -> pa.Table:
-    cols = {}
-    for c in df.columns:
-        col = df[c]
-        if pd.api.types.is_bool_dtype(col):
-            cols[c] = pa.array(col.to_numpy(), type=pa.bool_())
-        elif pd.api.types.is_integer_dtype(col):
-            cols[c] = pa.array(col.to_numpy(), type=pa.int32())
+    """Arrow table with text as strings, flags as booleans and counts as int32."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        if pa.types.is_integer(f.type):
+            fields.append(pa.field(f.name, pa.int32()))
+        elif pa.types.is_boolean(f.type):
+            fields.append(f)
         else:
-            cols[c] = pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string())
-    return pa.table(cols)
+            fields.append(pa.field(f.name, pa.string()))
+    return table.cast(pa.schema(fields))
 
 
 def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
     if fmt == "csv":
-        pacsv.write_csv(table, path.with_suffix(".csv"),
-                        write_options=pacsv.WriteOptions(quoting_style="needed"))
+        pacsv.write_csv(
+            table,
+            path.with_suffix(".csv"),
+            write_options=pacsv.WriteOptions(quoting_style="needed"),
+        )
     else:
         pq.write_table(table, path.with_suffix(".parquet"), compression="zstd")
 
@@ -41,14 +45,14 @@ def _daily_chunks(extract: SyntheticExtract, seed: int):
     """Yield the daily form month by month: each membership row becomes its school days,
     with exactly ``days_present`` of them marked present (chosen at random)."""
     src = extract.daily_source
-    monthly = extract.tables["attendance_monthly"]
+    monthly = _arrow(extract.tables["attendance_monthly"])
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     t_all = src["t"].to_numpy()
+    months = monthly.column("month")
     for t in np.unique(t_all):
         sel = np.flatnonzero(t_all == t)
-        y_idx = int(t) // 10
-        ords = extract.instructional_days[y_idx]
-        month = monthly["month"].iloc[sel[0]]
+        ords = extract.instructional_days[int(t) // 10]
+        month = months[int(sel[0])].as_py()
         m0 = np.datetime64(month + "-01").astype(np.int64)
         n = src["n"].to_numpy()[sel]
         k = src["k"].to_numpy()[sel]
@@ -57,27 +61,35 @@ def _daily_chunks(extract: SyntheticExtract, seed: int):
         total = int(n.sum())
         grp = np.repeat(np.arange(sel.size), n)
         offset = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
-        dates = ords[np.repeat(a, n) + offset]
-        key = rng.random(total)
-        order = np.lexsort((key, grp))
-        # rank of each day's key within its row: sorted by (row, key), rows stay in order
+        day = ords[np.repeat(a, n) + offset]
+        order = np.lexsort((rng.random(total), grp))
+        # rank of each day's random key within its row: sorted by (row, key)
         rank = np.empty(total, dtype=np.int64)
-        rank[order] = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
+        rank[order] = offset
         present = rank < np.repeat(k, n)
-        rows = monthly.iloc[sel]
-        yield pa.table({
-            "student_id": pa.array(np.repeat(rows["student_id"].to_numpy(), n), pa.string()),
-            "district_code": pa.array(np.repeat(rows["district_code"].to_numpy(), n), pa.string()),
-            "school_code": pa.array(np.repeat(rows["school_code"].to_numpy(), n), pa.string()),
-            "date": pa.array(np.datetime_as_string(dates.astype("datetime64[D]"), unit="D"),
-                             pa.string()),
-            "present": pa.array(present, pa.bool_()),
-        })
+        uniq, inv = np.unique(day, return_inverse=True)
+        labels = pa.array(np.datetime_as_string(uniq.astype("datetime64[D]"), unit="D"))
+        idx = pa.array(np.repeat(sel, n))
+        yield pa.table(
+            {
+                "student_id": monthly.column("student_id").take(idx),
+                "district_code": monthly.column("district_code").take(idx),
+                "school_code": monthly.column("school_code").take(idx),
+                "date": labels.take(pa.array(inv)),
+                "present": pa.array(present, pa.bool_()),
+            }
+        )
 
 
-def write_extract(extract: SyntheticExtract, out_dir: str | Path, *, fmt: str = "csv",
-                  attendance_form: str = "monthly", faults_per_kind: int = 0,
-                  seed: int = 0) -> None:
+def write_extract(
+    extract: SyntheticExtract,
+    out_dir: str | Path,
+    *,
+    fmt: str = "csv",
+    attendance_form: str = "monthly",
+    faults_per_kind: int = 0,
+    seed: int = 0,
+) -> None:
     """Write every contract table and ``truth.json`` to ``out_dir`` (atomically)."""
     tables = dict(extract.tables)
     truth = dict(extract.truth)
@@ -100,9 +112,15 @@ def write_extract(extract: SyntheticExtract, out_dir: str | Path, *, fmt: str = 
 
 
 def _write_daily(extract: SyntheticExtract, path: Path, fmt: str, seed: int, k: int) -> None:
-    schema = pa.schema([("student_id", pa.string()), ("district_code", pa.string()),
-                        ("school_code", pa.string()), ("date", pa.string()),
-                        ("present", pa.string() if k > 0 else pa.bool_())])
+    schema = pa.schema(
+        [
+            ("student_id", pa.string()),
+            ("district_code", pa.string()),
+            ("school_code", pa.string()),
+            ("date", pa.string()),
+            ("present", pa.string() if k > 0 else pa.bool_()),
+        ]
+    )
     writer = None
     try:
         if fmt == "csv":
@@ -111,9 +129,14 @@ def _write_daily(extract: SyntheticExtract, path: Path, fmt: str, seed: int, k: 
             writer = pq.ParquetWriter(path.with_suffix(".parquet"), schema, compression="zstd")
         for chunk in _daily_chunks(extract, seed):
             if k > 0:
-                chunk = chunk.set_column(4, "present", pa.array(
-                    np.where(chunk["present"].to_numpy(zero_copy_only=False), "true", "false"),
-                    pa.string()))
+                chunk = chunk.set_column(
+                    4,
+                    "present",
+                    pa.array(
+                        np.where(chunk["present"].to_numpy(zero_copy_only=False), "true", "false"),
+                        pa.string(),
+                    ),
+                )
             writer.write_table(chunk.cast(schema))
         if k > 0:
             s = extract.tables["attendance_monthly"].iloc[:1]
@@ -126,8 +149,14 @@ def _write_daily(extract: SyntheticExtract, path: Path, fmt: str, seed: int, k: 
                 rows.append((sid, dc, PLANT_SCHOOL, str(weekdays[i]), "perhaps"))
                 rows.append((f"Z{i:09d}", dc, PLANT_SCHOOL, "2021-03-01", "true"))
             cols = list(zip(*rows, strict=True))
-            writer.write_table(pa.table({n: pa.array(list(c), pa.string()) for n, c in
-                                         zip(schema.names, cols, strict=True)}))
+            writer.write_table(
+                pa.table(
+                    {
+                        n: pa.array(list(c), pa.string())
+                        for n, c in zip(schema.names, cols, strict=True)
+                    }
+                )
+            )
     finally:
         if writer is not None:
             writer.close()
