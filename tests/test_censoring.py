@@ -25,11 +25,23 @@ def _simulate(n=6000, K=8, seed=0):
         h = 1 / (1 + np.exp(-(-3.6 - 0.25 * (rates[:, t - 1] - 90))))
         hit = alive & (rng.random(n) < h)
         first[hit] = 200 + t
-        rows.append(pd.DataFrame({
-            "student_key": np.arange(n), "match_id": np.arange(n), "role": "comparison",
-            "stack_event_time": k, "school_month": 200 + t, "first_visit_school_month": first,
-            "rate_lag1": rates[:, t - 1], "rate_lag2": rates[:, t - 2],
-            "rate_lag3": rates[:, t - 3], "month": str(t), "y0": rates[:, t]}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "student_key": np.arange(n),
+                    "match_id": np.arange(n),
+                    "role": "comparison",
+                    "stack_event_time": k,
+                    "school_month": 200 + t,
+                    "first_visit_school_month": first,
+                    "rate_lag1": rates[:, t - 1],
+                    "rate_lag2": rates[:, t - 2],
+                    "rate_lag3": rates[:, t - 3],
+                    "month": str(t),
+                    "y0": rates[:, t],
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -41,7 +53,8 @@ def test_ipcw_recovers_the_uncensored_mean():
     keep = w > 0
     naive = df[keep].groupby("stack_event_time")["y0"].mean()
     weighted = (df["y0"] * w)[keep].groupby(df["stack_event_time"][keep]).sum() / w[keep].groupby(
-        df["stack_event_time"][keep]).sum()
+        df["stack_event_time"][keep]
+    ).sum()
     late = truth.index >= 4
     # dropping visited students leaves a healthier comparison group ...
     assert (naive - truth)[late].min() > 0.8
@@ -50,8 +63,9 @@ def test_ipcw_recovers_the_uncensored_mean():
     assert (weighted - truth).abs()[late].max() < 0.5
     # truncating the weights brings part of the bias back
     wt, _ = ipcw_weights(df, categorical=(), truncate=0.99)
-    trunc = (df["y0"] * wt)[keep].groupby(df["stack_event_time"][keep]).sum() / wt[
-        keep].groupby(df["stack_event_time"][keep]).sum()
+    trunc = (df["y0"] * wt)[keep].groupby(df["stack_event_time"][keep]).sum() / wt[keep].groupby(
+        df["stack_event_time"][keep]
+    ).sum()
     assert (trunc - truth)[late].mean() > (weighted - truth)[late].mean()
 
 

@@ -18,7 +18,8 @@ from tests.conftest import small_config
 def _student_months(ex) -> pd.DataFrame:
     a = ex.tables["attendance_monthly"]
     m = a.groupby(["student_id", "month"], as_index=False)[
-        ["days_membership", "days_present"]].sum()
+        ["days_membership", "days_present"]
+    ].sum()
     y, mo = m["month"].str.slice(0, 4).astype(int), m["month"].str.slice(5, 7).astype(int)
     m["t"] = school_month_index(y, mo)
     m["rate"] = 100 * m["days_present"] / m["days_membership"]
@@ -38,7 +39,8 @@ def test_tables_have_contract_columns_and_codes(default_extract):
     t = default_extract.tables
     for name, df in t.items():
         assert list(df.columns[: len(TABLES[name].columns)]) == [
-            c.name for c in TABLES[name].columns], name
+            c.name for c in TABLES[name].columns
+        ], name
     assert set(t["students"]["sex"]) <= set(SEX_CODES)
     assert set(t["students"]["race_ethnicity"]) <= set(RACE_CODES)
     assert set(t["enrollment"]["grade"]) <= set(GRADES)
@@ -67,7 +69,8 @@ def test_structure_looks_like_a_state(default_extract):
     # grades advance, seniors graduate, kindergartners arrive
     years = sorted(e["school_year"].unique())
     g = e.drop_duplicates(["student_id", "school_year"]).pivot(
-        index="student_id", columns="school_year", values="grade")
+        index="student_id", columns="school_year", values="grade"
+    )
     both = g[[years[0], years[1]]].dropna()
     num = both.replace({"K": "0"}).astype(int)
     advanced = (num[years[1]] == num[years[0]] + 1).mean()
@@ -87,8 +90,9 @@ def test_calendar_has_real_school_days(default_extract):
     a = default_extract.tables["attendance_monthly"]
     full = a.groupby("month")["days_membership"].max()
     assert full.between(9, 23).all()
-    assert set(full.index.str.slice(5, 7)) == {f"{m:02d}" for m in (9, 10, 11, 12, 1, 2, 3, 4,
-                                                                   5, 6)}
+    assert set(full.index.str.slice(5, 7)) == {
+        f"{m:02d}" for m in (9, 10, 11, 12, 1, 2, 3, 4, 5, 6)
+    }
     # about 180 days a year for a student enrolled all year
     per_year = a.groupby(["student_id", "school_year"])["days_membership"].sum()
     assert per_year.max() == 181
@@ -98,14 +102,16 @@ def test_chronic_absence_calibrated_to_connecticut(default_extract):
     a = default_extract.tables["attendance_monthly"]
     y = a.groupby(["school_year", "student_id"])[["days_membership", "days_present"]].sum()
     chronic = (100 * y["days_present"] / y["days_membership"] <= 90).groupby(
-        level="school_year").mean() * 100
+        level="school_year"
+    ).mean() * 100
     targets = {"2020-21": 19.0, "2021-22": 23.7, "2022-23": 20.0}
     for year, target in targets.items():
         assert abs(chronic[year] - target) < 2.0, (year, chronic[year])
     # and the truth file records the same realized rates
     for year in targets:
-        assert abs(default_extract.truth["chronic_absence"][year]["realized"]
-                   - chronic[year]) < 1e-3
+        assert (
+            abs(default_extract.truth["chronic_absence"][year]["realized"] - chronic[year]) < 1e-3
+        )
 
 
 def test_visits_only_in_program_districts_from_april_2021(default_extract):
@@ -161,8 +167,10 @@ def test_truth_profile_and_subgroups(default_extract):
     assert tr["att_window"] == pytest.approx(window)
     sg = tr["subgroups"]
     assert sg["grade_band"]["6-12"]["att_window"] > sg["grade_band"]["PK-5"]["att_window"]
-    assert (sg["first_visit_mode"]["in_person"]["att_window"]
-            > sg["first_visit_mode"]["phone_or_virtual"]["att_window"])
+    assert (
+        sg["first_visit_mode"]["in_person"]["att_window"]
+        > sg["first_visit_mode"]["phone_or_virtual"]["att_window"]
+    )
     assert {"summer 2021", "2021-22"} <= set(sg["cohort"])
     assert tr["synthetic"] is True
 
@@ -175,8 +183,7 @@ def test_zero_effect_has_zero_truth():
 
 
 def _digest(folder) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir())}
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 def test_same_seed_identical_other_seed_differs(tmp_path):
@@ -196,11 +203,19 @@ def test_daily_form_aggregates_to_monthly(tmp_path, small_extract):
     dates = pd.to_datetime(daily["date"])
     assert (dates.dt.day_of_week < 5).all()
     daily["month"] = daily["date"].str.slice(0, 7)
-    agg = daily.groupby(["student_id", "school_code", "month"]).agg(
-        days_membership=("present", "size"), days_present=("present", "sum")).reset_index()
+    agg = (
+        daily.groupby(["student_id", "school_code", "month"])
+        .agg(days_membership=("present", "size"), days_present=("present", "sum"))
+        .reset_index()
+    )
     monthly = small_extract.tables["attendance_monthly"]
-    merged = monthly.merge(agg, on=["student_id", "school_code", "month"], how="outer",
-                           suffixes=("", "_d"), indicator=True)
+    merged = monthly.merge(
+        agg,
+        on=["student_id", "school_code", "month"],
+        how="outer",
+        suffixes=("", "_d"),
+        indicator=True,
+    )
     assert (merged["_merge"] == "both").all()
     assert (merged["days_membership"] == merged["days_membership_d"]).all()
     assert (merged["days_present"] == merged["days_present_d"]).all()

@@ -35,7 +35,7 @@ class ProgramConfig:
     mode_shares: dict[str, float] = field(
         default_factory=lambda: {"in_person": 0.6, "phone": 0.25, "virtual": 0.15}
     )
-    referral_noise: float = 4.0
+    referral_noise: float = 12.0
     unobserved_weight: float = 0.0
 
 

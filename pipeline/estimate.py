@@ -1,0 +1,711 @@
+"""Stage ``estimate``: effects of the first home visit, side by side across designs.
+
+``python -m pipeline.estimate`` reads ``data/processed/panel.parquet`` and
+``data/processed/matched.parquet`` and writes the contract's event-study table and
+metrics, the chronic-absence event study, subgroup and robustness tables, the data behind
+the report's descriptive figures and — when the extract is synthetic — a comparison of
+every estimate with the generator's truth.
+
+Designs
+-------
+* **Primary: matched stacked event study** (:func:`pipeline.did.stacked.stacked_event_study`)
+  on the matched stacks, unit-by-stack and stack-by-event-time fixed effects, matching
+  weights × inverse-probability-of-censoring weights (:mod:`pipeline.censoring`) for
+  comparison students visited later, errors clustered by school, wild cluster bootstrap
+  (Webb weights) for the window average because program districts are few.
+* **Comparators on the same students** (the matched students' own panels, each student
+  first treated at their own first visit, never-visited students as controls): the naive
+  before/after on visited students only, two-way fixed effects, Callaway–Sant'Anna with
+  not-yet-treated controls (unconditional and doubly robust with baseline covariates;
+  balanced students only, as the implemented panel estimator requires), Sun–Abraham and
+  imputation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.censoring import ipcw_weights
+from pipeline.config import load_params
+from pipeline.did.cs import aggte, att_gt
+from pipeline.did.imputation import imputation
+from pipeline.did.naive import naive_before_after
+from pipeline.did.results import TIDY_COLUMNS, EventStudyResult
+from pipeline.did.stacked import stacked_event_study
+from pipeline.did.sunab import sun_abraham
+from pipeline.did.twfe import twfe_event_study
+from pipeline.io import write_csv, write_json
+from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+
+log = logging.getLogger("pipeline.estimate")
+
+PRIMARY = "matched_stacked"
+OUTCOMES = {"attendance_rate": "attendance_rate", "chronic": "chronic_pp"}
+
+
+@dataclass(frozen=True)
+class EstimateConfig:
+    att_window: tuple[int, int] = (1, 6)
+    event_window: tuple[int, int] = (-6, 12)
+    reference: tuple[int, ...] = (-1,)
+    cluster: str = "school_code"
+    ipcw: bool = True
+    wild_bootstrap: bool = True
+    bootstrap_draws: int = 999
+    seed: int = 11
+    alpha: float = 0.05
+    comparators: tuple[str, ...] = (
+        "naive_before_after",
+        "twfe",
+        "callaway_santanna_unconditional",
+        "callaway_santanna_dr",
+        "sun_abraham",
+        "imputation",
+    )
+    subgroups: tuple[str, ...] = (
+        "grade_band",
+        "cohort",
+        "first_visit_mode",
+        "ell",
+        "prior_year_tier",
+        "district_code",
+        "dosage",
+    )
+    placebo_shift: int = 6
+    pools: tuple[str, ...] = ("program_districts", "non_program_districts")
+    calipers: tuple[float, ...] = (0.1, 0.5)
+    ratios: tuple[int, ...] = (1, 5)
+    honest_mbar: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any]) -> EstimateConfig:
+        kw = dict(p)
+        rob = kw.pop("robustness", {}) or {}
+        kw.update(rob)
+        unknown = set(kw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"params.yaml estimate: unknown key(s) {sorted(unknown)}")
+        for k, v in list(kw.items()):
+            if isinstance(v, list):
+                kw[k] = tuple(v)
+        return cls(**kw)
+
+
+# ----------------------------------------------------------------------------------------
+# data preparation
+# ----------------------------------------------------------------------------------------
+def add_outcomes(df: pd.DataFrame) -> pd.DataFrame:
+    """The chronic flag as percentage points (0/100) beside the attendance rate."""
+    out = df.copy()
+    out["chronic_pp"] = 100.0 * out["chronic"].astype(float)
+    return out
+
+
+def with_censoring_weights(matched: pd.DataFrame, use: bool) -> tuple[pd.DataFrame, dict]:
+    m = matched.copy()
+    if not use:
+        m["ipcw"] = 1.0
+        return m, {"ipcw": False}
+    w, model = ipcw_weights(m)
+    m["ipcw"] = w.to_numpy()
+    return m, {"ipcw": True, **model.weight_summary}
+
+
+def comparator_panel(panel: pd.DataFrame, students: pd.Index) -> pd.DataFrame:
+    """Panel rows of the given students with ``g`` = own first visit month (0 = never)."""
+    p = panel[panel["student_key"].isin(students)].copy()
+    p["g"] = p["first_visit_school_month"].astype("float64").fillna(0).astype("int64")
+    p["t"] = p["school_month"].astype("int64")
+    return p
+
+
+def _baseline_covariates(p: pd.DataFrame) -> pd.DataFrame:
+    first = p.sort_values(["student_key", "t"]).drop_duplicates("student_key")
+    cov = pd.DataFrame(
+        {
+            "student_key": first["student_key"],
+            "x_frl": first["frl"].astype(float),
+            "x_ell": first["ell"].astype(float),
+            "x_swd": first["swd"].astype(float),
+            "x_hs": (first["grade_band"] == "6-12").astype(float),
+        }
+    )
+    return p.merge(cov, on="student_key", how="left")
+
+
+# ----------------------------------------------------------------------------------------
+# estimators
+# ----------------------------------------------------------------------------------------
+def primary(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
+) -> EventStudyResult:
+    res = stacked_event_study(
+        matched,
+        yname=y,
+        cluster=cfg.cluster,
+        weights="ipcw",
+        ref=cfg.reference,
+        window=cfg.event_window,
+        average_window=cfg.att_window,
+        wild_bootstrap=bootstrap,
+        B=cfg.bootstrap_draws,
+        seed=cfg.seed,
+        alpha=cfg.alpha,
+    )
+    res.estimator = PRIMARY
+    return res
+
+
+def comparators(cp: pd.DataFrame, y: str, cfg: EstimateConfig) -> tuple[list, dict]:
+    """Run every comparator; failures are recorded, not hidden."""
+    lo, hi = cfg.event_window
+    common = dict(yname=y, tname="t", idname="student_key", gname="g")
+    results, errors = [], {}
+    runners = {
+        "naive_before_after": lambda: naive_before_after(
+            cp, **common, window=cfg.event_window, ref=cfg.reference, cluster=cfg.cluster
+        ),
+        "twfe": lambda: twfe_event_study(
+            cp,
+            **common,
+            cluster=cfg.cluster,
+            ref=cfg.reference[0],
+            window=cfg.event_window,
+            bin_endpoints=True,
+        ),
+        "sun_abraham": lambda: sun_abraham(
+            cp,
+            **common,
+            control="lastcohort" if not (cp["g"] == 0).any() else "never",
+            cluster=cfg.cluster,
+            ref=cfg.reference[0],
+            window=cfg.event_window,
+            bin_endpoints=True,
+        ),
+        "imputation": lambda: imputation(
+            cp,
+            **common,
+            cluster=cfg.cluster,
+            horizons=list(range(0, hi + 1)),
+            pretrends=list(range(lo, -1)),
+        ),
+        "callaway_santanna_unconditional": lambda: _cs(cp, y, cfg, "unconditional"),
+        "callaway_santanna_dr": lambda: _cs(cp, y, cfg, "dr"),
+    }
+    for name in cfg.comparators:
+        t0 = time.perf_counter()
+        try:
+            r = runners[name]()
+        except Exception as exc:  # noqa: BLE001 - recorded and reported
+            log.warning("comparator %s failed: %s", name, exc)
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        r.estimator = name
+        r.info["seconds"] = round(time.perf_counter() - t0, 2)
+        results.append(r)
+    return results, errors
+
+
+def _cs(cp: pd.DataFrame, y: str, cfg: EstimateConfig, method: str) -> EventStudyResult:
+    # the implemented panel estimator needs a balanced panel: keep students observed in
+    # every month of the extract
+    periods = cp["t"].nunique()
+    n = cp.groupby("student_key")["t"].transform("nunique")
+    bal = _baseline_covariates(cp[n == periods])
+    kw = {}
+    if method == "dr":
+        kw = dict(covariates=["x_frl", "x_ell", "x_swd", "x_hs"], est_method="dr")
+    else:
+        kw = dict(est_method="unconditional") if method == "unconditional" else {}
+    gt = att_gt(
+        bal,
+        yname=y,
+        tname="t",
+        idname="student_key",
+        gname="g",
+        control_group="notyettreated",
+        clustervars=cfg.cluster,
+        alp=cfg.alpha,
+        base_period="universal",
+        **kw,
+    )
+    agg = aggte(gt, type="dynamic", min_e=cfg.event_window[0], max_e=cfg.event_window[1])
+    res = agg.to_event_study(f"callaway_santanna_{method}")
+    res.info["balanced_students"] = int(bal["student_key"].nunique())
+    return res
+
+
+# ----------------------------------------------------------------------------------------
+# subgroups and robustness
+# ----------------------------------------------------------------------------------------
+def treated_attributes(matched: pd.DataFrame, window: tuple[int, int]) -> pd.DataFrame:
+    """Subgroup attributes of each matched set's treated student, at event time 0."""
+    t = matched[matched["role"] == "treated"]
+    at0 = t[t["stack_event_time"] == 0].drop_duplicates("match_id").set_index("match_id")
+    attrs = pd.DataFrame(index=at0.index)
+    for c in ("grade_band", "cohort", "ell", "prior_year_tier", "district_code"):
+        attrs[c] = at0[c].astype(object).where(at0[c].notna(), "missing").astype(str)
+    mode = at0["first_visit_mode"].astype(object)
+    attrs["first_visit_mode"] = np.where(
+        mode == "in_person", "in_person", np.where(mode == "unknown", "unknown", "phone_or_virtual")
+    )
+    inwin = t[t["stack_event_time"].between(0, window[1])]
+    dose = inwin.groupby("match_id")["visits_completed_to_date"].max()
+    attrs["dosage"] = pd.cut(
+        dose.reindex(attrs.index).fillna(1),
+        [0, 1, 2, np.inf],
+        labels=["1 visit", "2 visits", "3+ visits"],
+    ).astype(str)
+    return attrs
+
+
+def subgroup_effects(matched: pd.DataFrame, y: str, cfg: EstimateConfig) -> pd.DataFrame:
+    attrs = treated_attributes(matched, cfg.att_window)
+    rows = []
+    for sg in cfg.subgroups:
+        for level, ids in attrs.groupby(sg).groups.items():
+            sub = matched[matched["match_id"].isin(ids)]
+            n_t = int(sub.loc[sub["role"] == "treated", "student_key"].nunique())
+            n_c = int(sub.loc[sub["role"] == "comparison", "student_key"].nunique())
+            row = {"subgroup": sg, "level": str(level), "n_treated": n_t, "n_comparison": n_c}
+            try:
+                avg = primary(sub, y, cfg, bootstrap=False).average(cfg.att_window)
+                row.update(
+                    estimate=avg.estimate,
+                    std_error=avg.std_error,
+                    ci_low=avg.ci_low,
+                    ci_high=avg.ci_high,
+                )
+            except Exception as exc:  # noqa: BLE001 - too few students for this level
+                row.update(
+                    estimate=np.nan,
+                    std_error=np.nan,
+                    ci_low=np.nan,
+                    ci_high=np.nan,
+                    note=f"not estimable: {type(exc).__name__}",
+                )
+            rows.append(row)
+    cols = [
+        "subgroup",
+        "level",
+        "estimate",
+        "std_error",
+        "ci_low",
+        "ci_high",
+        "n_treated",
+        "n_comparison",
+        "note",
+    ]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def rematch(panel: pd.DataFrame, spec: RiskSetSpec) -> pd.DataFrame:
+    res = riskset_match(panel, spec)
+    return stack_panels(panel, res.matches, window=spec.window)
+
+
+def relative_magnitude_bounds(
+    res: EventStudyResult, window: tuple[int, int], mbars, alpha: float
+) -> list[dict]:
+    """Rambachan–Roth relative-magnitudes (Δ^RM) bounds for the window average.
+
+    Post-period violations of parallel trends may change from one period to the next by
+    at most ``Mbar`` times the largest pre-period change.  With the reference period
+    normalized to zero, the bias of the effect at event time ``t ≥ 0`` is then at most
+    ``(t + 1) · Mbar · Δ``, and that of the window average at most the mean of those
+    bounds.  The reported interval is the union of the confidence intervals over the
+    identified set (estimate ± bias bound ± z·SE): conservative relative to the
+    conditional/hybrid intervals of the HonestDiD package.
+    """
+    pre = sorted(int(e) for e in res.event_time if e < 0)
+    est = dict(zip(res.event_time.tolist(), res.estimate.tolist(), strict=True))
+    for r in res.reference:
+        est.setdefault(int(r), 0.0)
+    pre = sorted(set(pre) | {int(r) for r in res.reference})
+    steps = [abs(est[b] - est[a]) for a, b in zip(pre[:-1], pre[1:], strict=True) if b - a == 1]
+    delta = max(steps) if steps else float("nan")
+    avg = res.average(window, alpha)
+    z = res.crit(alpha)
+    mult = np.mean([t + 1 for t in range(window[0], window[1] + 1)])
+    out = []
+    for mbar in mbars:
+        b = mbar * delta * mult
+        out.append(
+            {
+                "check": f"relative magnitudes Mbar={mbar}",
+                "estimate": avg.estimate,
+                "std_error": avg.std_error,
+                "ci_low": avg.estimate - b - z * avg.std_error,
+                "ci_high": avg.estimate + b + z * avg.std_error,
+                "note": f"max pre-period change {delta:.3f}; bias bound ±{b:.3f}",
+            }
+        )
+    return out
+
+
+def robustness(
+    panel: pd.DataFrame,
+    matched: pd.DataFrame,
+    base: RiskSetSpec,
+    prim: EventStudyResult,
+    y: str,
+    cfg: EstimateConfig,
+) -> pd.DataFrame:
+    rows = []
+
+    def add(check: str, m: pd.DataFrame | None, window=cfg.att_window, note: str = ""):
+        if m is None or m.empty:
+            rows.append({"check": check, "note": "no matches"})
+            return
+        m, _ = with_censoring_weights(add_outcomes(m), cfg.ipcw)
+        try:
+            avg = primary(m, y, cfg, bootstrap=False).average(window)
+        except Exception as exc:  # noqa: BLE001 - reported in the table
+            rows.append({"check": check, "note": f"not estimable: {exc}"})
+            return
+        n_t = int(m.loc[m["role"] == "treated", "student_key"].nunique())
+        rows.append(
+            {
+                "check": check,
+                "estimate": avg.estimate,
+                "std_error": avg.std_error,
+                "ci_low": avg.ci_low,
+                "ci_high": avg.ci_high,
+                "n_treated": n_t,
+                "note": note,
+            }
+        )
+
+    avg = prim.average(cfg.att_window)
+    rows.append(
+        {
+            "check": "primary",
+            "estimate": avg.estimate,
+            "std_error": avg.std_error,
+            "ci_low": avg.ci_low,
+            "ci_high": avg.ci_high,
+            "n_treated": int(prim.n_treated.max()),
+            "note": "as reported",
+        }
+    )
+    pt = prim.pretrend_test()
+    rows.append(
+        {
+            "check": "joint pre-trend test",
+            "estimate": pt.statistic,
+            "note": f"chi2({pt.df}) p = {pt.p_value:.4f}, event times {list(pt.event_times)}",
+        }
+    )
+    # placebo: first visits moved earlier, effect measured before the real visit
+    s = cfg.placebo_shift
+    if s > 0:
+        fake = panel.copy()
+        fv = fake["first_visit_school_month"].astype("float64")
+        fake["first_visit_school_month"] = (fv - s).astype("Int64")
+        win = (1, max(1, s - 1))
+        spec = replace(base, window=(max(base.window[0], -12), s - 1))
+        add(
+            f"placebo: first visits {s} school months earlier",
+            rematch(fake, spec),
+            window=win,
+            note=f"average over placebo event times {win[0]}-{win[1]}, all "
+            "before the real visit; should be near zero",
+        )
+    for pool in cfg.pools:
+        add(f"comparison pool: {pool}", rematch(panel, replace(base, pool=pool, exact=None)))
+    for cal in cfg.calipers:
+        add(f"caliper {cal} SD", rematch(panel, replace(base, caliper=cal)))
+    for ratio in cfg.ratios:
+        add(f"ratio {ratio}:1", rematch(panel, replace(base, ratio=ratio)))
+    rows.extend(relative_magnitude_bounds(prim, cfg.att_window, cfg.honest_mbar, cfg.alpha))
+    return pd.DataFrame(rows).reindex(
+        columns=["check", "estimate", "std_error", "ci_low", "ci_high", "n_treated", "note"]
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# descriptive tables and truth
+# ----------------------------------------------------------------------------------------
+def event_means(matched: pd.DataFrame, window: tuple[int, int]) -> pd.DataFrame:
+    m = matched[~matched["censored"].astype(bool)]
+    m = m[m["stack_event_time"].between(*window)]
+    w = m["weight"] * m["ipcw"]
+    g = m.assign(wy=w * m["attendance_rate"], w=w).groupby(["role", "stack_event_time"])
+    out = g.agg(wy=("wy", "sum"), w=("w", "sum"), n_students=("student_key", "nunique"))
+    out["mean_rate"] = out["wy"] / out["w"]
+    out = out.reset_index().rename(columns={"stack_event_time": "event_time"})
+    return out[["role", "event_time", "mean_rate", "n_students"]]
+
+
+def chronic_by_month(panel: pd.DataFrame) -> pd.DataFrame:
+    g = panel.groupby(["month", "leap_district"], observed=True)
+    out = g.agg(n_students=("student_key", "nunique"), n_chronic=("chronic", "sum"))
+    out = out.reset_index()
+    out["n_chronic"] = out["n_chronic"].astype(int)
+    return out.sort_values(["month", "leap_district"]).reset_index(drop=True)
+
+
+def sample_flow(panel: pd.DataFrame, matched: pd.DataFrame, prim: EventStudyResult) -> pd.DataFrame:
+    visited = panel.loc[panel["first_visit_school_month"].notna(), "student_key"].nunique()
+    eligible = panel.loc[panel["leap_district"].astype(bool), "student_key"].nunique()
+    t = matched[matched["role"] == "treated"]
+    analysed = t.loc[t["stack_event_time"] >= 1, "student_key"].nunique()
+    return pd.DataFrame(
+        {
+            "step": ["extract", "eligible", "visited", "matched", "analysed"],
+            "students": [
+                panel["student_key"].nunique(),
+                eligible,
+                visited,
+                t["student_key"].nunique(),
+                analysed,
+            ],
+            "definition": [
+                "students with at least one school month in membership",
+                "students in membership in a program district",
+                "students with a completed home visit",
+                "visited students matched to at least one comparison student",
+                "matched visited students observed after their first visit",
+            ],
+        }
+    )
+
+
+def truth_comparison(
+    results: dict[str, EventStudyResult],
+    truth: dict,
+    window: tuple[int, int],
+    subgroups: pd.DataFrame,
+) -> pd.DataFrame:
+    rows = []
+    tw = truth.get("att_window")
+    by_e = truth.get("att_by_event_time", {})
+    for name, r in results.items():
+        try:
+            a = r.average(window)
+            rows.append(
+                {
+                    "estimator": name,
+                    "quantity": f"average {window[0]}-{window[1]}",
+                    "estimate": a.estimate,
+                    "truth": tw,
+                    "ci_low": a.ci_low,
+                    "ci_high": a.ci_high,
+                }
+            )
+        except KeyError:
+            pass
+        ci = r.conf_int()
+        for e, est in zip(r.event_time, r.estimate, strict=True):
+            if str(int(e)) in by_e:
+                rows.append(
+                    {
+                        "estimator": name,
+                        "quantity": f"event time {int(e)}",
+                        "estimate": est,
+                        "truth": by_e[str(int(e))]["att"],
+                        "ci_low": ci.loc[e, "ci_low"],
+                        "ci_high": ci.loc[e, "ci_high"],
+                    }
+                )
+    tsub = truth.get("subgroups", {})
+    for _, s in subgroups.iterrows():
+        level = str(s["level"]).lower() if s["subgroup"] == "ell" else str(s["level"])
+        t = tsub.get(s["subgroup"], {}).get(level)
+        if t is not None and t.get("att_window") is not None:
+            rows.append(
+                {
+                    "estimator": PRIMARY,
+                    "quantity": f"{s['subgroup']}={s['level']}",
+                    "estimate": s["estimate"],
+                    "truth": t["att_window"],
+                    "ci_low": s["ci_low"],
+                    "ci_high": s["ci_high"],
+                }
+            )
+    out = pd.DataFrame(
+        rows, columns=["estimator", "quantity", "estimate", "truth", "ci_low", "ci_high"]
+    )
+    out["bias"] = out["estimate"] - out["truth"]
+    out["covered"] = (out["ci_low"] <= out["truth"]) & (out["truth"] <= out["ci_high"])
+    return out[
+        ["estimator", "quantity", "estimate", "truth", "bias", "covered", "ci_low", "ci_high"]
+    ]
+
+
+def _avg_dict(r: EventStudyResult, window) -> dict:
+    a = r.average(window)
+    return {
+        "estimate": a.estimate,
+        "std_error": a.std_error,
+        "ci_low": a.ci_low,
+        "ci_high": a.ci_high,
+    }
+
+
+def _tidy_all(results: list[EventStudyResult]) -> pd.DataFrame:
+    frames = [r.tidy() for r in results]
+    return (
+        pd.concat(frames, ignore_index=True)[TIDY_COLUMNS]
+        if frames
+        else pd.DataFrame(columns=TIDY_COLUMNS)
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# the stage
+# ----------------------------------------------------------------------------------------
+def run(
+    panel: pd.DataFrame,
+    matched: pd.DataFrame,
+    balance: pd.DataFrame,
+    match_spec: RiskSetSpec,
+    cfg: EstimateConfig,
+    meta: dict,
+) -> dict[str, Any]:
+    """Everything the stage writes, as data frames and dicts (no I/O)."""
+    panel = add_outcomes(panel)
+    matched, ipcw_info = with_censoring_weights(add_outcomes(matched), cfg.ipcw)
+    log.info(
+        "primary design on %d stacked rows (%d matched sets)",
+        len(matched),
+        matched["match_id"].nunique(),
+    )
+    prim = primary(matched, "attendance_rate", cfg, bootstrap=cfg.wild_bootstrap)
+    prim_ch = primary(matched, "chronic_pp", cfg, bootstrap=False)
+    students = pd.Index(matched["student_key"].unique())
+    cp = comparator_panel(panel, students)
+    log.info("comparators on %d students", len(students))
+    comps, errors = comparators(cp, "attendance_rate", cfg)
+    comps_ch, errors_ch = comparators(cp, "chronic_pp", cfg)
+    log.info("subgroups")
+    subgroups = subgroup_effects(matched, "attendance_rate", cfg)
+    log.info("robustness checks")
+    rob = robustness(panel, matched, match_spec, prim, "attendance_rate", cfg)
+
+    w = cfg.att_window
+    avg = prim.average(w)
+    boot = prim.info.get("wild_bootstrap_average") if isinstance(prim.info, dict) else None
+    by_name = {r.estimator: r for r in [prim, *comps]}
+    metrics: dict[str, Any] = {
+        "primary_estimator": PRIMARY,
+        "att": {
+            "estimate": avg.estimate,
+            "std_error": avg.std_error,
+            "ci_low": avg.ci_low,
+            "ci_high": avg.ci_high,
+            "p_value": avg.p_value,
+        },
+        "att_window": list(w),
+        "n_treated": int(matched.loc[matched["role"] == "treated", "student_key"].nunique()),
+        "n_comparison": int(matched.loc[matched["role"] == "comparison", "student_key"].nunique()),
+        "max_abs_smd_after": float(balance["smd_after"].abs().max()),
+        "synthetic": bool(meta.get("synthetic", False)),
+        "outcome": "attendance_rate",
+        "att_chronic": _avg_dict(prim_ch, w),
+        "pretrend_test": {
+            k: getattr(prim.pretrend_test(), k) for k in ("statistic", "df", "p_value")
+        },
+        "censoring": ipcw_info,
+        "comparator_errors": {**errors, **{f"{k} (chronic)": v for k, v in errors_ch.items()}},
+    }
+    if boot:
+        metrics["att"]["wild_bootstrap"] = boot
+    for key, name in (("naive", "naive_before_after"), ("twfe", "twfe")):
+        if name in by_name:
+            metrics[key] = _avg_dict(by_name[name], w)
+    metrics["comparators"] = {
+        n: _avg_dict(r, w)
+        for n, r in by_name.items()
+        if n != PRIMARY and set(range(w[0], w[1] + 1)) <= set(r.event_time.tolist())
+    }
+    out = {
+        "event_study": _tidy_all([prim, *comps]),
+        "event_study_chronic": _tidy_all([prim_ch, *comps_ch]),
+        "subgroups": subgroups,
+        "robustness": rob,
+        "event_means": event_means(matched, cfg.event_window),
+        "chronic_by_month": chronic_by_month(panel),
+        "sample_flow": sample_flow(panel, matched, prim),
+        "metrics": metrics,
+    }
+    if meta.get("synthetic") and meta.get("truth"):
+        truth = meta["truth"]
+        tc = truth_comparison(by_name, truth, w, subgroups)
+        out["truth_comparison"] = tc
+        metrics["truth"] = {
+            "att_window": truth.get("att_window"),
+            "att_window_chronic": truth.get("att_window_chronic"),
+        }
+    else:
+        out["truth_comparison"] = pd.DataFrame(
+            columns=[
+                "estimator",
+                "quantity",
+                "estimate",
+                "truth",
+                "bias",
+                "covered",
+                "ci_low",
+                "ci_high",
+            ]
+        )
+    return out
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    params = load_params()
+    cfg = EstimateConfig.from_params(params.get("estimate", {}))
+    msec = params.get("match", {})
+    spec = RiskSetSpec.from_params(
+        {k: v for k, v in msec.items() if k in RiskSetSpec.__dataclass_fields__}
+    )
+    panel = pd.read_parquet("data/processed/panel.parquet")
+    matched = pd.read_parquet("data/processed/matched.parquet")
+    balance = pd.read_csv("reports/tables/balance.csv")
+    meta_path = Path("data/interim/extract_meta.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    t0 = time.perf_counter()
+    out = run(panel, matched, balance, spec, cfg, meta)
+    tables = Path("reports/tables")
+    for name in (
+        "event_study",
+        "event_study_chronic",
+        "subgroups",
+        "robustness",
+        "event_means",
+        "chronic_by_month",
+        "sample_flow",
+        "truth_comparison",
+    ):
+        write_csv(out[name], tables / f"{name}.csv", float_format="%.6g")
+    write_json(out["metrics"], "reports/metrics.json")
+    es = out["event_study"]
+    write_csv(
+        es.loc[es["estimator"] == PRIMARY, ["event_time", "estimate", "ci_low", "ci_high"]],
+        "reports/plots/event_study_primary.csv",
+        float_format="%.6g",
+    )
+    m = out["metrics"]
+    log.info(
+        "done in %.1f s: %s average over event times %s = %.2f (%.2f, %.2f)",
+        time.perf_counter() - t0,
+        PRIMARY,
+        m["att_window"],
+        m["att"]["estimate"],
+        m["att"]["ci_low"],
+        m["att"]["ci_high"],
+    )
+
+
+if __name__ == "__main__":
+    main()

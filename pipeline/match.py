@@ -1,0 +1,208 @@
+"""``python -m pipeline.match``: matched comparison groups at the month of the first visit.
+
+Reads ``data/processed/panel.parquet`` and the ``match`` section of ``params.yaml``;
+runs risk-set matching (:mod:`pipeline.matching.riskset`) and writes, atomically:
+
+* ``data/processed/matched.parquet`` — the stacked panels of the matched students
+  (``docs/interfaces.md``, section ``match``);
+* ``reports/tables/match_summary.csv`` — treated students found / not found a match, by
+  district, grade band and prior-year tier (counts; disclosure control is the report
+  stage's job);
+* ``reports/tables/balance.csv`` — ``covariate, smd_before, smd_after,
+  variance_ratio_after`` then further columns (WWC effect sizes and classes …);
+* ``reports/figures/love_plot.png`` (300 dpi) and ``love_plot.svg``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.io import atomic_path, write_csv, write_parquet
+from pipeline.matching.riskset import (
+    PANEL_MATCH_COLUMNS,
+    RiskSetResult,
+    RiskSetSpec,
+    riskset_match,
+    stack_panels,
+)
+
+log = logging.getLogger("pipeline.match")
+
+DEFAULT_PATHS = {
+    "panel": "data/processed/panel.parquet",
+    "output": "data/processed/matched.parquet",
+    "summary_output": "reports/tables/match_summary.csv",
+    "balance_output": "reports/tables/balance.csv",
+    "love_plot": "reports/figures/love_plot",
+}
+
+#: Readable labels of the balance covariates for the love plot.
+_LABELS = {
+    "logit_propensity_score": "Propensity score (logit)",
+    "rate_lag1": "Attendance, month m-1",
+    "rate_lag2": "Attendance, month m-2",
+    "rate_lag3": "Attendance, month m-3",
+    "prior_year_rate": "Prior-year attendance",
+    "prior_year_missing": "Prior year missing",
+    "frl": "Free/reduced-price lunch",
+    "ell": "English learner",
+    "swd": "Student with disability",
+}
+
+
+_PREFIXES = {
+    "grade": "Grade {}",
+    "sex": "Sex: {}",
+    "race_ethnicity": "Race/ethnicity: {}",
+    "prior_year_tier": "Prior-year tier: {}",
+}
+
+
+def _label(covariate: str) -> str:
+    if covariate in _LABELS:
+        return _LABELS[covariate]
+    base, sep, level = covariate.partition("=")
+    if sep and base in _PREFIXES:
+        return _PREFIXES[base].format(level.replace("_", " "))
+    return covariate
+
+
+def read_panel_for_matching(path: str | os.PathLike) -> pd.DataFrame:
+    """The panel columns matching needs, text columns dictionary-encoded (categorical)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: panel not found (run `python -m pipeline.panel`)")
+    names = pq.ParquetFile(path).schema_arrow.names
+    missing = [c for c in PANEL_MATCH_COLUMNS if c not in names]
+    if missing:
+        raise KeyError(f"{path}: missing column(s) for matching: {', '.join(missing)}")
+    pf = pq.ParquetFile(path)
+    text = [
+        c
+        for c in PANEL_MATCH_COLUMNS
+        if pa.types.is_string(pf.schema_arrow.field(c).type)
+        or pa.types.is_large_string(pf.schema_arrow.field(c).type)
+    ]
+    # Row group by row group, text as dictionaries (pandas categoricals): the state-scale
+    # panel (~15 million rows) then takes ~1 GB in memory instead of several.
+    parts = []
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=PANEL_MATCH_COLUMNS)
+        for c in text:
+            j = t.schema.get_field_index(c)
+            t = t.set_column(j, c, pc.dictionary_encode(t.column(j)))
+        parts.append(t.to_pandas())
+        del t
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PANEL_MATCH_COLUMNS)
+    del parts
+    for c in text:  # unify the categories across row groups
+        if not isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype("category")
+    df["first_visit_school_month"] = df["first_visit_school_month"].astype("Float64")
+    pa.default_memory_pool().release_unused()  # give Arrow's buffers back to the system
+    return df
+
+
+def read_panel_rows(path: str | os.PathLike, keys) -> pd.DataFrame:
+    """All panel columns of the students in ``keys`` (nullable dtypes)."""
+    keys = sorted(set(map(str, keys)))
+    if not keys:
+        return pd.read_parquet(path, dtype_backend="numpy_nullable").iloc[0:0]
+    return pd.read_parquet(
+        path, filters=[("student_key", "in", keys)], dtype_backend="numpy_nullable"
+    )
+
+
+def love_plot(balance: pd.DataFrame, target_stem: str | os.PathLike) -> None:
+    """Absolute SMD before and after matching per covariate (PNG 300 dpi + SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    orange, blue, grey = "#E69F00", "#0072B2", "#999999"  # Okabe–Ito
+    b = balance.copy()
+    b["label"] = [_label(c) for c in b["covariate"]]
+    b = b.iloc[::-1]
+    y = np.arange(len(b))
+    plt.rcParams["svg.hashsalt"] = "leap-love-plot"
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(b) + 1.4))
+    ax.scatter(
+        b["smd_before"].abs(), y, marker="o", color=orange, label="Before matching", zorder=3
+    )
+    ax.scatter(b["smd_after"].abs(), y, marker="s", color=blue, label="After matching", zorder=3)
+    for x, ls in ((0.1, "--"), (0.25, ":")):
+        ax.axvline(x, color=grey, linestyle=ls, linewidth=0.8, zorder=1)
+    ax.set_yticks(y, b["label"])
+    ax.set_xlabel("|Standardized mean difference| (SD of the treated)")
+    ax.set_xlim(left=0)
+    ax.grid(axis="y", color="#eeeeee", linewidth=0.6)
+    ax.legend(loc="lower right", frameon=False)
+    fig.tight_layout()
+    stem = Path(target_stem)
+    with atomic_path(stem.with_suffix(".png"), ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=300, metadata={"Software": None})
+    with atomic_path(stem.with_suffix(".svg"), ".svg") as tmp:
+        fig.savefig(tmp, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+
+
+def run(params: dict, root: str | os.PathLike = ".") -> RiskSetResult:
+    """Run the stage with the ``match`` section ``params``; paths relative to ``root``."""
+    root = Path(root)
+    paths = {k: root / params.get(k, v) for k, v in DEFAULT_PATHS.items()}
+    spec_keys = set(RiskSetSpec.__dataclass_fields__)
+    spec = RiskSetSpec.from_params({k: v for k, v in params.items() if k in spec_keys})
+    other = set(params) - spec_keys - set(DEFAULT_PATHS)
+    if other:
+        raise ValueError(f"params.yaml match: unknown key(s) {sorted(other)}")
+
+    t0 = time.perf_counter()
+    panel = read_panel_for_matching(paths["panel"])
+    log.info("read %d panel rows in %.1fs", len(panel), time.perf_counter() - t0)
+    res = riskset_match(panel, spec)
+    del panel
+    log.info("matched in %.1fs: %s", time.perf_counter() - t0, res.info)
+    rows = read_panel_rows(paths["panel"], res.matches["student_key"].unique())
+    stacked = stack_panels(rows, res.matches, spec.window)
+    del rows
+    write_parquet(stacked, paths["output"])
+    write_csv(res.summary_table(), paths["summary_output"])
+    write_csv(res.balance, paths["balance_output"], float_format="%.6g")
+    love_plot(res.balance, paths["love_plot"])
+    log.info("stage done in %.1fs (%d stacked rows)", time.perf_counter() - t0, len(stacked))
+    return res
+
+
+def main() -> None:
+    """Entry point: params section ``match`` → matched panel, summary, balance, love plot."""
+    from pipeline.config import project_root, section
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    res = run(section("match"), project_root())
+    s = res.summary_table()
+    total = s[s["district_code"] == "ALL"].iloc[0]
+    print(
+        f"treated students: {total['n_treated']}, matched: {total['n_matched']}, "
+        f"not in membership at first visit: {total['n_not_in_membership']}, "
+        f"no candidates: {total['n_no_candidates']}, "
+        f"no match within caliper: {total['n_no_match_in_caliper']}"
+    )
+    print(
+        res.balance[
+            ["covariate", "smd_before", "smd_after", "variance_ratio_after", "wwc_class_after"]
+        ].to_string(index=False)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""A complete, fabricated set of ``report`` stage inputs, for tests.
+
+The numbers are invented (drawn from a seeded generator around the arguments given);
+they exercise rendering and disclosure control, not estimation.  Every file the
+``estimate`` stage will write for the report is produced with the agreed columns,
+including a few deliberately small cells so that suppression has work to do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ESTIMATORS = (
+    "matched_stacked",
+    "naive_before_after",
+    "twfe",
+    "callaway_santanna_dr",
+    "sun_abraham",
+)
+EVENT_TIMES = tuple(range(-6, 10))
+
+
+def _ci(est: float, se: float) -> dict[str, float]:
+    return {
+        "estimate": round(est, 6),
+        "std_error": round(se, 6),
+        "ci_low": round(est - 1.959964 * se, 6),
+        "ci_high": round(est + 1.959964 * se, 6),
+        "p_value": 0.001,
+    }
+
+
+def build_report_inputs(
+    root: str | Path,
+    *,
+    seed: int = 1,
+    synthetic: bool = True,
+    effect: float = 6.0,
+    dip: float = 9.0,
+    n_treated: int = 1200,
+    n_comparison: int = 3400,
+    small_cells: bool = True,
+    with_validation: bool = False,
+) -> Path:
+    """Write fabricated report inputs under ``root/reports`` and return that directory.
+
+    Parameters
+    ----------
+    root
+        Project root (the directory that will hold ``reports/``).
+    seed
+        Seed of the generator for the noise around the stated values.
+    synthetic
+        Value of ``metrics.json["synthetic"]`` (truth tables only when true).
+    effect
+        Long-run effect (points) of the fabricated primary event study.
+    dip
+        Depth (points) of the fabricated pre-visit dip of visited students.
+    n_treated, n_comparison
+        Headline sample sizes.
+    small_cells
+        Include subgroup levels, months and counts small enough to be suppressed.
+    with_validation
+        Also write ``reports/tables/validation.csv`` (the later ``validate`` stage).
+    """
+    rng = np.random.default_rng(seed)
+    rep = Path(root) / "reports"
+    tab = rep / "tables"
+    tab.mkdir(parents=True, exist_ok=True)
+
+    def path_effect(k: int, scale: float = 1.0) -> float:
+        if k < 0:
+            return 0.0
+        if k == 0:
+            return 0.5 * effect * 0.5 * scale
+        return scale * effect * (1 - 0.6 * np.exp(-(k - 1) / 3))
+
+    # event study -----------------------------------------------------------------
+    rows = []
+    bias = {"matched_stacked": 0.0, "naive_before_after": dip * 0.8, "twfe": -1.5}
+    for est in ESTIMATORS:
+        for k in EVENT_TIMES:
+            if k == -1:
+                rows.append((est, k, 0.0, 0.0, 0.0, 0.0, n_treated))
+                continue
+            b = bias.get(est, 0.3) if k >= 0 else (0.0 if est != "naive_before_after" else 0.5)
+            se = 0.4 + 0.05 * abs(k) + rng.uniform(0, 0.1)
+            e = path_effect(k) + b + rng.normal(0, 0.2)
+            n = n_treated - 40 * max(k, 0)
+            if small_cells and k == 9:
+                n = 14  # too few students at the far end of the window
+            rows.append((est, k, e, se, e - 1.96 * se, e + 1.96 * se, n))
+    es = pd.DataFrame(
+        rows,
+        columns=[
+            "estimator",
+            "event_time",
+            "estimate",
+            "std_error",
+            "ci_low",
+            "ci_high",
+            "n_treated",
+        ],
+    )
+    es.to_csv(tab / "event_study.csv", index=False)
+    chronic = es.copy()
+    chronic[["estimate", "ci_low", "ci_high"]] *= -1.4
+    chronic.to_csv(tab / "event_study_chronic.csv", index=False)
+
+    # event means -----------------------------------------------------------------
+    base = 88.0 + rng.normal(0, 0.5)
+    em = []
+    for k in EVENT_TIMES:
+        d = dip if k == -1 else (dip / 3 if k == -2 else 0.0)
+        t = base - d + (path_effect(k) + (dip * 0.8 if k >= 0 else 0))
+        c = base - d + (dip * 0.8 if k >= 0 else 0) + rng.normal(0, 0.2)
+        n = n_treated - 40 * max(k, 0)
+        em.append(("treated", k, round(t, 4), 14 if (small_cells and k == 9) else n))
+        em.append(("comparison", k, round(c, 4), 3 * n))
+    pd.DataFrame(em, columns=["role", "event_time", "mean_rate", "n_students"]).to_csv(
+        tab / "event_means.csv", index=False
+    )
+
+    # window average ----------------------------------------------------------------
+    win = [path_effect(k) for k in range(1, 7)]
+    att = float(np.mean(win)) + rng.normal(0, 0.1)
+    metrics = {
+        "primary_estimator": "matched_stacked",
+        "att": _ci(att, 0.45),
+        "att_window": [1, 6],
+        "n_treated": n_treated,
+        "n_comparison": n_comparison,
+        "max_abs_smd_after": round(0.02 + rng.uniform(0, 0.03), 4),
+        "synthetic": synthetic,
+        "outcome": "attendance_rate",
+        "pretrend_test": {"statistic": round(4.1 + rng.uniform(0, 2), 3), "df": 5, "p_value": 0.43},
+        "naive": _ci(att + dip * 0.8, 0.3),
+        "twfe": _ci(att - 1.5, 0.5),
+        "att_chronic": _ci(-1.4 * att, 0.9),
+    }
+    if synthetic:
+        metrics["truth"] = {"att_window": round(att + rng.normal(0, 0.3), 4)}
+    (rep / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+
+    # subgroups ----------------------------------------------------------------------
+    levels = {
+        "grade_band": [("PK-5", 0.55), ("6-12", 0.45)],
+        "cohort": [("summer 2021", 0.3), ("2020-21", 0.0), ("2021-22", 0.45), ("2022-23", 0.25)],
+        "first_visit_mode": [("in_person", 0.6), ("phone", 0.25), ("virtual", 0.15)],
+        "ell": [("false", 0.8), ("true", 0.2)],
+        "prior_year_tier": [
+            ("satisfactory", 0.2),
+            ("at_risk", 0.3),
+            ("moderate_chronic", 0.3),
+            ("severe_chronic", 0.2),
+        ],
+        "district": [("D01", 0.4), ("D02", 0.3), ("D03", 0.2), ("D04", 0.1)],
+        "dosage": [("1 visit", 0.6), ("2 visits", 0.25), ("3+ visits", 0.15)],
+    }
+    sg = []
+    for sub, lv in levels.items():
+        left = n_treated
+        for j, (level, share) in enumerate(lv):
+            n = left if j == len(lv) - 1 else int(round(n_treated * share))
+            if small_cells and sub == "cohort" and level == "2020-21":
+                n = 4
+            left -= n
+            se = 0.5 + 8 / np.sqrt(max(n, 1))
+            e = att * (0.7 + 0.6 * rng.uniform()) if n else np.nan
+            sg.append((sub, level, e, se, e - 1.96 * se, e + 1.96 * se, n, int(n * 2.8)))
+    # make the margins add up: the last level took what was left, fix cohort
+    sgdf = pd.DataFrame(
+        sg,
+        columns=[
+            "subgroup",
+            "level",
+            "estimate",
+            "std_error",
+            "ci_low",
+            "ci_high",
+            "n_treated",
+            "n_comparison",
+        ],
+    )
+    sgdf.to_csv(tab / "subgroups.csv", index=False)
+
+    # robustness ------------------------------------------------------------------
+    rb = [
+        ("caliper 0.1 sd", att + 0.2, 0.5, "narrower caliper"),
+        ("exclude summer visits", att - 0.3, 0.55, "drops the summer 2021 cohort"),
+        ("nearest 1:1", att + 0.1, 0.6, "one comparison per visited student"),
+        ("no rate lags in match", att + dip * 0.5, 0.45, "matching ignores the dip"),
+    ]
+    pd.DataFrame(
+        [(c, e, s, e - 1.96 * s, e + 1.96 * s, n) for c, e, s, n in rb],
+        columns=["check", "estimate", "std_error", "ci_low", "ci_high", "note"],
+    ).to_csv(tab / "robustness.csv", index=False)
+
+    # truth -----------------------------------------------------------------------
+    if synthetic:
+        tr = []
+        for est, b in (("matched_stacked", 0.1), ("naive_before_after", dip * 0.8), ("twfe", -1.5)):
+            e = metrics["truth"]["att_window"] + b
+            tr.append((est, "att_window", e, metrics["truth"]["att_window"], b, abs(b) < 1))
+        pd.DataFrame(
+            tr, columns=["estimator", "quantity", "estimate", "truth", "bias", "covered"]
+        ).to_csv(tab / "truth_comparison.csv", index=False)
+
+    # sample flow, match summary ------------------------------------------------------
+    visited = n_treated + 37
+    extract = 24000 + int(rng.integers(0, 500))
+    flow = [
+        ("extract", extract),
+        ("eligible", extract - (4 if small_cells else 812)),
+        ("visited", visited),
+        ("matched", n_treated + 20),
+        ("analysed", n_treated),
+    ]
+    pd.DataFrame(flow, columns=["step", "students"]).to_csv(tab / "sample_flow.csv", index=False)
+    ms = []
+    for dim, lv in (
+        ("district", levels["district"]),
+        ("grade_band", levels["grade_band"]),
+        ("tier", levels["prior_year_tier"]),
+    ):
+        unmatched = visited - (n_treated + 20)
+        left_t, left_u = visited, unmatched
+        for j, (level, share) in enumerate(lv):
+            last = j == len(lv) - 1
+            t = left_t if last else int(round(visited * share))
+            u = left_u if last else min(left_u, int(round(unmatched * share)))
+            left_t -= t
+            left_u -= u
+            ms.append((dim, level, t, t - u, u))
+    pd.DataFrame(ms, columns=["dimension", "level", "treated", "matched", "unmatched"]).to_csv(
+        tab / "match_summary.csv", index=False
+    )
+
+    # chronic absence by month ----------------------------------------------------------
+    months = [f"{y}-{m:02d}" for y, ms_ in ((2020, range(9, 13)), (2021, range(1, 7))) for m in ms_]
+    months += [
+        f"{y}-{m:02d}" for y, ms_ in ((2021, range(9, 13)), (2022, range(1, 7))) for m in ms_
+    ]
+    cm = []
+    for i, mo in enumerate(months):
+        for leap in (True, False):
+            n = 6000 if leap else 18000
+            share = 0.2 + (0.08 if leap else 0.0) + 0.03 * np.sin(i / 3) + rng.normal(0, 0.005)
+            if small_cells and leap and i == 0:
+                n = 15  # a tiny month: suppressed
+            cm.append((mo, leap, n, int(round(n * share))))
+    pd.DataFrame(cm, columns=["month", "leap_district", "n_students", "n_chronic"]).to_csv(
+        tab / "chronic_by_month.csv", index=False
+    )
+
+    # balance ---------------------------------------------------------------------------
+    covs = [
+        "rate_lag1",
+        "rate_lag2",
+        "rate_lag3",
+        "prior_year_rate",
+        "frl",
+        "ell",
+        "swd",
+        "grade_6_12",
+    ]
+    bal = []
+    for c in covs:
+        before = rng.uniform(-0.9, 0.9) if c.startswith("rate") else rng.uniform(-0.3, 0.3)
+        after = rng.uniform(-0.04, 0.04)
+        cls = "meets" if abs(after) <= 0.05 else "adjust"
+        bal.append((c, before, after, 1 + rng.uniform(-0.1, 0.1), abs(after), cls))
+    pd.DataFrame(
+        bal,
+        columns=[
+            "covariate",
+            "smd_before",
+            "smd_after",
+            "variance_ratio_after",
+            "wwc_effect_size_after",
+            "wwc_class_after",
+        ],
+    ).to_csv(tab / "balance.csv", index=False)
+
+    # data quality ------------------------------------------------------------------------
+    dq = []
+    for table, read in (("students", 24500), ("attendance_monthly", 480000), ("home_visits", 2600)):
+        q = {"bad_value": 3 if small_cells else 12, "broken_reference": 40}
+        dup = 25
+        dq.append((table, "read", read))
+        dq.append((table, "kept", read - dup - sum(q.values())))
+        dq.append((table, "duplicate_exact", dup))
+        for k, v in q.items():
+            dq.append((table, k, v))
+    pd.DataFrame(dq, columns=["table", "reason", "rows"]).to_csv(
+        tab / "data_quality.csv", index=False
+    )
+    pd.DataFrame(
+        [("panel", "student_months", 230000), ("panel", "dropped_no_membership", 0)],
+        columns=["table", "reason", "rows"],
+    ).to_csv(tab / "data_quality_panel.csv", index=False)
+
+    if with_validation:
+        pd.DataFrame(
+            [
+                ("matched_stacked", "att_window", 200, 0.05, 0.41, 0.95),
+                ("naive_before_after", "att_window", 200, 7.1, 0.3, 0.0),
+            ],
+            columns=["estimator", "quantity", "replications", "bias", "rmse", "coverage"],
+        ).to_csv(tab / "validation.csv", index=False)
+    return rep
