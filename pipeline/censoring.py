@@ -111,7 +111,11 @@ def ipcw_weights(
         )
         return pd.Series(w, index=stacked.index, name="ipcw"), model
     X = _design(risk, history, categorical)
-    lr = LogisticRegression(C=1e6, max_iter=2000, tol=1e-8)
+    names = [f"{h}{s}" for h in history for s in ("", "_sq", "_missing")]
+    varies = X.std(axis=0) > 0  # e.g. a missing-lag indicator that is always 0
+    names = [n for n, v in zip(names, varies[: len(names)], strict=True) if v]
+    X = X[:, varies]
+    lr = LogisticRegression(C=1e6, solver="newton-cholesky", max_iter=200, tol=1e-8)
     lr.fit(X, y)
     h = lr.predict_proba(X)[:, 1]
     # marginal hazard by event time for stabilization
@@ -145,7 +149,6 @@ def ipcw_weights(
         "weight_mean": float(live.mean()) if live.size else float("nan"),
         "weight_max": float(live.max()) if live.size else float("nan"),
     }
-    names = [f"{h}{s}" for h in history for s in ("", "_sq", "_missing")]
     coef = pd.Series(lr.coef_[0][: len(names)], index=names)
     return pd.Series(w, index=stacked.index, name="ipcw"), CensoringModel(
         int(y.size), n_events, coef, summary

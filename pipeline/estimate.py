@@ -124,6 +124,10 @@ def comparator_panel(panel: pd.DataFrame, students: pd.Index) -> pd.DataFrame:
     p = panel[panel["student_key"].isin(students)].copy()
     p["g"] = p["first_visit_school_month"].astype("float64").fillna(0).astype("int64")
     p["t"] = p["school_month"].astype("int64")
+    # a cluster constant within student (the school of the student's first month) for the
+    # estimators that need one; students move between schools
+    first = p.sort_values(["student_key", "t"]).drop_duplicates("student_key")
+    p["school_base"] = p["student_key"].map(first.set_index("student_key")["school_code"])
     return p
 
 
@@ -232,14 +236,20 @@ def _cs(cp: pd.DataFrame, y: str, cfg: EstimateConfig, method: str) -> EventStud
         idname="student_key",
         gname="g",
         control_group="notyettreated",
-        clustervars=cfg.cluster,
+        clustervars="school_base",
         alp=cfg.alpha,
         base_period="universal",
         **kw,
     )
-    agg = aggte(gt, type="dynamic", min_e=cfg.event_window[0], max_e=cfg.event_window[1])
+    # cells whose 2x2 regression cannot be estimated (too few students) are left out of the
+    # aggregation and counted, as R's na.rm = TRUE does
+    att = np.asarray(gt.table()["att"], dtype=float) if hasattr(gt, "table") else None
+    agg = aggte(gt, type="dynamic", min_e=cfg.event_window[0], max_e=cfg.event_window[1],
+                na_rm=True)
     res = agg.to_event_study(f"callaway_santanna_{method}")
     res.info["balanced_students"] = int(bal["student_key"].nunique())
+    if att is not None:
+        res.info["att_gt_cells_not_estimable"] = int(np.isnan(att).sum())
     return res
 
 
@@ -315,15 +325,18 @@ def rematch(panel: pd.DataFrame, spec: RiskSetSpec) -> pd.DataFrame:
 def relative_magnitude_bounds(
     res: EventStudyResult, window: tuple[int, int], mbars, alpha: float
 ) -> list[dict]:
-    """Rambachan–Roth relative-magnitudes (Δ^RM) bounds for the window average.
+    """Rambachan–Roth relative-magnitudes (Δ^RM) sensitivity for the window average.
 
     Post-period violations of parallel trends may change from one period to the next by
     at most ``Mbar`` times the largest pre-period change.  With the reference period
     normalized to zero, the bias of the effect at event time ``t ≥ 0`` is then at most
     ``(t + 1) · Mbar · Δ``, and that of the window average at most the mean of those
-    bounds.  The reported interval is the union of the confidence intervals over the
-    identified set (estimate ± bias bound ± z·SE): conservative relative to the
-    conditional/hybrid intervals of the HonestDiD package.
+    bounds.  The interval reported is estimate ± bias bound ± z·SE.
+
+    This is a *plug-in* version: it treats the largest estimated pre-period change ``Δ``
+    as known and ignores its sampling error, which the HonestDiD package's conditional
+    and hybrid intervals account for.  Read it as a sensitivity indication, not as a
+    formally valid robust confidence interval.
     """
     pre = sorted(int(e) for e in res.event_time if e < 0)
     est = dict(zip(res.event_time.tolist(), res.estimate.tolist(), strict=True))
@@ -397,10 +410,12 @@ def robustness(
         }
     )
     pt = prim.pretrend_test()
+    n_prim = int(prim.n_treated.max())
     rows.append(
         {
             "check": "joint pre-trend test",
             "estimate": pt.statistic,
+            "n_treated": n_prim,
             "note": f"chi2({pt.df}) p = {pt.p_value:.4f}, event times {list(pt.event_times)}",
         }
     )
@@ -410,14 +425,15 @@ def robustness(
         fake = panel.copy()
         fv = fake["first_visit_school_month"].astype("float64")
         fake["first_visit_school_month"] = (fv - s).astype("Int64")
-        win = (1, max(1, s - 1))
+        win = (1, max(1, s - 3))
         spec = replace(base, window=(max(base.window[0], -12), s - 1))
         add(
             f"placebo: first visits {s} school months earlier",
             rematch(fake, spec),
             window=win,
-            note=f"average over placebo event times {win[0]}-{win[1]}, all "
-            "before the real visit; should be near zero",
+            note=f"average over placebo event times {win[0]}-{win[1]} (real event times "
+            f"{win[0] - s} to {win[1] - s}, before the months referral looks at); "
+            "should be near zero",
         )
     for pool in cfg.pools:
         add(f"comparison pool: {pool}", rematch(panel, replace(base, pool=pool, exact=None)))
@@ -425,7 +441,8 @@ def robustness(
         add(f"caliper {cal} SD", rematch(panel, replace(base, caliper=cal)))
     for ratio in cfg.ratios:
         add(f"ratio {ratio}:1", rematch(panel, replace(base, ratio=ratio)))
-    rows.extend(relative_magnitude_bounds(prim, cfg.att_window, cfg.honest_mbar, cfg.alpha))
+    rows.extend({**r, "n_treated": n_prim} for r in relative_magnitude_bounds(
+        prim, cfg.att_window, cfg.honest_mbar, cfg.alpha))
     return pd.DataFrame(rows).reindex(
         columns=["check", "estimate", "std_error", "ci_low", "ci_high", "n_treated", "note"]
     )

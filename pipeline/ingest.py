@@ -16,6 +16,7 @@ outputs untouched.  See ``docs/interfaces.md`` and :mod:`pipeline.checks`.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -152,8 +153,25 @@ def run_ingest(
                     tmp / "quarantine" / f"{t}.parquet",
                 )
             res.counts.to_csv(tmp_csv, index=False, lineterminator="\n")
+            _write_meta(extract_dir, tmp / "extract_meta.json", source)
     log.info("ingest done in %.1f s", time.perf_counter() - t0)
     return res.counts
+
+
+def _write_meta(extract_dir: Path, target: Path, key_source: str) -> None:
+    """``extract_meta.json``: whether the extract is synthetic and, if so, its truth.
+
+    Later stages read this instead of the raw extract folder, so that a synthetic run can
+    compare estimates with the generator's truth and label every output as synthetic.
+    """
+    synthetic = key_source == "demo"
+    meta = {"synthetic": synthetic, "truth": None}
+    if synthetic:
+        with open(extract_dir / "truth.json", encoding="utf-8") as fh:
+            meta["truth"] = json.load(fh)
+    with open(target, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=2, sort_keys=True)
+        fh.write("\n")
 
 
 def main() -> None:
