@@ -30,11 +30,13 @@ remove (``tests/test_censoring.py`` shows both).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 DEFAULT_HISTORY = ("rate_lag1", "rate_lag2", "rate_lag3")
@@ -116,8 +118,14 @@ def ipcw_weights(
     names = [n for n, v in zip(names, varies[: len(names)], strict=True) if v]
     X = X[:, varies]
     lr = LogisticRegression(C=1e6, solver="newton-cholesky", max_iter=200, tol=1e-8)
-    lr.fit(X, y)
+    with warnings.catch_warnings():
+        # sklearn may fall back from Newton to lbfgs on nearly separable designs; the
+        # fallback's result is used; non-finite fitted probabilities stop the stage below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lr.fit(X, y)
     h = lr.predict_proba(X)[:, 1]
+    if not np.all(np.isfinite(h)):
+        raise RuntimeError("ipcw_weights: the censoring model gave non-finite probabilities")
     # marginal hazard by event time for stabilization
     kk = k[at_risk]
     h0 = pd.Series(y).groupby(kk).mean()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,15 @@ def comparators(cp: pd.DataFrame, y: str, cfg: EstimateConfig) -> tuple[list, di
     for name in cfg.comparators:
         t0 = time.perf_counter()
         try:
-            r = runners[name]()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                r = runners[name]()
+            if caught:
+                # estimator warnings (e.g. 2x2 cells too small to estimate) are summarized,
+                # not printed one by one; the count is kept with the result
+                first = str(caught[0].message)
+                log.info("%s: %d warnings, first: %s", name, len(caught), first[:160])
+                r.info["warnings"] = len(caught)
         except Exception as exc:  # noqa: BLE001 - recorded and reported
             log.warning("comparator %s failed: %s", name, exc)
             errors[name] = f"{type(exc).__name__}: {exc}"
