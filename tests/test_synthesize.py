@@ -230,3 +230,18 @@ def test_planted_faults_are_recorded(tmp_path, small_extract):
     n_extra = sum(planted["attendance_monthly"].values()) - 2  # a conflict adds 1 row, not 2
     a = pd.read_csv(tmp_path / "f" / "attendance_monthly.csv", dtype=str)
     assert len(a) == len(small_extract.tables["attendance_monthly"]) + n_extra
+
+
+@pytest.mark.parametrize("form", ["monthly", "daily"])
+def test_ingest_quarantines_exactly_the_planted_faults(tmp_path, small_extract, form):
+    from pipeline.ingest import run_ingest
+
+    write_extract(small_extract, tmp_path / "f", fmt="csv", attendance_form=form,
+                  faults_per_kind=2)
+    planted = json.loads((tmp_path / "f" / "truth.json").read_text())["planted_faults"]
+    dq = run_ingest(tmp_path / "f", tmp_path / "interim", tmp_path / "dq.csv",
+                    max_reject_rate=1.0)
+    got = dq[~dq["reason"].isin(["read", "kept"]) & (dq["rows"] > 0)]
+    got = {(t, r): int(n) for t, r, n in got[["table", "reason", "rows"]].itertuples(index=False)}
+    want = {(t, r): n for t, reasons in planted.items() for r, n in reasons.items()}
+    assert got == want
