@@ -441,8 +441,10 @@ def robustness(
             rematch(fake, spec),
             window=win,
             note=f"average over placebo event times {win[0]}-{win[1]} (real event times "
-            f"{win[0] - s} to {win[1] - s}, before the months referral looks at); "
-            "should be near zero",
+            f"{win[0] - s} to {win[1] - s}, before the months referral looks at). Near zero "
+            "when visited students' attendance was not already drifting before the visit; a "
+            "negative value means the coming dip began earlier than the three months the "
+            "primary design matches on",
         )
     for pool in cfg.pools:
         add(f"comparison pool: {pool}", rematch(panel, replace(base, pool=pool, exact=None)))
