@@ -42,13 +42,15 @@ def test_outputs_types_and_accounting(tmp_path):
     counts = _ingest(make_extract(tmp_path / "x"), out)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == sorted(
-        ["dq.csv"]
+        ["dq.csv", "interim/extract_meta.json"]
         + [f"interim/{t}.parquet" for t in INTERIM_TABLES]
         + [
             f"interim/quarantine/{t}.parquet"
             for t in ("districts", "students", "enrollment", "attendance_monthly", "home_visits")
         ]
     )
+    meta = json.loads((out / "interim" / "extract_meta.json").read_text())
+    assert meta["synthetic"] is True and meta["truth"]["synthetic"] is True  # factory marks it
     dq = pd.read_csv(out / "dq.csv")
     assert list(dq.columns) == ["table", "reason", "rows"]
     pd.testing.assert_frame_equal(dq, counts)
