@@ -44,6 +44,7 @@ from pipeline.did.stacked import stacked_event_study
 from pipeline.did.sunab import sun_abraham
 from pipeline.did.twfe import twfe_event_study
 from pipeline.io import write_csv, write_json
+from pipeline.match import read_panel_for_matching, read_panel_rows
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 
 log = logging.getLogger("pipeline.estimate")
@@ -105,9 +106,40 @@ class EstimateConfig:
 # ----------------------------------------------------------------------------------------
 def add_outcomes(df: pd.DataFrame) -> pd.DataFrame:
     """The chronic flag as percentage points (0/100) beside the attendance rate."""
-    out = df.copy()
-    out["chronic_pp"] = 100.0 * out["chronic"].astype(float)
-    return out
+    return df.assign(chronic_pp=100.0 * df["chronic"].astype(float))
+
+
+class PanelAccess:
+    """The panel, read by column and by student as each step needs it.
+
+    Built from a data frame (tests, notebooks) or from the Parquet path (the stage): at
+    state scale the whole panel is never held in memory with all its columns; matching
+    reads its columns once (text as categoricals), the estimators read the rows of the
+    students they use.
+    """
+
+    def __init__(self, source: pd.DataFrame | str | Path):
+        self._df = source if isinstance(source, pd.DataFrame) else None
+        self._path = None if self._df is not None else Path(source)
+        self._match: pd.DataFrame | None = None
+
+    def for_matching(self) -> pd.DataFrame:
+        if self._df is not None:
+            return self._df
+        if self._match is None:
+            self._match = read_panel_for_matching(self._path)
+        return self._match
+
+    def rows(self, keys) -> pd.DataFrame:
+        keys = pd.Index(pd.unique(pd.Series(list(keys), dtype=object)))
+        if self._df is not None:
+            return self._df[self._df["student_key"].isin(keys)]
+        return read_panel_rows(self._path, keys)
+
+    def columns(self, cols: list[str]) -> pd.DataFrame:
+        if self._df is not None:
+            return self._df[cols]
+        return pd.read_parquet(self._path, columns=cols)
 
 
 def with_censoring_weights(matched: pd.DataFrame, use: bool) -> tuple[pd.DataFrame, dict]:
@@ -120,9 +152,9 @@ def with_censoring_weights(matched: pd.DataFrame, use: bool) -> tuple[pd.DataFra
     return m, {"ipcw": True, **model.weight_summary}
 
 
-def comparator_panel(panel: pd.DataFrame, students: pd.Index) -> pd.DataFrame:
+def comparator_panel(panel: PanelAccess, students: pd.Index) -> pd.DataFrame:
     """Panel rows of the given students with ``g`` = own first visit month (0 = never)."""
-    p = panel[panel["student_key"].isin(students)].copy()
+    p = add_outcomes(panel.rows(students)).copy()
     p["g"] = p["first_visit_school_month"].astype("float64").fillna(0).astype("int64")
     p["t"] = p["school_month"].astype("int64")
     # a cluster constant within student (the school of the student's first month) for the
@@ -326,9 +358,19 @@ def subgroup_effects(matched: pd.DataFrame, y: str, cfg: EstimateConfig) -> pd.D
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
-def rematch(panel: pd.DataFrame, spec: RiskSetSpec) -> pd.DataFrame:
-    res = riskset_match(panel, spec)
-    return stack_panels(panel, res.matches, window=spec.window)
+def rematch(panel: PanelAccess, spec: RiskSetSpec, shift: int = 0) -> pd.DataFrame:
+    """Match again with other settings (``shift``: first visits moved that many school
+    months earlier, for the placebo check)."""
+    pm = panel.for_matching()
+    if shift:
+        fv = pm["first_visit_school_month"].astype("float64")
+        pm = pm.assign(first_visit_school_month=(fv - shift).astype("Float64"))
+    res = riskset_match(pm, spec)
+    rows = panel.rows(res.matches["student_key"].unique())
+    if shift:
+        fv = rows["first_visit_school_month"].astype("float64")
+        rows = rows.assign(first_visit_school_month=(fv - shift).astype("Float64"))
+    return stack_panels(rows, res.matches, window=spec.window)
 
 
 def relative_magnitude_bounds(
@@ -374,7 +416,7 @@ def relative_magnitude_bounds(
 
 
 def robustness(
-    panel: pd.DataFrame,
+    panel: PanelAccess,
     matched: pd.DataFrame,
     base: RiskSetSpec,
     prim: EventStudyResult,
@@ -431,14 +473,11 @@ def robustness(
     # placebo: first visits moved earlier, effect measured before the real visit
     s = cfg.placebo_shift
     if s > 0:
-        fake = panel.copy()
-        fv = fake["first_visit_school_month"].astype("float64")
-        fake["first_visit_school_month"] = (fv - s).astype("Int64")
         win = (1, max(1, s - 3))
         spec = replace(base, window=(max(base.window[0], -12), s - 1))
         add(
             f"placebo: first visits {s} school months earlier",
-            rematch(fake, spec),
+            rematch(panel, spec, shift=s),
             window=win,
             note=f"average over placebo event times {win[0]}-{win[1]} (real event times "
             f"{win[0] - s} to {win[1] - s}, before the months referral looks at). Near zero "
@@ -473,7 +512,8 @@ def event_means(matched: pd.DataFrame, window: tuple[int, int]) -> pd.DataFrame:
     return out[["role", "event_time", "mean_rate", "n_students"]]
 
 
-def chronic_by_month(panel: pd.DataFrame) -> pd.DataFrame:
+def chronic_by_month(panel: PanelAccess) -> pd.DataFrame:
+    panel = panel.columns(["month", "leap_district", "student_key", "chronic"])
     g = panel.groupby(["month", "leap_district"], observed=True)
     out = g.agg(n_students=("student_key", "nunique"), n_chronic=("chronic", "sum"))
     out = out.reset_index()
@@ -481,7 +521,8 @@ def chronic_by_month(panel: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["month", "leap_district"]).reset_index(drop=True)
 
 
-def sample_flow(panel: pd.DataFrame, matched: pd.DataFrame, prim: EventStudyResult) -> pd.DataFrame:
+def sample_flow(panel: PanelAccess, matched: pd.DataFrame, prim: EventStudyResult) -> pd.DataFrame:
+    panel = panel.columns(["student_key", "first_visit_school_month", "leap_district"])
     visited = panel.loc[panel["first_visit_school_month"].notna(), "student_key"].nunique()
     eligible = panel.loc[panel["leap_district"].astype(bool), "student_key"].nunique()
     t = matched[matched["role"] == "treated"]
@@ -592,15 +633,18 @@ def _tidy_all(results: list[EventStudyResult]) -> pd.DataFrame:
 # the stage
 # ----------------------------------------------------------------------------------------
 def run(
-    panel: pd.DataFrame,
+    panel: pd.DataFrame | str | Path,
     matched: pd.DataFrame,
     balance: pd.DataFrame,
     match_spec: RiskSetSpec,
     cfg: EstimateConfig,
     meta: dict,
 ) -> dict[str, Any]:
-    """Everything the stage writes, as data frames and dicts (no I/O)."""
-    panel = add_outcomes(panel)
+    """Everything the stage writes, as data frames and dicts (no output written).
+
+    ``panel`` is the panel as a data frame or the path of ``panel.parquet``.
+    """
+    panel = PanelAccess(panel)
     matched, ipcw_info = with_censoring_weights(add_outcomes(matched), cfg.ipcw)
     log.info(
         "primary design on %d stacked rows (%d matched sets)",
@@ -697,7 +741,7 @@ def main() -> None:
     spec = RiskSetSpec.from_params(
         {k: v for k, v in msec.items() if k in RiskSetSpec.__dataclass_fields__}
     )
-    panel = pd.read_parquet("data/processed/panel.parquet")
+    panel = Path("data/processed/panel.parquet")
     matched = pd.read_parquet("data/processed/matched.parquet")
     balance = pd.read_csv("reports/tables/balance.csv")
     meta_path = Path("data/interim/extract_meta.json")
