@@ -62,6 +62,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -376,8 +377,14 @@ class ValidationResult:
     # -- access ---------------------------------------------------------------------
     def kept_df(self, table: str) -> pd.DataFrame:
         """The kept rows of ``table`` as a pandas data frame (small tables only)."""
+        rel = self.kept[table]
+        cols = [
+            r[0]
+            for r in self.con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+            if r[0] != "__row"
+        ]
         return self.con.execute(
-            f"SELECT * EXCLUDE (__row) FROM {self.kept[table]} ORDER BY __row"
+            f"SELECT {', '.join(_q(c) for c in cols)} FROM {rel} ORDER BY __row"
         ).df()
 
     def quarantine_df(self, table: str | None = None) -> pd.DataFrame:
@@ -536,6 +543,15 @@ def _source_select(src: SourceFile) -> str:
         )
         cols = ", ".join(_q(c) for c in src.columns)
         return f"SELECT row_number() OVER () AS __row, {cols} FROM {reader}"
+    return (
+        f"SELECT CAST(file_row_number AS BIGINT) + 1 AS __row, "
+        f"{', '.join(_parquet_text_exprs(src))} "
+        f"FROM read_parquet({path}, file_row_number=true)"
+    )
+
+
+def _parquet_text_exprs(src: SourceFile) -> list[str]:
+    """SELECT list turning each column of a Parquet source into text (shared by engines)."""
     date_cols = {c.name for c in C.TABLES[src.table].columns if c.type in ("date", "date_or_empty")}
     exprs = []
     for c in src.columns:
@@ -551,10 +567,7 @@ def _source_select(src: SourceFile) -> str:
         else:
             e = f"CAST({qc} AS VARCHAR)"
         exprs.append(f"{e} AS {qc}")
-    return (
-        f"SELECT CAST(file_row_number AS BIGINT) + 1 AS __row, {', '.join(exprs)} "
-        f"FROM read_parquet({path}, file_row_number=true)"
-    )
+    return exprs
 
 
 def _canonical_hash(table: str, cols: tuple[str, ...]) -> str:
@@ -566,17 +579,45 @@ def _canonical_hash(table: str, cols: tuple[str, ...]) -> str:
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, src: SourceFile | None = None) -> None:
     try:
         con.execute(sql)
-    except duckdb.Error as exc:
+    except getattr(con, "errors", duckdb.Error) as exc:
         if src is None:
             raise
-        # first line only: DuckDB's later lines may quote the raw row (raw IDs)
         raise IngestError(
-            f"{src.path}: unreadable file (table '{src.table}'): {str(exc).splitlines()[0]}"
+            f"{src.path}: unreadable file (table '{src.table}'): {_error_summary(exc)}"
         ) from None
 
 
-def _process_table(con: duckdb.DuckDBPyConnection, src: SourceFile) -> None:
-    """Create chk_/bad_/kept_/quar_ relations of one source table."""
+def _error_summary(exc: BaseException) -> str:
+    """The first line of an engine's error, without quoted values (they may be raw IDs)."""
+    if isinstance(exc, duckdb.Error):
+        # first line only: DuckDB's later lines may quote the raw row (raw IDs)
+        return str(exc).splitlines()[0]
+    # Spark: its error classes only, outermost to innermost cause (its messages may quote
+    # the malformed record)
+    codes = list(dict.fromkeys(re.findall(r"\[([A-Z]+(?:_[A-Z]+)+(?:\.[A-Z_]+)?)\]", str(exc))))
+    return f"Spark error {' / '.join(codes[-2:]) if codes else type(exc).__name__}"
+
+
+def _spark_source(spark, src: SourceFile) -> str:
+    """The Spark reader's SELECT of a source file (its read errors as IngestError)."""
+    try:
+        return spark.source_select(src)
+    except spark.errors as exc:
+        raise IngestError(
+            f"{src.path}: unreadable file (table '{src.table}'): {_error_summary(exc)}"
+        ) from None
+
+
+def _process_table(
+    con: duckdb.DuckDBPyConnection, src: SourceFile, source_sql: str | None = None
+) -> None:
+    """Create chk_/bad_/kept_/quar_ relations of one source table.
+
+    ``source_sql`` is the SELECT of the raw file (``__row`` and every column as text);
+    by default DuckDB's reader (:func:`_source_select`).
+    """
+    if source_sql is None:
+        source_sql = _source_select(src)
     t = src.table
     cols = src.columns
     rules = _row_rules(t, cols)
@@ -585,7 +626,7 @@ def _process_table(con: duckdb.DuckDBPyConnection, src: SourceFile) -> None:
     _exec(
         con,
         f"CREATE TABLE chk_{t} AS SELECT *, {case} AS __rr FROM "
-        f"(SELECT {parsed} FROM ({_source_select(src)}))",
+        f"(SELECT {parsed} FROM ({source_sql}))",
         src,
     )
 
@@ -776,6 +817,7 @@ def validate_extract(
     threads: int | None = None,
     temp_dir: str | Path | None = None,
     on_disk: bool | None = None,
+    spark=None,
 ) -> ValidationResult:
     """Check an extract against every rule of the data contract.
 
@@ -791,6 +833,9 @@ def validate_extract(
         Keep the scratch database in a (compressed) file rather than in memory; by
         default only for extracts of more than :data:`ON_DISK_ROWS` rows (e.g. a daily
         attendance table), so that they fit in ``memory_limit``.
+    spark
+        A :class:`pipeline.spark_engine.SparkConnection`: run the same checks on Spark
+        (the relations are then Spark temporary views; the DuckDB settings are unused).
 
     Returns
     -------
@@ -805,17 +850,23 @@ def validate_extract(
     """
     extract_dir = Path(extract_dir)
     sources = inspect_extract(extract_dir)
-    if on_disk is None:
-        on_disk = estimated_rows(sources) > ON_DISK_ROWS
-    con, scratch = connect(memory_limit, threads, temp_dir, on_disk=on_disk)
-    log.info("scratch database %s", "on disk" if on_disk else "in memory")
+    if spark is not None:
+        con, scratch = spark, None
+        log.info("checking on Spark")
+    else:
+        if on_disk is None:
+            on_disk = estimated_rows(sources) > ON_DISK_ROWS
+        con, scratch = connect(memory_limit, threads, temp_dir, on_disk=on_disk)
+        log.info("scratch database %s", "on disk" if on_disk else "in memory")
     try:
         form = next(f for f in C.ATTENDANCE_FORMS if f in sources)
         order = ["districts", "students", "enrollment", form, "home_visits"]
         rows: list[tuple[str, str, int]] = []
         for t in order:
             log.info("checking %s (%s)", sources[t].path.name, sources[t].format)
-            _process_table(con, sources[t])
+            _process_table(
+                con, sources[t], None if spark is None else _spark_source(spark, sources[t])
+            )
             rows += _counts(con, t)
             log.info(
                 "%s: read %d, kept %d",
@@ -842,7 +893,8 @@ def validate_extract(
     except BaseException:
         with contextlib.suppress(Exception):
             con.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         raise
 
 

@@ -2,7 +2,9 @@
 
 ``python -m pipeline.ingest`` reads ``params.yaml`` sections ``data`` (``extract_dir``),
 ``quality`` (``max_reject_rate``, default 0.05) and, optionally, ``ingest``
-(``memory_limit``, ``threads``, ``temp_dir`` for DuckDB), and writes
+(``engine``: ``duckdb`` or ``spark``; ``memory_limit``, ``threads``, ``temp_dir`` for
+DuckDB) and ``spark`` (for ``engine: spark``, see :mod:`pipeline.spark_engine`), and
+writes
 
 * ``data/interim/<table>.parquet`` — kept rows, typed, ``student_id`` → ``student_key``;
 * ``data/interim/quarantine/<source table>.parquet`` — quarantined rows, as text, with
@@ -99,6 +101,7 @@ def run_ingest(
     threads: int | None = None,
     temp_dir: str | Path | None = None,
     on_disk: bool | None = None,
+    spark=None,
 ) -> pd.DataFrame:
     """Validate, pseudonymize and write an extract; returns the data-quality counts.
 
@@ -114,6 +117,9 @@ def run_ingest(
         Environment to read ``LEAP_ID_KEY`` from (``os.environ`` by default).
     memory_limit, threads, temp_dir, on_disk
         DuckDB settings (see :func:`pipeline.checks.validate_extract`).
+    spark
+        A :class:`pipeline.spark_engine.SparkConnection`: run the stage on Spark (the
+        same SQL, transpiled; see ``docs/distributed.md``) instead of DuckDB.
 
     Raises
     ------
@@ -134,6 +140,7 @@ def run_ingest(
         threads=threads,
         temp_dir=temp_dir,
         on_disk=on_disk,
+        spark=spark,
     ) as res:
         log.info("validated %s in %.1f s", extract_dir, time.perf_counter() - t0)
         check_reject_rates(res.counts, max_reject_rate)
@@ -182,17 +189,41 @@ def main() -> None:
     opts = params.get("ingest") or {}
     root = config.project_root()
     extract = Path(data["extract_dir"])
+    spark = _engine(opts, params.get("spark"))
     try:
-        counts = _run_from_params(root, extract, quality, opts)
+        counts = _run_from_params(root, extract, quality, opts, spark)
     except IngestError as exc:
         raise SystemExit(f"ingest failed: {exc}") from None
+    finally:
+        if spark is not None:
+            spark.stop_session()
     summary = counts[counts["reason"].isin([C.READ, C.KEPT])].pivot(
         index="table", columns="reason", values="rows"
     )
     log.info("rows read / kept:\n%s", summary.to_string())
 
 
-def _run_from_params(root: Path, extract: Path, quality: dict, opts: dict) -> pd.DataFrame:
+ENGINES = ("duckdb", "spark")
+
+
+def _engine(opts: dict, spark_params: dict | None):
+    """``ingest.engine``: None for DuckDB, a SparkConnection for ``spark``."""
+    engine = opts.get("engine", "duckdb")
+    if engine not in ENGINES:
+        raise config.ConfigError(
+            f"params.yaml: ingest.engine must be one of {ENGINES}, not {engine!r}"
+        )
+    if engine == "duckdb":
+        return None
+    from pipeline.spark_engine import SparkSettings, open_connection
+
+    log.info("engine: spark")
+    return open_connection(SparkSettings.from_params(spark_params))
+
+
+def _run_from_params(
+    root: Path, extract: Path, quality: dict, opts: dict, spark=None
+) -> pd.DataFrame:
     return run_ingest(
         extract if extract.is_absolute() else root / extract,
         root / INTERIM_DIR,
@@ -202,6 +233,7 @@ def _run_from_params(root: Path, extract: Path, quality: dict, opts: dict) -> pd
         threads=opts.get("threads"),
         temp_dir=opts.get("temp_dir"),
         on_disk=opts.get("on_disk"),
+        spark=spark,
     )
 
 

@@ -7,7 +7,9 @@ the student's schools in that month), with the columns listed in ``docs/interfac
 How it is built
 ---------------
 All joins and aggregations run in DuckDB SQL straight off the interim Parquet files, out
-of core under ``memory_limit`` (spilling to a scratch directory).  Students and schools
+of core under ``memory_limit`` (spilling to a scratch directory).  With
+``panel.engine: spark`` the same statements run on Spark, transpiled
+(:mod:`pipeline.spark_engine`, ``docs/distributed.md``).  Students and schools
 get integer surrogates first (``sid`` in ``student_key`` order, ``school_id`` in
 ``school_code`` order), so the heavy steps join and group on integers.  The student-month
 table is built once; the wide panel rows are then produced in chunks of whole students
@@ -155,6 +157,8 @@ VISIT_REASONS = (
     "unplaced_no_membership",
 )
 QUALITY_COLUMNS = ("table", "reason", "rows")
+#: ``panel.engine`` values: where the SQL runs (see ``docs/distributed.md``).
+ENGINES = ("duckdb", "spark")
 _LOG = logging.getLogger(__name__)
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -187,7 +191,8 @@ class DuckDBSettings:
         if unknown:
             raise ConfigError(
                 f"params.yaml: section 'panel' has unknown key(s) {unknown}; allowed: "
-                f"interim_dir, output, quality_output, {', '.join(cls.__dataclass_fields__)}"
+                f"engine, interim_dir, output, quality_output, "
+                f"{', '.join(cls.__dataclass_fields__)}"
             )
         return cls(**params)
 
@@ -360,6 +365,7 @@ def write_panel(
     panel_path: str | os.PathLike,
     quality_path: str | os.PathLike | None = None,
     settings: DuckDBSettings | None = None,
+    spark=None,
 ) -> pd.DataFrame:
     """Build the panel from ``interim_dir`` and write it to ``panel_path`` (atomically).
 
@@ -372,7 +378,11 @@ def write_panel(
     quality_path
         If given, the data-quality table is also written there as CSV.
     settings
-        DuckDB resource settings (memory limit, threads, spill directory).
+        DuckDB resource settings (memory limit, threads, spill directory);
+        ``chunk_students`` and ``row_group_size`` also apply on Spark.
+    spark
+        A :class:`pipeline.spark_engine.SparkConnection`: run the same SQL on Spark
+        (transpiled; see ``docs/distributed.md``) instead of DuckDB.
 
     Returns
     -------
@@ -382,15 +392,25 @@ def write_panel(
     settings = settings or DuckDBSettings()
     interim_dir = Path(interim_dir)
     paths = {t: _table_path(interim_dir, t) for t in REQUIRED_COLUMNS}
-    with tempfile.TemporaryDirectory(prefix="panel-duckdb-") as scratch:
-        con = _connect(settings, Path(scratch))
+    if spark is not None:
         try:
-            quality = _build(con, paths, Path(panel_path), settings)
+            quality = _build(spark, paths, Path(panel_path), settings)
         finally:
-            con.close()
+            spark.close()
+    else:
+        quality = _build_duckdb(paths, Path(panel_path), settings)
     if quality_path is not None:
         write_csv(quality, quality_path)
     return quality
+
+
+def _build_duckdb(paths: dict[str, Path], panel_path: Path, settings: DuckDBSettings):
+    with tempfile.TemporaryDirectory(prefix="panel-duckdb-") as scratch:
+        con = _connect(settings, Path(scratch))
+        try:
+            return _build(con, paths, panel_path, settings)
+        finally:
+            con.close()
 
 
 def build_panel(
@@ -800,10 +820,11 @@ def _check_accounting(quality: pd.DataFrame) -> None:
 
 def main() -> None:
     """``python -m pipeline.panel``: params section ``panel`` → panel + data-quality table."""
-    from pipeline.config import project_root, section
+    from pipeline.config import ConfigError, load_params, project_root, section
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    params = section("panel")
+    all_params = load_params()
+    params = section("panel", all_params)
     root = project_root()
     paths = {
         "interim_dir": "data/interim",
@@ -811,13 +832,28 @@ def main() -> None:
         "quality_output": "reports/tables/data_quality_panel.csv",
     }
     paths.update({k: params[k] for k in paths if k in params})
-    settings = DuckDBSettings.from_params({k: v for k, v in params.items() if k not in paths})
-    quality = write_panel(
-        root / paths["interim_dir"],
-        root / paths["output"],
-        root / paths["quality_output"],
-        settings,
+    engine = params.get("engine", "duckdb")
+    if engine not in ENGINES:
+        raise ConfigError(f"params.yaml: panel.engine must be one of {ENGINES}, not {engine!r}")
+    settings = DuckDBSettings.from_params(
+        {k: v for k, v in params.items() if k not in paths and k != "engine"}
     )
+    spark = None
+    if engine == "spark":
+        from pipeline.spark_engine import SparkSettings, open_connection
+
+        spark = open_connection(SparkSettings.from_params(all_params.get("spark")))
+    try:
+        quality = write_panel(
+            root / paths["interim_dir"],
+            root / paths["output"],
+            root / paths["quality_output"],
+            settings,
+            spark=spark,
+        )
+    finally:
+        if spark is not None:
+            spark.stop_session()
     print(quality.to_string(index=False))
 
 
