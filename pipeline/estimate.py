@@ -9,10 +9,14 @@ every estimate with the generator's truth.
 Designs
 -------
 * **Primary: matched stacked event study** (:func:`pipeline.did.stacked.stacked_event_study`)
-  on the matched stacks, unit-by-stack and stack-by-event-time fixed effects, matching
-  weights × inverse-probability-of-censoring weights (:mod:`pipeline.censoring`) for
-  comparison students visited later, errors clustered by school, wild cluster bootstrap
-  (Webb weights) for the window average because program districts are few.
+  on the matched stacks, unit-by-matched-set and matched-set-by-event-time fixed effects
+  (``time_effects="matched_set"``: each visited student is compared only with its own
+  comparison students, month by month; ``"stratum"`` pools the time effects over the
+  matching stratum), matching weights × inverse-probability-of-censoring weights
+  (:mod:`pipeline.censoring`) for comparison students visited later, errors clustered by
+  student by default (comparison students serve in several matched sets; ``cluster``
+  switches to schools), wild cluster bootstrap (Webb weights) for the window average.
+  The simulation study (:mod:`pipeline.validate`) is the evidence for these defaults.
 * **Comparators on the same students** (the matched students' own panels, each student
   first treated at their own first visit, never-visited students as controls): the naive
   before/after on visited students only, two-way fixed effects, Callaway–Sant'Anna with
@@ -58,7 +62,8 @@ class EstimateConfig:
     att_window: tuple[int, int] = (1, 6)
     event_window: tuple[int, int] = (-6, 12)
     reference: tuple[int, ...] = (-1,)
-    cluster: str = "school_code"
+    cluster: str = "student_key"
+    time_effects: str = "matched_set"
     ipcw: bool = True
     wild_bootstrap: bool = True
     bootstrap_draws: int = 999
@@ -98,7 +103,17 @@ class EstimateConfig:
         for k, v in list(kw.items()):
             if isinstance(v, list):
                 kw[k] = tuple(v)
+        if kw.get("time_effects", "matched_set") not in ("matched_set", "stratum"):
+            raise ValueError(
+                "params.yaml estimate.time_effects: must be 'matched_set' or 'stratum',"
+                f" not {kw['time_effects']!r}"
+            )
         return cls(**kw)
+
+    @property
+    def stack_column(self) -> str:
+        """The column the primary design's time effects are interacted with."""
+        return "match_id" if self.time_effects == "matched_set" else "stack_id"
 
 
 # ----------------------------------------------------------------------------------------
@@ -187,6 +202,7 @@ def primary(
     res = stacked_event_study(
         matched,
         yname=y,
+        stack=cfg.stack_column,
         cluster=cfg.cluster,
         weights="ipcw",
         ref=cfg.reference,

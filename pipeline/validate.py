@@ -32,8 +32,9 @@ Estimators
     dropped, no weights) and ``matched_stacked_keep_censored`` (later-visited comparison
     rows kept as if untreated) — and the comparators of :mod:`pipeline.estimate`
     (``naive_before_after``, ``twfe``, ``sun_abraham``, ``imputation``,
-    ``callaway_santanna_unconditional``).  Intervals are analytic (clustered by
-    ``school_code``; t with clusters − 1 degrees of freedom for the stacked design) — the
+    ``callaway_santanna_unconditional``).  Intervals are analytic (clustered as
+    ``EstimateConfig.cluster``, by student by default; t with clusters − 1 degrees of
+    freedom for the stacked design) — the
     wild bootstrap is skipped in the replications.
 
 Output
@@ -310,6 +311,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         lambda: stacked_event_study(
             m_one,
             yname=y,
+            stack=ecfg.stack_column,
             cluster=ecfg.cluster,
             weights="ipcw",
             drop_censored=False,
