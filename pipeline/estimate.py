@@ -103,12 +103,14 @@ class EstimateConfig:
         for k, v in list(kw.items()):
             if isinstance(v, list):
                 kw[k] = tuple(v)
-        if kw.get("time_effects", "matched_set") not in ("matched_set", "stratum"):
+        return cls(**kw)
+
+    def __post_init__(self) -> None:
+        if self.time_effects not in ("matched_set", "stratum"):
             raise ValueError(
                 "params.yaml estimate.time_effects: must be 'matched_set' or 'stratum',"
-                f" not {kw['time_effects']!r}"
+                f" not {self.time_effects!r}"
             )
-        return cls(**kw)
 
     @property
     def stack_column(self) -> str:

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from pipeline.did.fe import (
     FixedEffects,
@@ -76,8 +75,6 @@ def stacked_event_study(
     ref: int | Sequence[int] = (-1,),
     window: tuple[int, int] | None = (-6, 12),
     bin_endpoints: bool = False,
-    covariates: Sequence[str] | None = None,
-    covariate_events: str = "post",
     average_window: tuple[int, int] | None = (1, 6),
     wild_bootstrap: bool = False,
     B: int = 999,
@@ -117,20 +114,6 @@ def stacked_event_study(
         ``bin_endpoints``: then they stay and the treated indicators beyond the window
         are pooled into the end bins (the stack-by-event-time effects keep the exact
         event time).  ``None``: all event times.
-    covariates, covariate_events
-        Optional regression adjustment for what matching left: baseline covariates
-        (columns constant within unit and matched set, e.g. the attendance rates of the
-        three months before the first visit), each interacted with indicators of the
-        event times — only the post-period ones (``e ≥ 0``, ``covariate_events="post"``,
-        the default, so that the pre-period coefficients stay plain differences and the
-        pre-trend test keeps its meaning) or every estimated one (``"all"``).  The
-        covariates are centred on the treated rows' weighted mean, and their slopes are
-        estimated from the comparison rows within stacks; the reported event-time
-        coefficients are the treated × event-time ones.  Matching on the months before
-        the visit makes treated and comparison students' pre-visit attendance nearly
-        equal; the adjustment removes the rest of that difference from the estimate
-        and — because the outcome's own recent history explains much of its later
-        variation — from the residuals the standard errors are built on.
     average_window
         Window of the bootstrap-tested average (``EventStudyResult.average`` gives the
         analytic one for any window).
@@ -149,10 +132,7 @@ def stacked_event_study(
         ``info["wild_bootstrap_average"]`` the window average as a plain dict.
     """
     where = "stacked_event_study"
-    covariates = list(covariates or [])
-    if covariate_events not in ("post", "all"):
-        raise ValueError(f"{where}: covariate_events must be 'post' or 'all'")
-    cols = [yname, unit, stack, match, event_time, treated, match_weight, weights, *covariates]
+    cols = [yname, unit, stack, match, event_time, treated, match_weight, weights]
     cols += [censored] if (censored is not None and drop_censored) else []
     cols += [cluster] if isinstance(cluster, str) else list(cluster or [])
     require_columns(data, cols, where)
@@ -194,34 +174,14 @@ def stacked_event_study(
     if not np.isin(et_b[D], refs).any():
         raise ValueError(f"{where}: no treated rows at the reference event time(s) {refs}")
     X = dummies(et_b, D, evs)
-    names: list = list(evs)
-    if covariates:
-        cov_evs = [e for e in sorted(int(v) for v in np.unique(et_b)) if e not in refs]
-        if covariate_events == "post":
-            cov_evs = [e for e in cov_evs if e >= 0]
-        E = dummies(et_b, np.ones(et_b.size, dtype=bool), cov_evs)
-        blocks = [X]
-        for c in covariates:
-            v = pd.to_numeric(d[c], errors="coerce").to_numpy(dtype=float)
-            if not np.all(np.isfinite(v)):
-                raise ValueError(
-                    f"{where}: covariate {c!r} has {int((~np.isfinite(v)).sum())} missing"
-                    " values in rows used; fill them (with a missing indicator) first"
-                )
-            v = v - np.average(v[D], weights=w[D])
-            blocks.append(sp.csr_matrix(E.multiply(v[:, None])))
-            names += [f"{c}:e{e}" for e in cov_evs]
-        X = sp.hstack(blocks, format="csr")
     us = factorize(d[unit], d[stack] if match is None else d[match])[0]
     se_ = factorize(d[stack], et)[0]
     fe = FixedEffects([us, se_], w)
     cl = cluster_codes(d, cluster)
     r = feols(
-        y, X, fe, weights=w, cluster=cl, names=names, k_fixef=k_fixef, keep_tilde=wild_bootstrap
+        y, X, fe, weights=w, cluster=cl, names=evs, k_fixef=k_fixef, keep_tilde=wild_bootstrap
     )
-    pos = np.array([j for j, nm in enumerate(r.names) if not isinstance(nm, str)], dtype=int)
-    events = np.asarray([r.names[j] for j in pos], dtype=np.int64)
-    k_all = len(r.names)
+    events = np.asarray(r.names, dtype=np.int64)
     pairs = pd.DataFrame({"u": us[D], "e": et_b[D].astype(np.int64)}).drop_duplicates()
     cnt = pairs.groupby("e")["u"].size()
     n_tr = np.array([int(cnt.get(int(e), 0)) for e in events], dtype=np.int64)
@@ -237,15 +197,13 @@ def stacked_event_study(
             "bin_endpoints": bin_endpoints,
             "unit_fe": f"{unit} x {match or stack}",
             "time_fe": f"{stack} x {event_time}",
-            "covariates": covariates,
-            "covariate_events": covariate_events if covariates else None,
         }
     )
     res = EventStudyResult(
         estimator="matched_stacked",
         event_time=events,
-        estimate=r.coef[pos],
-        vcov=r.vcov[np.ix_(pos, pos)],
+        estimate=r.coef,
+        vcov=r.vcov,
         n_treated=n_tr,
         reference=refs,
         df=float(r.n_clusters - 1) if r.n_clusters else None,
@@ -259,16 +217,13 @@ def stacked_event_study(
         draws = draw_weights(G, B=B, seed=seed, weights=bootstrap_weights)
         rows = []
         k = events.size
-        eye = np.eye(k_all)
-        tests = [(int(e), eye[j]) for j, e in zip(pos, events, strict=True)]
+        tests = [(int(e), np.eye(k)[j]) for j, e in enumerate(events)]
         if average_window is not None:
             lo, hi = int(average_window[0]), int(average_window[1])
             m = (events >= lo) & (events <= hi)
             if m.sum() != hi - lo + 1:
                 raise ValueError(f"{where}: average_window {average_window} not fully estimated")
-            c_avg = np.zeros(k_all)
-            c_avg[pos[m]] = 1.0 / m.sum()
-            tests.append(("average", c_avg))
+            tests.append(("average", m / m.sum()))
         for lab, c in tests:
             wt = wild_cluster_bootstrap(
                 r.extra["Xt"],
