@@ -1,13 +1,27 @@
-"""Run every pipeline stage at state scale and record wall time and peak memory per stage.
+"""The whole pipeline at state scale: wall time and peak memory per stage, plus peers.
 
     python benchmarks/run_state_scale.py [--workdir DIR] [--form monthly|daily]
-                                         [--stages synthesize,ingest,panel,match,estimate,report]
+                                         [--stages synthesize,ingest,...] [--peers]
+                                         [--peer-python PATH] [--peer-units N]
+
+``--stages none --peers`` adds the peer comparisons to the results file of an earlier run.
 
 A scratch project folder (default: a temporary one) gets a copy of ``params.yaml`` with
-``synthesize.scale: state`` and Parquet output; each stage runs there as
-``python -m pipeline.<stage>`` under ``/usr/bin/time``. Results go to
-``benchmarks/results/state_scale_<form>.json`` (targets: whole run under 10 minutes and
-8 GB peak on 2 cores, monthly form; daily form under 15 minutes).
+``synthesize.scale: state`` and Parquet output. Every stage of ``dvc.yaml`` then runs there,
+in ``dvc.yaml``'s order and with its own ``cmd`` — exactly what ``dvc repro`` runs on a
+fresh project — each under ``/usr/bin/time`` for its wall time and peak resident memory.
+
+With ``--peers`` the same run also measures the peer comparisons of the other issues, each
+as a ratio to ours on the same data in the same run (``benchmarks/bench_did_cs.py``:
+csdid, differences, moderndid, diff-diff; ``benchmarks/bench_did_fe.py``: pyfixest;
+``benchmarks/bench_matching.py``: our MatchIt port). Peers are not project dependencies;
+install them in their own environment::
+
+    python3 -m venv /work/peers-cs
+    /work/peers-cs/bin/pip install moderndid csdid differences diff-diff pyfixest
+
+Results go to ``benchmarks/results/state_scale_<form>.json`` (targets on 2 cores: the
+monthly form under 10 minutes and 8 GB peak; the daily form under 15 minutes).
 """
 
 from __future__ import annotations
@@ -25,41 +39,124 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["synthesize", "ingest", "panel", "match", "estimate", "report"]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def dvc_stages() -> dict[str, str]:
+    """Stage name → command, in ``dvc.yaml``'s order (a topological order)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: spec["cmd"] for name, spec in stages.items()}
+
+
+def timed(cmd: list[str], cwd: Path) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], cwd=cwd,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    try:
+        peak_gb = int(last.split()[1]) / 2**20
+    except (IndexError, ValueError):
+        peak_gb = float("nan")
+    row = {"wall_seconds": round(wall, 1), "peak_rss_gb": round(peak_gb, 2),
+           "exit_code": proc.returncode}
+    if proc.returncode != 0:
+        row["error_tail"] = proc.stderr.strip().splitlines()[-8:]
+    return row
+
+
+def run_stages(work: Path, form: str, names: list[str]) -> list[dict]:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["synthesize"].update(scale="state", format="parquet", attendance_form=form)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cmds = dvc_stages()
+    results = []
+    for stage in names:
+        cmd = cmds[stage].split()
+        if cmd[0] == "python":
+            cmd[0] = sys.executable
+        row = {"stage": stage, **timed(cmd, work)}
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        if row["exit_code"] != 0:
+            break
+    metrics = work / "reports" / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        print(json.dumps({"att": m.get("att"), "truth": m.get("truth")}), flush=True)
+    return results
+
+
+def _last_jsonl(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    return json.loads(lines[-1]) if lines else None
+
+
+def run_peers(peer_python: str, units: int) -> dict:
+    """Peer comparisons, each measured now on one data set shared with ours."""
+    py = sys.executable
+    out: dict = {"peer_python": peer_python, "units": units}
+    # Callaway–Sant'Anna: ATT(g,t) + event-study aggregation, doubly robust, analytic SEs
+    before = _last_jsonl(RESULTS / "bench_did_cs.jsonl")
+    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_did_cs.py"), "--peers", "all",
+                           "--units", str(units), "--peer-python", peer_python],
+                          capture_output=True, text=True)
+    after = _last_jsonl(RESULTS / "bench_did_cs.jsonl")
+    out["callaway_santanna"] = after if after != before else {
+        "error_tail": proc.stderr.strip().splitlines()[-8:]}
+    # fixed-effects event studies: ours vs pyfixest (TWFE; did2s = imputation estimates)
+    fe_json = RESULTS / "bench_did_fe_peers.json"
+    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_did_fe.py"), "--units",
+                           str(units), "--estimators",
+                           "twfe,pyfixest_twfe,imputation,pyfixest_did2s",
+                           "--peer-python", peer_python, "--out", str(fe_json)],
+                          capture_output=True, text=True)
+    out["fixed_effects"] = (json.loads(fe_json.read_text()) if proc.returncode == 0 else
+                            {"error_tail": proc.stderr.strip().splitlines()[-8:]})
+    # pyfixest's did2s builds a dense units × rows matrix for its standard errors, so it
+    # is also compared at a size where it runs
+    small = max(units // 40, 1000)
+    fe_small = RESULTS / "bench_did_fe_peers_small.json"
+    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_did_fe.py"), "--units",
+                           str(small), "--estimators", "twfe,pyfixest_twfe,imputation,"
+                           "pyfixest_did2s", "--peer-python", peer_python,
+                           "--out", str(fe_small)], capture_output=True, text=True)
+    out["fixed_effects_small"] = (json.loads(fe_small.read_text()) if proc.returncode == 0
+                                  else {"error_tail": proc.stderr.strip().splitlines()[-8:]})
+    # matching: our MatchIt port against MatchIt's figures (R is not reachable here)
+    m_json = RESULTS / "bench_matching.json"
+    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_matching.py"), "matchit",
+                           "--out", str(m_json)], capture_output=True, text=True)
+    out["matching"] = (json.loads(m_json.read_text()) if proc.returncode == 0 else
+                       {"error_tail": proc.stderr.strip().splitlines()[-8:]})
+    return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--form", default="monthly", choices=["monthly", "daily"])
-    ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--stages", default=",".join(dvc_stages()))
+    ap.add_argument("--peers", action="store_true", help="also run the peer comparisons")
+    ap.add_argument("--peer-python", default="/work/peers-cs/bin/python")
+    ap.add_argument("--peer-units", type=int, default=200_000)
     args = ap.parse_args()
+    target = RESULTS / f"state_scale_{args.form}.json"
+    if args.stages == "none":  # add (or refresh) the peer comparisons of an earlier run
+        out = json.loads(target.read_text())
+        out["peers"] = run_peers(args.peer_python, args.peer_units)
+        target.write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out["peers"], indent=2))
+        return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="leap-state-"))
     work.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["synthesize"].update(scale="state", format="parquet", attendance_form=args.form)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    results = []
-    for stage in args.stages.split(","):
-        t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", sys.executable, "-m",
-                               f"pipeline.{stage}"], cwd=work, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
-        try:
-            peak_gb = int(last.split()[1]) / 2**20
-        except (IndexError, ValueError):
-            peak_gb = float("nan")
-        row = {"stage": stage, "wall_seconds": round(wall, 1), "peak_rss_gb": round(peak_gb, 2),
-               "exit_code": proc.returncode}
-        if proc.returncode != 0:
-            row["error_tail"] = proc.stderr.strip().splitlines()[-6:]
-        results.append(row)
-        print(json.dumps(row), flush=True)
-        if proc.returncode != 0:
-            break
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    load0 = os.getloadavg()
+    results = run_stages(work, args.form, args.stages.split(","))
     out = {
-        "benchmark": "whole pipeline at state scale",
+        "benchmark": "every dvc.yaml stage at state scale (what dvc repro runs)",
         "form": args.form,
         "stages": results,
         "total_wall_seconds": round(sum(r["wall_seconds"] for r in results), 1),
@@ -67,14 +164,17 @@ def main() -> None:
         "targets": {"total_wall_seconds": 600 if args.form == "monthly" else 900,
                     "peak_rss_gb": 8},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(),
+                    "platform": platform.platform(), "processor": platform.processor(),
+                    "load_average_at_start": load0,
                     "load_average_at_end": os.getloadavg()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "started_at": started,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "workdir": str(work),
     }
-    res = ROOT / "benchmarks" / "results"
-    res.mkdir(exist_ok=True)
-    (res / f"state_scale_{args.form}.json").write_text(json.dumps(out, indent=2) + "\n")
+    if args.peers:
+        out["peers"] = run_peers(args.peer_python, args.peer_units)
+    RESULTS.mkdir(exist_ok=True)
+    target.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 

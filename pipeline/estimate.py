@@ -41,6 +41,7 @@ import pandas as pd
 from pipeline.censoring import ipcw_weights
 from pipeline.config import load_params
 from pipeline.did.cs import aggte, att_gt
+from pipeline.did.honest import relative_magnitudes
 from pipeline.did.imputation import imputation
 from pipeline.did.naive import naive_before_after
 from pipeline.did.results import TIDY_COLUMNS, EventStudyResult
@@ -394,42 +395,36 @@ def rematch(panel: PanelAccess, spec: RiskSetSpec, shift: int = 0) -> pd.DataFra
 def relative_magnitude_bounds(
     res: EventStudyResult, window: tuple[int, int], mbars, alpha: float
 ) -> list[dict]:
-    """Rambachan–Roth relative-magnitudes (Δ^RM) sensitivity for the window average.
+    """Rambachan–Roth relative-magnitude (Δ^RM) rows for the robustness table.
 
-    Post-period violations of parallel trends may change from one period to the next by
-    at most ``Mbar`` times the largest pre-period change.  With the reference period
-    normalized to zero, the bias of the effect at event time ``t ≥ 0`` is then at most
-    ``(t + 1) · Mbar · Δ``, and that of the window average at most the mean of those
-    bounds.  The interval reported is estimate ± bias bound ± z·SE.
-
-    This is a *plug-in* version: it treats the largest estimated pre-period change ``Δ``
-    as known and ignores its sampling error, which the HonestDiD package's conditional
-    and hybrid intervals account for.  Read it as a sensitivity indication, not as a
-    formally valid robust confidence interval.
+    One row per ``Mbar`` with the Bonferroni robust interval of
+    :func:`pipeline.did.honest.relative_magnitudes` (valid under Δ^RM, conservative) and
+    the plug-in identified set in the note, plus the breakdown ``Mbar``.
     """
-    pre = sorted(int(e) for e in res.event_time if e < 0)
-    est = dict(zip(res.event_time.tolist(), res.estimate.tolist(), strict=True))
-    for r in res.reference:
-        est.setdefault(int(r), 0.0)
-    pre = sorted(set(pre) | {int(r) for r in res.reference})
-    steps = [abs(est[b] - est[a]) for a, b in zip(pre[:-1], pre[1:], strict=True) if b - a == 1]
-    delta = max(steps) if steps else float("nan")
-    avg = res.average(window, alpha)
-    z = res.crit(alpha)
-    mult = np.mean([t + 1 for t in range(window[0], window[1] + 1)])
-    out = []
-    for mbar in mbars:
-        b = mbar * delta * mult
-        out.append(
-            {
-                "check": f"relative magnitudes Mbar={mbar}",
-                "estimate": avg.estimate,
-                "std_error": avg.std_error,
-                "ci_low": avg.estimate - b - z * avg.std_error,
-                "ci_high": avg.estimate + b + z * avg.std_error,
-                "note": f"max pre-period change {delta:.3f}; bias bound ±{b:.3f}",
-            }
-        )
+    tab = relative_magnitudes(res, window, mbars, alpha=alpha)
+    out = [
+        {
+            "check": f"relative magnitudes Mbar={r.mbar:g}",
+            "estimate": r.estimate,
+            "std_error": r.std_error,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "note": (
+                f"robust {100 * (1 - alpha):.0f}% interval (Bonferroni) under Delta^RM; "
+                f"identified set at the estimates {r.id_low:.2f} to {r.id_high:.2f}; largest "
+                f"pre-period change {r.max_pre_change:.3f} (upper bound "
+                f"{r.max_pre_change_upper:.3f})"
+            ),
+        }
+        for r in tab.itertuples()
+    ]
+    out.append(
+        {
+            "check": "relative magnitudes breakdown Mbar",
+            "estimate": tab.attrs["breakdown_mbar"],
+            "note": "largest Mbar whose robust interval excludes zero",
+        }
+    )
     return out
 
 

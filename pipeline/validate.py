@@ -40,7 +40,8 @@ Estimators
 Output
     ``reports/tables/validation.csv`` (one row per scenario × estimator: ``scenario,
     estimator, n_reps, truth_mean, estimate_mean, bias, rmse, coverage, rejection_rate,
-    mean_std_error, sd_estimate, sd_error, n_failed, targets_apply``), the replication-level
+    mean_std_error, sd_estimate, sd_error, se_ratio, n_failed, targets_apply``), the
+    replication-level
     ``reports/validation/replications.csv`` and the figure
     ``reports/validation/validation.png`` (300 dpi) and ``.svg``.
 
@@ -126,6 +127,7 @@ TABLE_COLUMNS = [
     "mean_std_error",
     "sd_estimate",
     "sd_error",
+    "se_ratio",
     "n_failed",
     "targets_apply",
 ]
@@ -373,9 +375,13 @@ def summarize(reps: pd.DataFrame) -> pd.DataFrame:
 
     ``coverage`` is the share of intervals holding the truth; ``rejection_rate`` the share
     of intervals excluding zero (under ``zero_effect`` a false-positive rate, elsewhere
-    power).  ``sd_error`` is the standard deviation of ``estimate − truth`` across
-    replications, the quantity ``mean_std_error`` should match when the standard errors
-    are right.  Failed replications are counted in ``n_failed`` and left out of the rest.
+    power).  ``sd_estimate`` is the standard deviation of the estimates across
+    replications — each replication draws new students, so it is the sampling spread the
+    standard errors estimate — and ``se_ratio = mean_std_error / sd_estimate`` (1 when the
+    standard errors are right).  ``sd_error`` is the spread of ``estimate − truth``, where
+    the truth is the replication's own treated students' effect: smaller than
+    ``sd_estimate`` when effects vary between students.  Failed replications are counted
+    in ``n_failed`` and left out of the rest.
     """
     rows = []
     scen_order = {s: i for i, s in enumerate(SCENARIOS)}
@@ -400,6 +406,9 @@ def summarize(reps: pd.DataFrame) -> pd.DataFrame:
                 "mean_std_error": ok["std_error"].mean() if n else np.nan,
                 "sd_estimate": ok["estimate"].std(ddof=1) if n > 1 else np.nan,
                 "sd_error": err.std(ddof=1) if n > 1 else np.nan,
+                "se_ratio": (
+                    ok["std_error"].mean() / ok["estimate"].std(ddof=1) if n > 1 else np.nan
+                ),
                 "n_failed": int(len(g) - n),
                 "targets_apply": bool(SCENARIOS[scen].get("targets_apply", True)),
             }
@@ -412,8 +421,8 @@ def summarize(reps: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def plot(summary: pd.DataFrame, target_stem: str | Path, dpi: int = 300) -> None:
-    """Bias and coverage by estimator and scenario (PNG at ``dpi`` and SVG)."""
+def draw(summary: pd.DataFrame):
+    """Bias and coverage by estimator and scenario, as a matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -447,6 +456,14 @@ def plot(summary: pd.DataFrame, target_stem: str | Path, dpi: int = 300) -> None
     a2.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="Scenario")
     fig.suptitle(f"Simulation study: {n} replications per scenario", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot(summary: pd.DataFrame, target_stem: str | Path, dpi: int = 300) -> None:
+    """Bias and coverage by estimator and scenario (PNG at ``dpi`` and SVG)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw(summary)
     stem = Path(target_stem)
     with atomic_path(stem.with_suffix(".png"), ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})

@@ -25,7 +25,7 @@ from pipeline.did.naive import naive_before_after
 from pipeline.did.stacked import stacked_event_study
 from pipeline.did.sunab import sun_abraham
 from pipeline.did.twfe import twfe_event_study
-from pipeline.did.wild import WEBB_POINTS, draw_weights, wild_cluster_bootstrap
+from pipeline.did.wild import WEBB_POINTS, draw_weights, prepare_fit, wild_cluster_bootstrap
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -484,9 +484,13 @@ def test_wild_bootstrap_closed_form_matches_brute_force():
         X, y, cl, c, w=w, draws=draws, theta0=res.ci_high + 1e-6, ci=False
     ).p_value
     assert hi_in >= 0.05 - 1e-9 and hi_out <= 0.05 + 1e-9
-    # same seed, same answer
+    # same seed, same answer; sharing the least-squares pieces changes nothing
     again = wild_cluster_bootstrap(X, y, cl, c, w=w, B=999, seed=5)
     assert again == res
+    shared = wild_cluster_bootstrap(
+        X, y, cl, c, w=w, B=999, seed=5, fit=prepare_fit(X, y, cl, w=w)
+    )
+    assert shared == res
 
 
 def test_wild_bootstrap_pvalue_roughly_uniform_under_null():

@@ -124,3 +124,4 @@ def test_summary_statistics_by_hand():
     assert s["rejection_rate"] == pytest.approx(1.0)  # no interval holds 0
     assert s["sd_estimate"] == pytest.approx(np.std(est, ddof=1))
     assert s["sd_error"] == pytest.approx(np.std(est - truth, ddof=1))
+    assert s["se_ratio"] == pytest.approx(np.mean(se) / np.std(est, ddof=1))

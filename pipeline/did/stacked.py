@@ -37,7 +37,7 @@ from pipeline.did.fe import (
     window_rel,
 )
 from pipeline.did.results import EventStudyResult
-from pipeline.did.wild import draw_weights, wild_cluster_bootstrap
+from pipeline.did.wild import draw_weights, prepare_fit, wild_cluster_bootstrap
 
 __all__ = ["stacked_event_study"]
 
@@ -224,6 +224,7 @@ def stacked_event_study(
             if m.sum() != hi - lo + 1:
                 raise ValueError(f"{where}: average_window {average_window} not fully estimated")
             tests.append(("average", m / m.sum()))
+        fit = prepare_fit(r.extra["Xt"], r.extra["yt"], cl, w=w, ssc=r.ssc)
         for lab, c in tests:
             wt = wild_cluster_bootstrap(
                 r.extra["Xt"],
@@ -235,6 +236,7 @@ def stacked_event_study(
                 alpha=alpha,
                 ssc=r.ssc,
                 weights=bootstrap_weights,
+                fit=fit,
             )
             rows.append(
                 {

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-__all__ = ["WEBB_POINTS", "WildTest", "webb_weights", "wild_cluster_bootstrap"]
+__all__ = ["WEBB_POINTS", "WildTest", "prepare_fit", "webb_weights", "wild_cluster_bootstrap"]
 
 WEBB_POINTS = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 
@@ -50,54 +50,84 @@ class WildTest:
     n_clusters: int
 
 
-class _WCR:
-    """Precomputed cluster-level pieces of one hypothesis ``cᵀβ = θ``."""
+class _Fit:
+    """Pieces of one weighted least-squares fit shared by every hypothesis on it."""
 
-    def __init__(self, Xt, yt, w, cl, c, ssc):
-        G = int(cl.max()) + 1
-        XtW = Xt * w[:, None]
-        A = np.linalg.inv(Xt.T @ XtW)
-        beta = A @ (XtW.T @ yt)
-        uhat = yt - Xt @ beta
-        k = Xt.shape[1]
-        # per-cluster X_g'W X_g and X_g'W û_g
-        order = np.argsort(cl, kind="stable")
-        bounds = np.searchsorted(cl[order], np.arange(G + 1))
-        H = np.empty((G, k, k))
-        Sh = np.empty((G, k))
-        for gi in range(G):
-            idx = order[bounds[gi] : bounds[gi + 1]]
-            Xg = Xt[idx]
-            H[gi] = Xg.T @ XtW[idx]
-            Sh[gi] = XtW[idx].T @ uhat[idx]
-        Ac = A @ c
-        cAc = float(c @ Ac)
-        self.est = float(c @ beta)
+    def __init__(self, Xt, yt, w, cl, ssc):
+        self.G = G = int(cl.max()) + 1
         self.ssc = ssc
+        self.Xt = Xt
+        self.XtW = XtW = Xt * w[:, None]
+        self.A = np.linalg.inv(Xt.T @ XtW)
+        self.beta = self.A @ (XtW.T @ yt)
+        uhat = yt - Xt @ self.beta
+        # rows sorted by cluster: per-cluster sums by np.add.reduceat (no Python loop)
+        self.order = np.argsort(cl, kind="stable")
+        counts = np.bincount(cl, minlength=G)
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.Sh = self.cluster_sums(XtW * uhat[:, None])  # X_g'W û_g, G × k
+        self.ASh = self.Sh @ self.A  # rows A Ŝ_g
+
+    def cluster_sums(self, Z: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(Z[self.order], self.starts, axis=0)
+
+
+class _WCR:
+    """Cluster-level pieces of one hypothesis ``cᵀβ = θ``.
+
+    Everything is linear in ``d = (cᵀβ̂ − θ)/cᵀAc``: the bootstrap numerators are
+    ``n₀ + d n₁`` and the score matrix is ``S₀ + d S₁`` (B × G), so the squared CR1
+    denominators are the quadratic ``q₀₀ + 2d q₀₁ + d² q₁₁``. Once the five B-vectors are
+    computed (O(B·G·k), in blocks of draws, using that the cluster cross-products have rank
+    k), each ``θ`` costs O(B) — the test-inversion interval is cheap at any G.
+    """
+
+    def __init__(self, Xt, yt, w, cl, c, ssc, fit: _Fit | None = None):
+        f = fit if fit is not None else _Fit(Xt, yt, w, cl, ssc)
+        self.fit = f
+        A = f.A
+        Ac = A @ c
+        self.cAc = float(c @ Ac)
+        self.est = float(c @ f.beta)
+        self.ssc = f.ssc
+        self.G = f.G
+        # H_g A c = X_g'W X_g A c, without forming the G k×k blocks
+        self.HAc = f.cluster_sums(f.XtW * (f.Xt @ Ac)[:, None])  # G × k
+        self.a0 = f.Sh @ Ac  # cᵀA Ŝ_g
+        self.a1 = self.HAc @ Ac  # cᵀA H_g A c
+        self.AHAc = self.HAc @ A  # rows A H_h A c
         # unrestricted CR1 standard error of cᵀβ
-        sc = Sh @ Ac
-        self.se = float(np.sqrt(ssc * np.sum(sc**2)))
-        # restricted pieces are linear in d = (cᵀβ̂ − θ)/cᵀAc:
-        # S_g(θ) = Ŝ_g + H_g A c d
-        HAc = H @ Ac  # G × k
-        self.a0 = Sh @ Ac  # cᵀA Ŝ_g
-        self.a1 = HAc @ Ac  # cᵀA H_g A c
-        # M[g,h] = cᵀA H_g A S_h(θ)
-        cAH = HAc  # (cᵀ A H_g) as rows, H symmetric
-        ASh = Sh @ A  # rows A Ŝ_h
-        AHAc = HAc @ A  # rows A H_h A c
-        self.M0 = cAH @ ASh.T
-        self.M1 = cAH @ AHAc.T
-        self.cAc = cAc
-        self.G = G
+        self.se = float(np.sqrt(f.ssc * np.sum(self.a0**2)))
+        self._V = None
+
+    def _prepare(self, V: np.ndarray) -> None:
+        if self._V is V:
+            return
+        B, G = V.shape
+        n0 = V @ self.a0
+        n1 = V @ self.a1
+        q00 = np.empty(B)
+        q01 = np.empty(B)
+        q11 = np.empty(B)
+        step = max(1, int(2e7 // max(G, 1)))
+        for s in range(0, B, step):
+            Vb = V[s : s + step]
+            # sc = V∘a − V Mᵀ with M = HAc (A Ŝ)ᵀ + d HAc (A H A c)ᵀ, both rank k
+            S0 = Vb * self.a0[None, :] - (Vb @ self.fit.ASh) @ self.HAc.T
+            S1 = Vb * self.a1[None, :] - (Vb @ self.AHAc) @ self.HAc.T
+            q00[s : s + step] = np.einsum("bg,bg->b", S0, S0)
+            q01[s : s + step] = np.einsum("bg,bg->b", S0, S1)
+            q11[s : s + step] = np.einsum("bg,bg->b", S1, S1)
+        self._q = (n0, n1, q00, q01, q11)
+        self._V = V
 
     def tstats(self, theta: float, V: np.ndarray) -> tuple[float, np.ndarray]:
+        self._prepare(V)
+        n0, n1, q00, q01, q11 = self._q
         d = (self.est - theta) / self.cAc
-        a = self.a0 + self.a1 * d
-        M = self.M0 + self.M1 * d
-        num = V @ a
-        sc = V * a[None, :] - V @ M.T
-        den = np.sqrt(self.ssc * np.sum(sc**2, axis=1))
+        num = n0 + d * n1
+        den2 = self.ssc * (q00 + 2.0 * d * q01 + d * d * q11)
+        den = np.sqrt(np.maximum(den2, 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             tb = np.where(den > 0, num / den, 0.0)
         t0 = (self.est - theta) / self.se if self.se > 0 else np.inf
@@ -123,6 +153,7 @@ def wild_cluster_bootstrap(
     ssc: float = 1.0,
     ci: bool = True,
     draws: np.ndarray | None = None,
+    fit: _Fit | None = None,
 ) -> WildTest:
     """WCR wild cluster bootstrap test and test-inversion interval for ``cᵀβ``.
 
@@ -150,6 +181,9 @@ def wild_cluster_bootstrap(
         Compute the test-inversion interval.
     draws
         Precomputed ``B × G`` weight draws (to share draws between hypotheses).
+    fit
+        The least-squares pieces from :func:`prepare_fit` on the same ``Xt``, ``yt``,
+        ``cluster``, ``w`` and ``ssc`` (to share them between hypotheses).
 
     Returns
     -------
@@ -171,7 +205,9 @@ def wild_cluster_bootstrap(
     V = np.asarray(draws, dtype=float)
     if V.shape[1] != G:
         raise ValueError(f"draws have {V.shape[1]} columns for {G} clusters")
-    h = _WCR(Xt, yt, w, cl, c, ssc)
+    if fit is not None and (fit.G != G or fit.Xt.shape != Xt.shape):
+        raise ValueError("fit was prepared on different data")
+    h = _WCR(Xt, yt, w, cl, c, ssc, fit=fit)
     p = h.pvalue(theta0, V)
     t0 = (h.est - theta0) / h.se if h.se > 0 else np.inf
     lo = hi = float("nan")
@@ -189,6 +225,21 @@ def wild_cluster_bootstrap(
         weights=weights,
         n_clusters=G,
     )
+
+
+def prepare_fit(
+    Xt: np.ndarray,
+    yt: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    w: np.ndarray | None = None,
+    ssc: float = 1.0,
+) -> _Fit:
+    """Least-squares pieces shared by every hypothesis tested on one fit."""
+    Xt = np.asarray(Xt, dtype=float)
+    w = np.ones(Xt.shape[0]) if w is None else np.asarray(w, dtype=float)
+    cl = np.unique(np.asarray(cluster), return_inverse=True)[1].astype(np.int64)
+    return _Fit(Xt, np.asarray(yt, dtype=float), w, cl, ssc)
 
 
 def draw_weights(G: int, *, B: int = 999, seed=None, weights: str = "webb") -> np.ndarray:
