@@ -7,6 +7,7 @@ covariance) whose ``tidy()`` is the contract's event-study table.
 
 from pipeline.did.cs import AggteResult, ATTgtResult, aggte, att_gt, callaway_santanna
 from pipeline.did.fe import FEOLSResult, FixedEffects, feols
+from pipeline.did.honest import relative_magnitudes
 from pipeline.did.imputation import imputation
 from pipeline.did.naive import naive_before_after
 from pipeline.did.results import AverageEffect, EventStudyResult, WaldTest
@@ -18,6 +19,7 @@ from pipeline.did.wild import WEBB_POINTS, WildTest, wild_cluster_bootstrap
 __all__ = [
     "ATTgtResult", "AggteResult", "AverageEffect", "EventStudyResult", "FEOLSResult",
     "FixedEffects", "WEBB_POINTS", "WaldTest", "WildTest", "aggte", "att_gt",
-    "callaway_santanna", "feols", "imputation", "naive_before_after", "stacked_event_study",
+    "callaway_santanna", "feols", "imputation", "naive_before_after", "relative_magnitudes",
+    "stacked_event_study",
     "sun_abraham", "twfe_event_study", "wild_cluster_bootstrap",
 ]
