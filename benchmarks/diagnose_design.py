@@ -16,7 +16,8 @@ versions of the same matched sets —
 
 — each with the three ways of handling comparison students visited later: ``ipcw``
 (dropped from their visit on, censoring weights), ``drop`` (dropped, no weights) and
-``keep`` (kept as if unvisited). Under ``zero_effect`` keeping them is harmless, so its bias
+``keep`` (kept as if unvisited), and with time effects per matched set (the primary
+design) or per stratum (district × month × grade band). Under ``zero_effect`` keeping them is harmless, so its bias
 is the matching's alone; ``keep − drop`` under ``zero_effect`` is the selection that
 dropping them introduces.
 
@@ -88,17 +89,19 @@ def one(args) -> list[dict]:
         m = _subset(matched, how)
         for name, (ip, drop) in HANDLING.items():
             mm = with_censoring_weights(m, ip)[0]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = stacked_event_study(mm, yname="attendance_rate", weights="ipcw",
-                                        stack="match_id", cluster="student_key",
-                                        drop_censored=drop, window=(-6, 12),
-                                        average_window=(1, 6))
-            a = r.average((1, 6), 0.05)
-            rows.append({"scenario": scenario, "rep": rep, "matching": how,
-                         "censoring": name, "truth": truth, "estimate": a.estimate,
-                         "std_error": a.std_error, "covered": a.ci_low <= truth <= a.ci_high,
-                         "pre_m3": float(r.params.get(-3, np.nan))})
+            for stack, label in (("match_id", "matched_set"), ("stack_id", "stratum")):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = stacked_event_study(mm, yname="attendance_rate", weights="ipcw",
+                                            stack=stack, cluster="student_key",
+                                            drop_censored=drop, window=(-6, 12),
+                                            average_window=(1, 6))
+                a = r.average((1, 6), 0.05)
+                rows.append({"scenario": scenario, "rep": rep, "matching": how,
+                             "censoring": name, "time_effects": label, "truth": truth,
+                             "estimate": a.estimate, "std_error": a.std_error,
+                             "covered": a.ci_low <= truth <= a.ci_high,
+                             "pre_m3": float(r.params.get(-3, np.nan))})
     return rows
 
 
@@ -117,7 +120,8 @@ def main() -> None:
     OUT.parent.mkdir(exist_ok=True)
     df.to_csv(OUT, index=False)
     err = df["estimate"] - df["truth"]
-    summ = (df.assign(err=err).groupby(["scenario", "matching", "censoring"], sort=False)
+    summ = (df.assign(err=err)
+            .groupby(["scenario", "time_effects", "matching", "censoring"], sort=False)
             .agg(n=("err", "size"), bias=("err", "mean"), sd_estimate=("estimate", "std"),
                  mean_se=("std_error", "mean"), coverage=("covered", "mean"),
                  pre_m3=("pre_m3", "mean")))

@@ -50,7 +50,7 @@ from pipeline.did.sunab import sun_abraham
 from pipeline.did.twfe import twfe_event_study
 from pipeline.io import write_csv, write_json
 from pipeline.match import read_panel_for_matching, read_panel_rows
-from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 
 log = logging.getLogger("pipeline.estimate")
 
@@ -377,14 +377,19 @@ def subgroup_effects(matched: pd.DataFrame, y: str, cfg: EstimateConfig) -> pd.D
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
-def rematch(panel: PanelAccess, spec: RiskSetSpec, shift: int = 0) -> pd.DataFrame:
+def rematch(
+    panel: PanelAccess,
+    spec: RiskSetSpec,
+    shift: int = 0,
+    ps_cache: PropensityCache | None = None,
+) -> pd.DataFrame:
     """Match again with other settings (``shift``: first visits moved that many school
-    months earlier, for the placebo check)."""
+    months earlier, for the placebo check; ``ps_cache``: reuse identical propensity fits)."""
     pm = panel.for_matching()
     if shift:
         fv = pm["first_visit_school_month"].astype("float64")
         pm = pm.assign(first_visit_school_month=(fv - shift).astype("Float64"))
-    res = riskset_match(pm, spec)
+    res = riskset_match(pm, spec, ps_cache=ps_cache)
     rows = panel.rows(res.matches["student_key"].unique())
     if shift:
         fv = rows["first_visit_school_month"].astype("float64")
@@ -500,10 +505,11 @@ def robustness(
         )
     for pool in cfg.pools:
         add(f"comparison pool: {pool}", rematch(panel, replace(base, pool=pool, exact=None)))
+    same_pool = PropensityCache()  # calipers and ratios share the primary pool's model
     for cal in cfg.calipers:
-        add(f"caliper {cal} SD", rematch(panel, replace(base, caliper=cal)))
+        add(f"caliper {cal} SD", rematch(panel, replace(base, caliper=cal), ps_cache=same_pool))
     for ratio in cfg.ratios:
-        add(f"ratio {ratio}:1", rematch(panel, replace(base, ratio=ratio)))
+        add(f"ratio {ratio}:1", rematch(panel, replace(base, ratio=ratio), ps_cache=same_pool))
     rows.extend({**r, "n_treated": n_prim} for r in relative_magnitude_bounds(
         prim, cfg.att_window, cfg.honest_mbar, cfg.alpha))
     return pd.DataFrame(rows).reindex(

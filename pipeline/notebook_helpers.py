@@ -22,11 +22,9 @@ Typical use in a notebook::
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -364,56 +362,22 @@ def summarise_match(res, spec=None) -> dict[str, Any]:
 
 
 #: Propensity models fitted by :func:`match`, by fingerprint of the design (a few MB each).
-_PS_CACHE: dict[tuple, Any] = {}
-_PS_CACHE_SIZE = 6
-
-
-@contextlib.contextmanager
-def _reuse_propensity_fits() -> Iterator[None]:
-    """Within the block, an identical propensity model is fitted only once.
-
-    The model depends on the candidate pool (and the exact-matching columns), not on the
-    caliper, ratio or replacement, and its fit is most of a matching run's time; variants
-    that differ only in those reuse the fit.  The fingerprint is a hash of the whole design
-    matrix and treatment vector, so a reused fit is the fit that would have been made.
-    """
-    from pipeline.matching import riskset
-
-    original = getattr(riskset, "fit_propensity", None)
-    if original is None:  # the matching module changed: no reuse, same results
-        yield
-        return
-
-    def fit(X, treat, **kwargs):
-        A = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
-        y = np.ascontiguousarray(np.asarray(treat).astype(np.int8))
-        h = hashlib.blake2b(A.tobytes(), digest_size=20)
-        h.update(y.tobytes())
-        cols = tuple(X.columns) if isinstance(X, pd.DataFrame) else ()
-        key = (cols, A.shape, h.hexdigest(), tuple(sorted(kwargs.items())))
-        if key not in _PS_CACHE:
-            while len(_PS_CACHE) >= _PS_CACHE_SIZE:
-                _PS_CACHE.pop(next(iter(_PS_CACHE)))
-            _PS_CACHE[key] = original(X, treat, **kwargs)
-        return _PS_CACHE[key]
-
-    riskset.fit_propensity = fit
-    try:
-        yield
-    finally:
-        riskset.fit_propensity = original
+_PS_CACHE = None
 
 
 def match(panel_df: pd.DataFrame, spec=None):
     """:func:`pipeline.matching.riskset.riskset_match`, reusing identical propensity fits.
 
     The results are those of ``riskset_match(panel_df, spec)``; trying several calipers or
-    ratios on the same pool is faster because the propensity model is fitted once.
+    ratios on the same pool is faster because the propensity model is fitted once
+    (:class:`pipeline.matching.riskset.PropensityCache`).
     """
-    from pipeline.matching.riskset import riskset_match
+    global _PS_CACHE
+    from pipeline.matching.riskset import PropensityCache, riskset_match
 
-    with _reuse_propensity_fits():
-        return riskset_match(panel_df, spec)
+    if _PS_CACHE is None:
+        _PS_CACHE = PropensityCache()
+    return riskset_match(panel_df, spec, ps_cache=_PS_CACHE)
 
 
 def compare_specs(

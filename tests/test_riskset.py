@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.matching.riskset import (
     MATCH_COLUMNS,
+    PropensityCache,
     RiskSetSpec,
     riskset_match,
     stack_panels,
@@ -279,6 +280,17 @@ def test_deterministic_and_row_order_free(rpanel):
     sa = stack_panels(rpanel, a.matches)
     sb = stack_panels(shuffled, b.matches)
     pd.testing.assert_frame_equal(sa, sb)
+
+
+def test_propensity_cache_reuses_identical_fits_only(rpanel):
+    cache = PropensityCache()
+    for spec in (RiskSetSpec(caliper=0.2), RiskSetSpec(caliper=0.5, ratio=1)):
+        fresh = riskset_match(rpanel, spec)
+        cached = riskset_match(rpanel, spec, ps_cache=cache)
+        pd.testing.assert_frame_equal(fresh.matches, cached.matches)
+    assert cache.hits == 1  # the second spec differs only in caliper and ratio
+    other = riskset_match(rpanel, RiskSetSpec(pool="program_districts"), ps_cache=cache)
+    assert cache.hits == 1 and len(other.matches)  # another pool: another design, a new fit
 
 
 def test_bad_panel_errors(tiny):

@@ -89,6 +89,7 @@ Determinism
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -303,7 +304,43 @@ def _prepare(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def riskset_match(panel: pd.DataFrame, spec: RiskSetSpec | None = None) -> RiskSetResult:
+class PropensityCache:
+    """Fitted propensity models keyed by a fingerprint of their design matrix.
+
+    The model depends on the candidate pool (and the exact-matching columns), not on the
+    caliper, ratio or replacement, and its fit is most of a matching run's time. Passing
+    one cache to several :func:`riskset_match` calls that differ only in those settings
+    fits each distinct model once. The key hashes the whole design matrix and treatment
+    vector, so a reused fit is the fit that would have been made.
+    """
+
+    def __init__(self, max_size: int = 6) -> None:
+        self.max_size = max_size
+        self._fits: dict[tuple, object] = {}
+        self.hits = 0
+
+    def fit(self, X, treat):
+        A = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
+        y = np.ascontiguousarray(np.asarray(treat).astype(np.int8))
+        h = hashlib.blake2b(A.tobytes(), digest_size=20)
+        h.update(y.tobytes())
+        cols = tuple(X.columns) if isinstance(X, pd.DataFrame) else ()
+        key = (cols, A.shape, h.hexdigest())
+        if key in self._fits:
+            self.hits += 1
+            return self._fits[key]
+        while len(self._fits) >= self.max_size:
+            self._fits.pop(next(iter(self._fits)))
+        self._fits[key] = fit_propensity(X, treat)
+        return self._fits[key]
+
+
+def riskset_match(
+    panel: pd.DataFrame,
+    spec: RiskSetSpec | None = None,
+    *,
+    ps_cache: PropensityCache | None = None,
+) -> RiskSetResult:
     """Risk-set matching of first-visited students (see the module docstring).
 
     Parameters
@@ -311,6 +348,8 @@ def riskset_match(panel: pd.DataFrame, spec: RiskSetSpec | None = None) -> RiskS
     panel : DataFrame
         The student-month panel (at least :data:`PANEL_MATCH_COLUMNS`).
     spec : RiskSetSpec
+    ps_cache : PropensityCache, optional
+        Reuse propensity models already fitted on the same design (same results).
 
     Returns
     -------
@@ -385,7 +424,10 @@ def riskset_match(panel: pd.DataFrame, spec: RiskSetSpec | None = None) -> RiskS
             pick = np.sort(rng.choice(cpos, size=spec.ps_max_controls, replace=False))
             fit_rows = np.sort(np.concatenate([np.nonzero(work_t)[0], pick]))
         X = design_matrix(work.iloc[fit_rows], covs_ps, levels=levels, name="panel")
-        model = fit_propensity(X, work_t[fit_rows])
+        if ps_cache is None:
+            model = fit_propensity(X, work_t[fit_rows])
+        else:
+            model = ps_cache.fit(X, work_t[fit_rows])
         del X
         lp = linear_predictor(work, covs_ps, model, levels=levels)
     cal = None
