@@ -17,7 +17,10 @@ versions of the same matched sets —
 — each with the three ways of handling comparison students visited later: ``ipcw``
 (dropped from their visit on, censoring weights), ``drop`` (dropped, no weights) and
 ``keep`` (kept as if unvisited), and with time effects per matched set (the primary
-design) or per stratum (district × month × grade band). Under ``zero_effect`` keeping them is harmless, so its bias
+design) or per stratum (district × month × grade band). On the matched sets as built it
+also fits a matched ANCOVA (:func:`ancova`: post-visit levels adjusted for the baseline
+lags instead of differences from the month before the visit) with time effects per
+matched set, per district or per event time only. Under ``zero_effect`` keeping them is harmless, so its bias
 is the matching's alone; ``keep − drop`` under ``zero_effect`` is the selection that
 dropping them introduces.
 
@@ -62,6 +65,47 @@ def _subset(m: pd.DataFrame, how: str) -> pd.DataFrame:
     return m[m["match_id"].isin(with_c)]
 
 
+def ancova(m: pd.DataFrame, *, drop: bool, fe: str, events=range(1, 7)) -> tuple[float, float]:
+    """Matched ANCOVA: post-visit attendance levels on treatment, with the baseline lags.
+
+    Rows at event times 1–6 of treated and (uncensored) comparison students, weighted by
+    the matching weight × ``ipcw``; regressors: treated × event time, and per event time
+    the three baseline lags, their squares and the prior-year rate (missing-indicator);
+    fixed effects ``fe`` × event time (``fe="match_id"``, ``"district_code"`` or ``None``
+    for event time only); errors clustered by student. Returns the window average and its
+    standard error.
+    """
+    from pipeline.did.fe import FixedEffects, factorize, feols
+
+    lags = ["rate_lag1", "rate_lag2", "rate_lag3", "prior_year_rate"]
+    base = m[m["stack_event_time"] == 0][["match_id", "student_key", *lags]]
+    base = base.rename(columns={c: f"b_{c}" for c in lags})
+    d = m[m["stack_event_time"].isin(list(events))].merge(base, on=["match_id", "student_key"])
+    if drop:
+        d = d[~d["censored"].astype(bool)]
+    w = (d["weight"] * d["ipcw"]).to_numpy(float)
+    d, w = d[w > 0], w[w > 0]
+    treated = (d["role"] == "treated").to_numpy()
+    e = d["stack_event_time"].to_numpy()
+    evs = sorted(set(e))
+    cols = [(treated & (e == k)).astype(float) for k in evs]
+    py_missing = d["b_prior_year_rate"].isna().to_numpy(float)
+    py = d["b_prior_year_rate"].fillna(0).to_numpy(float)
+    for k in evs:
+        ek = (e == k).astype(float)
+        for c in ("b_rate_lag1", "b_rate_lag2", "b_rate_lag3"):
+            x = d[c].to_numpy(float)
+            cols += [ek * x, ek * x * x / 100]
+        cols += [ek * py, ek * py_missing]
+    fe_codes = factorize(d["stack_event_time"] if fe is None else d[fe], d["stack_event_time"])[0]
+    r = feols(d["attendance_rate"].to_numpy(float), np.column_stack(cols),
+              FixedEffects([fe_codes], w), weights=w,
+              cluster=factorize(d["student_key"])[0])
+    c = np.ones(len(evs)) / len(evs)
+    k = len(evs)
+    return float(c @ r.coef[:k]), float(np.sqrt(c @ r.vcov[:k, :k] @ c))
+
+
 def one(args) -> list[dict]:
     scenario, rep, seed = args
     from pipeline.did.stacked import stacked_event_study
@@ -97,11 +141,21 @@ def one(args) -> list[dict]:
                                             drop_censored=drop, window=(-6, 12),
                                             average_window=(1, 6))
                 a = r.average((1, 6), 0.05)
-                rows.append({"scenario": scenario, "rep": rep, "matching": how,
-                             "censoring": name, "time_effects": label, "truth": truth,
-                             "estimate": a.estimate, "std_error": a.std_error,
+                rows.append({"scenario": scenario, "rep": rep, "model": "did",
+                             "matching": how, "censoring": name, "time_effects": label,
+                             "truth": truth, "estimate": a.estimate,
+                             "std_error": a.std_error,
                              "covered": a.ci_low <= truth <= a.ci_high,
                              "pre_m3": float(r.params.get(-3, np.nan))})
+            if how != "ps":
+                continue
+            for fe, label in (("match_id", "matched_set"), ("district_code", "district"),
+                              (None, "event_time")):
+                est, se = ancova(mm, drop=drop, fe=fe)
+                rows.append({"scenario": scenario, "rep": rep, "model": "ancova",
+                             "matching": how, "censoring": name, "time_effects": label,
+                             "truth": truth, "estimate": est, "std_error": se,
+                             "covered": abs(est - truth) <= 1.96 * se, "pre_m3": np.nan})
     return rows
 
 
@@ -121,7 +175,8 @@ def main() -> None:
     df.to_csv(OUT, index=False)
     err = df["estimate"] - df["truth"]
     summ = (df.assign(err=err)
-            .groupby(["scenario", "time_effects", "matching", "censoring"], sort=False)
+            .groupby(["scenario", "model", "time_effects", "matching", "censoring"],
+                     sort=False)
             .agg(n=("err", "size"), bias=("err", "mean"), sd_estimate=("estimate", "std"),
                  mean_se=("std_error", "mean"), coverage=("covered", "mean"),
                  pre_m3=("pre_m3", "mean")))
