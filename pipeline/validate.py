@@ -30,8 +30,10 @@ Estimators
     ``matched_stacked`` (the primary design, IPCW), two variants of it that show what the
     censoring correction does — ``matched_stacked_no_ipcw`` (censored comparison rows
     dropped, no weights) and ``matched_stacked_keep_censored`` (later-visited comparison
-    rows kept as if untreated) — and the comparators of :mod:`pipeline.estimate`
-    (``naive_before_after``, ``twfe``, ``sun_abraham``, ``imputation``,
+    rows kept as if untreated) —, the candidate design ``matched_ancova``
+    (:mod:`pipeline.did.ancova`: post-visit levels on the months before the visit, time
+    effects per district, the same censoring weights) and the comparators of
+    :mod:`pipeline.estimate` (``naive_before_after``, ``twfe``, ``sun_abraham``, ``imputation``,
     ``callaway_santanna_unconditional``).  Intervals are analytic (clustered as
     ``EstimateConfig.cluster``, by student by default; t with clusters − 1 degrees of
     freedom for the stacked design) — the
@@ -69,6 +71,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import estimate
+from pipeline.did.ancova import matched_ancova
 from pipeline.did.stacked import stacked_event_study
 from pipeline.estimate import (
     PRIMARY,
@@ -87,6 +90,7 @@ log = logging.getLogger("pipeline.validate")
 
 NO_IPCW = "matched_stacked_no_ipcw"
 KEEP_CENSORED = "matched_stacked_keep_censored"
+ANCOVA = "matched_ancova"
 COMPARATORS = (
     "naive_before_after",
     "twfe",
@@ -94,7 +98,7 @@ COMPARATORS = (
     "imputation",
     "callaway_santanna_unconditional",
 )
-ESTIMATORS = (PRIMARY, NO_IPCW, KEEP_CENSORED, *COMPARATORS)
+ESTIMATORS = (PRIMARY, NO_IPCW, KEEP_CENSORED, ANCOVA, *COMPARATORS)
 
 #: Scenario name → overrides of the synthetic configuration, and whether the targets apply.
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -324,6 +328,10 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
             average_window=w,
             alpha=cfg.alpha,
         ),
+    )
+    attempt(
+        ANCOVA,
+        lambda: matched_ancova(m_ipcw, yname=y, events=(1, int(w[1])), alpha=cfg.alpha),
     )
     if ecfg.comparators:
         cp = _comparator_panel(panel, pd.Index(matched["student_key"].unique()))

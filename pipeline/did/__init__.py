@@ -5,6 +5,7 @@ Every estimator takes a long panel data frame and returns an
 covariance) whose ``tidy()`` is the contract's event-study table.
 """
 
+from pipeline.did.ancova import matched_ancova
 from pipeline.did.cs import AggteResult, ATTgtResult, aggte, att_gt, callaway_santanna
 from pipeline.did.fe import FEOLSResult, FixedEffects, feols
 from pipeline.did.honest import relative_magnitudes
@@ -19,7 +20,8 @@ from pipeline.did.wild import WEBB_POINTS, WildTest, wild_cluster_bootstrap
 __all__ = [
     "ATTgtResult", "AggteResult", "AverageEffect", "EventStudyResult", "FEOLSResult",
     "FixedEffects", "WEBB_POINTS", "WaldTest", "WildTest", "aggte", "att_gt",
-    "callaway_santanna", "feols", "imputation", "naive_before_after", "relative_magnitudes",
+    "callaway_santanna", "feols", "imputation", "matched_ancova", "naive_before_after",
+    "relative_magnitudes",
     "stacked_event_study",
     "sun_abraham", "twfe_event_study", "wild_cluster_bootstrap",
 ]
