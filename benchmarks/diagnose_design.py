@@ -18,8 +18,8 @@ versions of the same matched sets —
 (dropped from their visit on, censoring weights), ``drop`` (dropped, no weights) and
 ``keep`` (kept as if unvisited), and with time effects per matched set (the primary
 design) or per stratum (district × month × grade band). On the matched sets as built it
-also fits a matched ANCOVA (:func:`ancova`: post-visit levels adjusted for the baseline
-lags instead of differences from the month before the visit) with time effects per
+also fits the matched ANCOVA (:func:`pipeline.did.ancova.matched_ancova`: post-visit levels
+adjusted for the baseline lags instead of differences from the month before the visit) with time effects per
 matched set, per district or per event time only. Under ``zero_effect`` keeping them is harmless, so its bias
 is the matching's alone; ``keep − drop`` under ``zero_effect`` is the selection that
 dropping them introduces.
@@ -65,49 +65,9 @@ def _subset(m: pd.DataFrame, how: str) -> pd.DataFrame:
     return m[m["match_id"].isin(with_c)]
 
 
-def ancova(m: pd.DataFrame, *, drop: bool, fe: str, events=range(1, 7)) -> tuple[float, float]:
-    """Matched ANCOVA: post-visit attendance levels on treatment, with the baseline lags.
-
-    Rows at event times 1–6 of treated and (uncensored) comparison students, weighted by
-    the matching weight × ``ipcw``; regressors: treated × event time, and per event time
-    the three baseline lags, their squares and the prior-year rate (missing-indicator);
-    fixed effects ``fe`` × event time (``fe="match_id"``, ``"district_code"`` or ``None``
-    for event time only); errors clustered by student. Returns the window average and its
-    standard error.
-    """
-    from pipeline.did.fe import FixedEffects, factorize, feols
-
-    lags = ["rate_lag1", "rate_lag2", "rate_lag3", "prior_year_rate"]
-    base = m[m["stack_event_time"] == 0][["match_id", "student_key", *lags]]
-    base = base.rename(columns={c: f"b_{c}" for c in lags})
-    d = m[m["stack_event_time"].isin(list(events))].merge(base, on=["match_id", "student_key"])
-    if drop:
-        d = d[~d["censored"].astype(bool)]
-    w = (d["weight"] * d["ipcw"]).to_numpy(float)
-    d, w = d[w > 0], w[w > 0]
-    treated = (d["role"] == "treated").to_numpy()
-    e = d["stack_event_time"].to_numpy()
-    evs = sorted(set(e))
-    cols = [(treated & (e == k)).astype(float) for k in evs]
-    py_missing = d["b_prior_year_rate"].isna().to_numpy(float)
-    py = d["b_prior_year_rate"].fillna(0).to_numpy(float)
-    for k in evs:
-        ek = (e == k).astype(float)
-        for c in ("b_rate_lag1", "b_rate_lag2", "b_rate_lag3"):
-            x = d[c].to_numpy(float)
-            cols += [ek * x, ek * x * x / 100]
-        cols += [ek * py, ek * py_missing]
-    fe_codes = factorize(d["stack_event_time"] if fe is None else d[fe], d["stack_event_time"])[0]
-    r = feols(d["attendance_rate"].to_numpy(float), np.column_stack(cols),
-              FixedEffects([fe_codes], w), weights=w,
-              cluster=factorize(d["student_key"])[0])
-    c = np.ones(len(evs)) / len(evs)
-    k = len(evs)
-    return float(c @ r.coef[:k]), float(np.sqrt(c @ r.vcov[:k, :k] @ c))
-
-
 def one(args) -> list[dict]:
     scenario, rep, seed = args
+    from pipeline.did.ancova import matched_ancova
     from pipeline.did.stacked import stacked_event_study
     from pipeline.estimate import add_outcomes, with_censoring_weights
     from pipeline.ingest import run_ingest
@@ -151,7 +111,9 @@ def one(args) -> list[dict]:
                 continue
             for fe, label in (("match_id", "matched_set"), ("district_code", "district"),
                               (None, "event_time")):
-                est, se = ancova(mm, drop=drop, fe=fe)
+                a = matched_ancova(mm, yname="attendance_rate", events=(1, 6), fe=fe,
+                                   censored="censored" if drop else None).average((1, 6))
+                est, se = a.estimate, a.std_error
                 rows.append({"scenario": scenario, "rep": rep, "model": "ancova",
                              "matching": how, "censoring": name, "time_effects": label,
                              "truth": truth, "estimate": est, "std_error": se,
