@@ -94,45 +94,47 @@ def _last_jsonl(path: Path) -> dict | None:
     return json.loads(lines[-1]) if lines else None
 
 
+def _bench(script: str, *args: str, out: Path | None = None):
+    """Run ``benchmarks/<script>`` with ``args``; its JSON output, or the error's tail.
+
+    With ``out`` the script writes its results there (``--out``); without, it appends a
+    line to ``benchmarks/results/<script stem>.jsonl`` and the new line is returned.
+    """
+    jsonl = RESULTS / f"{Path(script).stem}.jsonl"
+    before = None if out else _last_jsonl(jsonl)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / script), *args]
+    proc = subprocess.run([*cmd, *(["--out", str(out)] if out else [])],
+                          capture_output=True, text=True)
+    if out:
+        result = json.loads(out.read_text()) if proc.returncode == 0 else None
+    else:  # a line appended is a result, even if a peer failed
+        result = _last_jsonl(jsonl)
+        result = None if result == before else result
+    return {"error_tail": proc.stderr.strip().splitlines()[-8:]} if result is None else result
+
+
 def run_peers(peer_python: str, units: int) -> dict:
     """Peer comparisons, each measured now on one data set shared with ours."""
-    py = sys.executable
+    peers = ("--peer-python", peer_python)
+    fe_estimators = ("--estimators", "twfe,pyfixest_twfe,imputation,pyfixest_did2s")
     out: dict = {"peer_python": peer_python, "units": units}
     # Callaway–Sant'Anna: ATT(g,t) + event-study aggregation, doubly robust, analytic SEs
-    before = _last_jsonl(RESULTS / "bench_did_cs.jsonl")
-    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_did_cs.py"), "--peers", "all",
-                           "--units", str(units), "--peer-python", peer_python],
-                          capture_output=True, text=True)
-    after = _last_jsonl(RESULTS / "bench_did_cs.jsonl")
-    out["callaway_santanna"] = after if after != before else {
-        "error_tail": proc.stderr.strip().splitlines()[-8:]}
+    out["callaway_santanna"] = _bench("bench_did_cs.py", "--peers", "all", "--units",
+                                      str(units), *peers)
     # fixed-effects event studies: ours vs pyfixest (TWFE; did2s = imputation estimates)
-    fe_json = RESULTS / "bench_did_fe_peers.json"
-    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_did_fe.py"), "--units",
-                           str(units), "--estimators",
-                           "twfe,pyfixest_twfe,imputation,pyfixest_did2s",
-                           "--peer-python", peer_python, "--out", str(fe_json)],
-                          capture_output=True, text=True)
-    out["fixed_effects"] = (json.loads(fe_json.read_text()) if proc.returncode == 0 else
-                            {"error_tail": proc.stderr.strip().splitlines()[-8:]})
+    out["fixed_effects"] = _bench("bench_did_fe.py", "--units", str(units), *fe_estimators,
+                                  *peers, out=RESULTS / "bench_did_fe_peers.json")
     # pyfixest's did2s builds a dense units × rows matrix for its standard errors, so it
     # is also compared at a size where it runs
-    small = max(units // 40, 1000)
-    fe_small = RESULTS / "bench_did_fe_peers_small.json"
-    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_did_fe.py"), "--units",
-                           str(small), "--estimators", "twfe,pyfixest_twfe,imputation,"
-                           "pyfixest_did2s", "--peer-python", peer_python,
-                           "--out", str(fe_small)], capture_output=True, text=True)
-    out["fixed_effects_small"] = (json.loads(fe_small.read_text()) if proc.returncode == 0
-                                  else {"error_tail": proc.stderr.strip().splitlines()[-8:]})
+    out["fixed_effects_small"] = _bench(
+        "bench_did_fe.py", "--units", str(max(units // 40, 1000)), *fe_estimators, *peers,
+        out=RESULTS / "bench_did_fe_peers_small.json",
+    )
     # matching: our MatchIt port against MatchIt's figures (R is not reachable here)
-    m_json = RESULTS / "bench_matching.json"
-    proc = subprocess.run([py, str(ROOT / "benchmarks" / "bench_matching.py"), "matchit",
-                           "--out", str(m_json)], capture_output=True, text=True)
-    out["matching"] = (json.loads(m_json.read_text()) if proc.returncode == 0 else
-                       {"error_tail": proc.stderr.strip().splitlines()[-8:]})
-    if isinstance(out["matching"], list):
-        out["matching"] = {"ours": out["matching"], "peer": matchit_reference(out["matching"])}
+    ours = _bench("bench_matching.py", "matchit", out=RESULTS / "bench_matching.json")
+    out["matching"] = (
+        {"ours": ours, "peer": matchit_reference(ours)} if isinstance(ours, list) else ours
+    )
     return out
 
 
