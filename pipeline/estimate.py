@@ -8,15 +8,27 @@ every estimate with the generator's truth.
 
 Designs
 -------
-* **Primary: matched stacked event study** (:func:`pipeline.did.stacked.stacked_event_study`)
-  on the matched stacks, unit-by-matched-set and matched-set-by-event-time fixed effects
-  (``time_effects="matched_set"``: each visited student is compared only with its own
-  comparison students, month by month; ``"stratum"`` pools the time effects over the
-  matching stratum), matching weights × inverse-probability-of-censoring weights
-  (:mod:`pipeline.censoring`) for comparison students visited later, errors clustered by
-  student by default (comparison students serve in several matched sets; ``cluster``
-  switches to schools), wild cluster bootstrap (Webb weights) for the window average.
-  The simulation study (:mod:`pipeline.validate`) is the evidence for these defaults.
+* **Primary: matched ANCOVA** (``design: ancova``, :func:`pipeline.did.ancova.matched_ancova`)
+  on the matched stacks: attendance at each event time regressed on the treated indicator
+  and the recorded months at the first visit (event times −1 to −3, with their squares,
+  and the prior-year rate), with time effects per ``ancova_fe`` (district) × event time;
+  matching weights × inverse-probability-of-censoring weights (:mod:`pipeline.censoring`)
+  for comparison students visited later, errors clustered by student by default
+  (comparison students serve in several matched sets; ``cluster`` switches to schools),
+  wild cluster bootstrap (Webb weights) for every event time and the window average. The
+  recorded months are the reference period; the months before them are placebo outcomes
+  for the pre-trend test. Selection on a dip is selection on the recorded months, so the
+  comparison that identifies the effect is between students with the same recorded
+  months — levels, not changes from the month before.
+* **Matched differences** (``design: differences``; always reported beside the primary as
+  ``matched_stacked``): the stacked event study
+  (:func:`pipeline.did.stacked.stacked_event_study`) with unit-by-matched-set and
+  matched-set-by-event-time fixed effects (``time_effects="matched_set"``; ``"stratum"``
+  pools them over the matching stratum), effects relative to ``reference``. It was the
+  primary design until the simulation study (:mod:`pipeline.validate`,
+  ``benchmarks/diagnose_design.py``) showed its small bias to be two biases cancelling:
+  the imperfect match on the dip's depth, and the drop of later-visited comparison
+  students that the censoring weights cannot undo within sets of three or four.
 * **Comparators on the same students** (the matched students' own panels, each student
   first treated at their own first visit, never-visited students as controls): the naive
   before/after on visited students only, two-way fixed effects, Callaway–Sant'Anna with
@@ -55,7 +67,9 @@ from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_matc
 
 log = logging.getLogger("pipeline.estimate")
 
-PRIMARY = "matched_stacked"
+#: ``estimate.design`` → the estimator name its results carry.
+DESIGNS = {"ancova": "matched_ancova", "differences": "matched_stacked"}
+PRIMARY = DESIGNS["ancova"]  # the default design
 OUTCOMES = {"attendance_rate": "attendance_rate", "chronic": "chronic_pp"}
 
 
@@ -65,6 +79,8 @@ class EstimateConfig:
     event_window: tuple[int, int] = (-6, 12)
     reference: tuple[int, ...] = (-1,)
     cluster: str = "student_key"
+    design: str = "ancova"
+    ancova_fe: str | None = "district_code"
     time_effects: str = "matched_set"
     ipcw: bool = True
     wild_bootstrap: bool = True
@@ -108,6 +124,11 @@ class EstimateConfig:
         return cls(**kw)
 
     def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ValueError(
+                f"params.yaml estimate.design: must be one of {sorted(DESIGNS)},"
+                f" not {self.design!r}"
+            )
         if self.time_effects not in ("matched_set", "stratum"):
             raise ValueError(
                 "params.yaml estimate.time_effects: must be 'matched_set' or 'stratum',"
@@ -115,8 +136,12 @@ class EstimateConfig:
             )
 
     @property
+    def primary_estimator(self) -> str:
+        return DESIGNS[self.design]
+
+    @property
     def stack_column(self) -> str:
-        """The column the primary design's time effects are interacted with."""
+        """The column the differences design's time effects are interacted with."""
         return "match_id" if self.time_effects == "matched_set" else "stack_id"
 
 
@@ -200,25 +225,69 @@ def _baseline_covariates(p: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------
 # estimators
 # ----------------------------------------------------------------------------------------
-def primary(
-    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
-) -> EventStudyResult:
-    res = stacked_event_study(
-        matched,
-        yname=y,
-        stack=cfg.stack_column,
+def _inference(cfg: EstimateConfig, bootstrap: bool) -> dict[str, Any]:
+    """The matched designs' shared inference options."""
+    return dict(
         cluster=cfg.cluster,
-        weights="ipcw",
-        ref=cfg.reference,
-        window=cfg.event_window,
         average_window=cfg.att_window,
         wild_bootstrap=bootstrap,
         B=cfg.bootstrap_draws,
         seed=cfg.seed,
         alpha=cfg.alpha,
     )
-    res.estimator = PRIMARY
-    return res
+
+
+def differences(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
+) -> EventStudyResult:
+    """The matched differences design (``matched_stacked``) on the matched stacks."""
+    return stacked_event_study(
+        matched,
+        yname=y,
+        stack=cfg.stack_column,
+        weights="ipcw",
+        ref=cfg.reference,
+        window=cfg.event_window,
+        **_inference(cfg, bootstrap),
+    )
+
+
+def ancova(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
+) -> EventStudyResult:
+    """The matched ANCOVA (``matched_ancova``) on the matched stacks (``ipcw`` weights)."""
+    return matched_ancova(
+        matched, yname=y, window=cfg.event_window, fe=cfg.ancova_fe, **_inference(cfg, bootstrap)
+    )
+
+
+def primary(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
+) -> EventStudyResult:
+    """The design ``cfg.design`` names, with censoring weights from the ``ipcw`` column."""
+    if cfg.design == "ancova":
+        return ancova(matched, y, cfg, bootstrap=bootstrap)
+    return differences(matched, y, cfg, bootstrap=bootstrap)
+
+
+def other_design(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig
+) -> tuple[str, EventStudyResult]:
+    """The design not chosen as primary, for the robustness table and event-study figure."""
+    if cfg.design == "ancova":
+        return "differences", differences(matched, y, cfg, bootstrap=False)
+    return "ancova", ancova(matched, y, cfg, bootstrap=False)
+
+
+def run_other_design(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig
+) -> tuple[str, EventStudyResult | Exception]:
+    """:func:`other_design`, with a failure returned (and reported) instead of raised."""
+    kind = "differences" if cfg.design == "ancova" else "ancova"
+    try:
+        return other_design(matched, y, cfg)
+    except (ValueError, KeyError) as exc:
+        return kind, exc
 
 
 def comparators(cp: pd.DataFrame, y: str, cfg: EstimateConfig) -> tuple[list, dict]:
@@ -434,6 +503,20 @@ def relative_magnitude_bounds(
     return out
 
 
+OTHER_DESIGN_LABELS = {
+    "differences": "matched differences (change from the month before the visit)",
+    "ancova": "matched ANCOVA (levels on the months before the visit)",
+}
+OTHER_DESIGN_NOTES = {
+    "differences": "the same matched students and weights, effects measured as the change "
+    "from event time -1 with time effects per matched set (pipeline/did/stacked.py); "
+    "differencing from the dip month counts any imperfect match on the dip's depth",
+    "ancova": "post-visit attendance adjusted for the recorded months at the first visit "
+    "instead of differenced from the month before it; time effects per district; same "
+    "censoring weights (pipeline/did/ancova.py)",
+}
+
+
 def robustness(
     panel: PanelAccess,
     matched: pd.DataFrame,
@@ -441,8 +524,13 @@ def robustness(
     prim: EventStudyResult,
     y: str,
     cfg: EstimateConfig,
+    other: tuple[str, EventStudyResult | Exception] | None = None,
 ) -> pd.DataFrame:
-    rows = []
+    """The robustness table: the primary average, the pre-trend test, the other design
+    (``other``: its kind and result or error, as :func:`run_other_design` gives; computed
+    here when ``None``), the placebo, other pools, calipers and ratios, and the
+    relative-magnitude sensitivity."""
+    rows: list[dict] = []
 
     def add(check: str, m: pd.DataFrame | None, window=cfg.att_window, note: str = ""):
         if m is None or m.empty:
@@ -489,26 +577,26 @@ def robustness(
             "note": f"chi2({pt.df}) p = {pt.p_value:.4f}, event times {list(pt.event_times)}",
         }
     )
-    # the candidate design of the simulation study (issue 8), on the same matched sets
+    # the other design on the same matched sets and weights
+    kind, alt = run_other_design(matched, y, cfg) if other is None else other
+    label = OTHER_DESIGN_LABELS[kind]
     try:
-        anc = matched_ancova(matched, yname=y, events=(1, int(cfg.att_window[1])),
-                             alpha=cfg.alpha).average(cfg.att_window)
+        if isinstance(alt, Exception):
+            raise alt
+        oth = alt.average(cfg.att_window)
         rows.append(
             {
-                "check": "matched ANCOVA (levels on the months before the visit)",
-                "estimate": anc.estimate,
-                "std_error": anc.std_error,
-                "ci_low": anc.ci_low,
-                "ci_high": anc.ci_high,
+                "check": label,
+                "estimate": oth.estimate,
+                "std_error": oth.std_error,
+                "ci_low": oth.ci_low,
+                "ci_high": oth.ci_high,
                 "n_treated": n_prim,
-                "note": "post-visit attendance adjusted for the recorded months at the first "
-                "visit instead of differenced from the month before it; time effects per "
-                "district; same censoring weights (pipeline/did/ancova.py)",
+                "note": OTHER_DESIGN_NOTES[kind],
             }
         )
     except (ValueError, KeyError) as exc:
-        rows.append({"check": "matched ANCOVA (levels on the months before the visit)",
-                     "note": f"not estimable: {exc}"})
+        rows.append({"check": label, "note": f"not estimable: {exc}"})
     # placebo: first visits moved earlier, effect measured before the real visit
     s = cfg.placebo_shift
     if s > 0:
@@ -593,6 +681,7 @@ def truth_comparison(
     truth: dict,
     window: tuple[int, int],
     subgroups: pd.DataFrame,
+    primary_name: str = PRIMARY,
 ) -> pd.DataFrame:
     rows = []
     tw = truth.get("att_window")
@@ -632,7 +721,7 @@ def truth_comparison(
         if t is not None and t.get("att_window") is not None:
             rows.append(
                 {
-                    "estimator": PRIMARY,
+                    "estimator": primary_name,
                     "quantity": f"{s['subgroup']}={s['level']}",
                     "estimate": s["estimate"],
                     "truth": t["att_window"],
@@ -693,6 +782,10 @@ def run(
     )
     prim = primary(matched, "attendance_rate", cfg, bootstrap=cfg.wild_bootstrap)
     prim_ch = primary(matched, "chronic_pp", cfg, bootstrap=False)
+    other = run_other_design(matched, "attendance_rate", cfg)
+    other_ch = run_other_design(matched, "chronic_pp", cfg)
+    alts = [r for _, r in (other,) if isinstance(r, EventStudyResult)]
+    alts_ch = [r for _, r in (other_ch,) if isinstance(r, EventStudyResult)]
     students = pd.Index(matched["student_key"].unique())
     cp = comparator_panel(panel, students)
     log.info("comparators on %d students", len(students))
@@ -701,14 +794,15 @@ def run(
     log.info("subgroups")
     subgroups = subgroup_effects(matched, "attendance_rate", cfg)
     log.info("robustness checks")
-    rob = robustness(panel, matched, match_spec, prim, "attendance_rate", cfg)
+    rob = robustness(panel, matched, match_spec, prim, "attendance_rate", cfg, other=other)
 
     w = cfg.att_window
     avg = prim.average(w)
     boot = prim.info.get("wild_bootstrap_average") if isinstance(prim.info, dict) else None
-    by_name = {r.estimator: r for r in [prim, *comps]}
+    by_name = {r.estimator: r for r in [prim, *alts, *comps]}
     metrics: dict[str, Any] = {
-        "primary_estimator": PRIMARY,
+        "primary_estimator": prim.estimator,
+        "design": cfg.design,
         "att": {
             "estimate": avg.estimate,
             "std_error": avg.std_error,
@@ -724,10 +818,19 @@ def run(
         "outcome": "attendance_rate",
         "att_chronic": _avg_dict(prim_ch, w),
         "pretrend_test": {
-            k: getattr(prim.pretrend_test(), k) for k in ("statistic", "df", "p_value")
+            **{k: getattr(prim.pretrend_test(), k) for k in ("statistic", "df", "p_value")},
+            "event_times": list(prim.pretrend_test().event_times),
         },
         "censoring": ipcw_info,
-        "comparator_errors": {**errors, **{f"{k} (chronic)": v for k, v in errors_ch.items()}},
+        "comparator_errors": {
+            **errors,
+            **{f"{k} (chronic)": v for k, v in errors_ch.items()},
+            **{
+                f"{DESIGNS[k]}{sfx}": f"{type(r).__name__}: {r}"
+                for (k, r), sfx in ((other, ""), (other_ch, " (chronic)"))
+                if isinstance(r, Exception)
+            },
+        },
     }
     if boot:
         metrics["att"]["wild_bootstrap"] = boot
@@ -737,11 +840,11 @@ def run(
     metrics["comparators"] = {
         n: _avg_dict(r, w)
         for n, r in by_name.items()
-        if n != PRIMARY and set(range(w[0], w[1] + 1)) <= set(r.event_time.tolist())
+        if n != prim.estimator and set(range(w[0], w[1] + 1)) <= set(r.event_time.tolist())
     }
     out = {
-        "event_study": _tidy_all([prim, *comps]),
-        "event_study_chronic": _tidy_all([prim_ch, *comps_ch]),
+        "event_study": _tidy_all([prim, *alts, *comps]),
+        "event_study_chronic": _tidy_all([prim_ch, *alts_ch, *comps_ch]),
         "subgroups": subgroups,
         "robustness": rob,
         "event_means": event_means(matched, cfg.event_window),
@@ -751,7 +854,7 @@ def run(
     }
     if meta.get("synthetic") and meta.get("truth"):
         truth = meta["truth"]
-        tc = truth_comparison(by_name, truth, w, subgroups)
+        tc = truth_comparison(by_name, truth, w, subgroups, prim.estimator)
         out["truth_comparison"] = tc
         metrics["truth"] = {
             "att_window": truth.get("att_window"),
@@ -802,16 +905,19 @@ def main() -> None:
         write_csv(out[name], tables / f"{name}.csv", float_format="%.6g")
     write_json(out["metrics"], "reports/metrics.json")
     es = out["event_study"]
+    m = out["metrics"]
     write_csv(
-        es.loc[es["estimator"] == PRIMARY, ["event_time", "estimate", "ci_low", "ci_high"]],
+        es.loc[
+            es["estimator"] == m["primary_estimator"],
+            ["event_time", "estimate", "ci_low", "ci_high"],
+        ],
         "reports/plots/event_study_primary.csv",
         float_format="%.6g",
     )
-    m = out["metrics"]
     log.info(
         "done in %.1f s: %s average over event times %s = %.2f (%.2f, %.2f)",
         time.perf_counter() - t0,
-        PRIMARY,
+        m["primary_estimator"],
         m["att_window"],
         m["att"]["estimate"],
         m["att"]["ci_low"],

@@ -45,7 +45,8 @@ SERIES_COLOURS = [
 WATERMARK = "SYNTHETIC DATA — NOT PROGRAM RESULTS"
 
 ESTIMATOR_LABELS = {
-    "matched_stacked": "Matched stacked DiD (primary)",
+    "matched_ancova": "Matched ANCOVA",
+    "matched_stacked": "Matched differences (stacked DiD)",
     "naive_before_after": "Naive before–after",
     "twfe": "Two-way fixed effects",
     "callaway_santanna_unconditional": "Callaway–Sant'Anna (unconditional)",

@@ -444,7 +444,7 @@ def _ipython():
 
 
 #: :mod:`pipeline.figures`: the report's figure functions work on the unsuppressed tables
-#: too, e.g. ``nh.figures.event_study_figure(es, "matched_stacked", (1, 6), synthetic)``.
+#: too, e.g. ``nh.figures.event_study_figure(es, "matched_ancova", (1, 6), synthetic)``.
 figures = _figures_module()
 OKABE_ITO = figures.OKABE_ITO
 COLOURS = figures.SERIES_COLOURS

@@ -692,6 +692,7 @@ def build_context(
         "truth_gap": (float(att["estimate"]) - truth) if truth is not None else None,
         "naive_truth_gap": (float(naive["estimate"]) - truth) if truth is not None else None,
         "pretrend": m["pretrend_test"],
+        "design": m.get("design", "differences"),
         "pretrend_ok": bool(m["pretrend_test"]["p_value"] >= 0.05),
         "flow": flow,
         "sg_max": sg_shown.loc[sg_shown["estimate"].idxmax()] if len(sg_shown) else None,

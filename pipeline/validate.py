@@ -27,17 +27,17 @@ Scenarios (:data:`SCENARIOS`)
         recorded attendance can remove.  Shown for honesty; the targets do not apply.
 
 Estimators
-    ``matched_stacked`` (the primary design, IPCW), two variants of it that show what the
-    censoring correction does — ``matched_stacked_no_ipcw`` (censored comparison rows
-    dropped, no weights) and ``matched_stacked_keep_censored`` (later-visited comparison
-    rows kept as if untreated) —, the candidate design ``matched_ancova``
-    (:mod:`pipeline.did.ancova`: post-visit levels on the months before the visit, time
-    effects per district, the same censoring weights) and the comparators of
-    :mod:`pipeline.estimate` (``naive_before_after``, ``twfe``, ``sun_abraham``, ``imputation``,
-    ``callaway_santanna_unconditional``).  Intervals are analytic (clustered as
+    ``matched_ancova`` (the primary design, :mod:`pipeline.did.ancova`: levels on the
+    months before the visit, time effects per district, censoring weights), two variants
+    of it that show what the censoring correction does — ``matched_ancova_no_ipcw``
+    (censored comparison rows dropped, no weights) and ``matched_ancova_keep_censored``
+    (later-visited comparison rows kept as if untreated) —, the matched differences design
+    ``matched_stacked`` (:mod:`pipeline.did.stacked`, the primary design before this
+    study; censoring weights) and the comparators of :mod:`pipeline.estimate`
+    (``naive_before_after``, ``twfe``, ``sun_abraham``, ``imputation``,
+    ``callaway_santanna_unconditional``). Intervals are analytic (clustered as
     ``EstimateConfig.cluster``, by student by default; t with clusters − 1 degrees of
-    freedom for the stacked design) — the
-    wild bootstrap is skipped in the replications.
+    freedom for the matched designs) — the wild bootstrap is skipped in the replications.
 
 Output
     ``reports/tables/validation.csv`` (one row per scenario × estimator: ``scenario,
@@ -71,14 +71,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline import estimate
-from pipeline.did.ancova import matched_ancova
-from pipeline.did.stacked import stacked_event_study
 from pipeline.estimate import (
+    DESIGNS,
     PRIMARY,
     EstimateConfig,
     add_outcomes,
     comparator_panel,
     comparators,
+    differences,
     primary,
     with_censoring_weights,
 )
@@ -88,9 +88,9 @@ from pipeline.synth import SynthConfig, generate, write_extract
 
 log = logging.getLogger("pipeline.validate")
 
-NO_IPCW = "matched_stacked_no_ipcw"
-KEEP_CENSORED = "matched_stacked_keep_censored"
-ANCOVA = "matched_ancova"
+NO_IPCW = f"{PRIMARY}_no_ipcw"
+KEEP_CENSORED = f"{PRIMARY}_keep_censored"
+DIFFERENCES = DESIGNS["differences"]
 COMPARATORS = (
     "naive_before_after",
     "twfe",
@@ -98,7 +98,7 @@ COMPARATORS = (
     "imputation",
     "callaway_santanna_unconditional",
 )
-ESTIMATORS = (PRIMARY, NO_IPCW, KEEP_CENSORED, ANCOVA, *COMPARATORS)
+ESTIMATORS = (PRIMARY, NO_IPCW, KEEP_CENSORED, DIFFERENCES, *COMPARATORS)
 
 #: Scenario name → overrides of the synthetic configuration, and whether the targets apply.
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -314,25 +314,10 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     attempt(PRIMARY, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
     m_one, _ = with_censoring_weights(matched, False)
     attempt(NO_IPCW, lambda: primary(m_one, y, ecfg, bootstrap=False))
-    attempt(
-        KEEP_CENSORED,
-        lambda: stacked_event_study(
-            m_one,
-            yname=y,
-            stack=ecfg.stack_column,
-            cluster=ecfg.cluster,
-            weights="ipcw",
-            drop_censored=False,
-            ref=ecfg.reference,
-            window=ecfg.event_window,
-            average_window=w,
-            alpha=cfg.alpha,
-        ),
-    )
-    attempt(
-        ANCOVA,
-        lambda: matched_ancova(m_ipcw, yname=y, events=(1, int(w[1])), alpha=cfg.alpha),
-    )
+    # later-visited comparison rows kept as if never visited (no censoring, no weights)
+    m_keep = m_one.assign(censored=False)
+    attempt(KEEP_CENSORED, lambda: primary(m_keep, y, ecfg, bootstrap=False))
+    attempt(DIFFERENCES, lambda: differences(m_ipcw, y, ecfg, bootstrap=False))
     if ecfg.comparators:
         cp = _comparator_panel(panel, pd.Index(matched["student_key"].unique()))
         with warnings.catch_warnings():

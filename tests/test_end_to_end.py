@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -64,9 +65,19 @@ def test_matched_design_recovers_truth_under_selection_on_a_dip(tmp_path):
     for name in ("naive_before_after", "twfe"):
         est, _ = _avg(out, name)
         assert est - tw > 8.0, (name, est, tw)
+    assert m["primary_estimator"] == "matched_ancova" and m["design"] == "ancova"
     tc = out["truth_comparison"]
-    row = tc[(tc["estimator"] == "matched_stacked") & (tc["quantity"] == "average 1-6")]
-    assert bool(row["covered"].iloc[0])
+    for name in ("matched_ancova", "matched_stacked"):  # the primary and the other design
+        row = tc[(tc["estimator"] == name) & (tc["quantity"] == "average 1-6")]
+        assert bool(row["covered"].iloc[0]), name
+    # the recorded months are the primary's reference; earlier months make the pre-trend test
+    assert m["pretrend_test"]["event_times"] == [-6, -5, -4]
+    es = out["event_study"]
+    prim = es[es["estimator"] == "matched_ancova"]
+    assert not prim["event_time"].isin([-3, -2, -1]).any()
+    rob = out["robustness"].set_index("check")
+    assert np.isfinite(rob.loc["matched differences (change from the month before the visit)",
+                               "estimate"])
 
 
 @pytest.mark.slow

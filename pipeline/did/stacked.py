@@ -1,4 +1,7 @@
-"""Matched stacked event study — the primary design.
+"""Matched stacked event study — the matched differences design.
+
+(The primary design until the simulation study; now reported beside the matched ANCOVA,
+:mod:`pipeline.did.ancova`, which ``estimate.design`` selects by default.)
 
 On the stacked output of the matching stage (``docs/interfaces.md``, section ``match``)
 each stack is one treated student's matched set followed in event time relative to the
@@ -37,7 +40,7 @@ from pipeline.did.fe import (
     window_rel,
 )
 from pipeline.did.results import EventStudyResult
-from pipeline.did.wild import draw_weights, prepare_fit, wild_cluster_bootstrap
+from pipeline.did.wild import add_wild_bootstrap
 
 __all__ = ["stacked_event_study"]
 
@@ -211,67 +214,7 @@ def stacked_event_study(
         info=info,
     )
     if wild_bootstrap:
-        if cl is None:
-            raise ValueError(f"{where}: the wild cluster bootstrap needs a cluster column")
-        G = int(r.n_clusters)
-        draws = draw_weights(G, B=B, seed=seed, weights=bootstrap_weights)
-        rows = []
-        k = events.size
-        tests = [(int(e), np.eye(k)[j]) for j, e in enumerate(events)]
-        if average_window is not None:
-            lo, hi = int(average_window[0]), int(average_window[1])
-            m = (events >= lo) & (events <= hi)
-            if m.sum() != hi - lo + 1:
-                raise ValueError(f"{where}: average_window {average_window} not fully estimated")
-            tests.append(("average", m / m.sum()))
-        fit = prepare_fit(r.extra["Xt"], r.extra["yt"], cl, w=w, ssc=r.ssc)
-        for lab, c in tests:
-            wt = wild_cluster_bootstrap(
-                r.extra["Xt"],
-                r.extra["yt"],
-                cl,
-                c,
-                w=w,
-                draws=draws,
-                alpha=alpha,
-                ssc=r.ssc,
-                weights=bootstrap_weights,
-                fit=fit,
-            )
-            rows.append(
-                {
-                    "term": lab,
-                    "estimate": wt.estimate,
-                    "std_error": wt.std_error,
-                    "t_stat": wt.t_stat,
-                    "p_value": wt.p_value,
-                    "ci_low": wt.ci_low,
-                    "ci_high": wt.ci_high,
-                }
-            )
-        tab = pd.DataFrame(rows)
-        ev = tab.iloc[:k]
-        res.ci_bounds = (ev["ci_low"].to_numpy(float), ev["ci_high"].to_numpy(float))
-        res.p_values = ev["p_value"].to_numpy(float)
-        info["wild_bootstrap"] = tab
-        info["wild_bootstrap_settings"] = {
-            "B": B,
-            "seed": seed,
-            "weights": bootstrap_weights,
-            "clusters": G,
-            "type": "WCR, symmetric",
-        }
-        if average_window is not None:
-            a = tab.iloc[-1]
-            info["wild_bootstrap_average"] = {
-                "window": [int(average_window[0]), int(average_window[1])],
-                **{
-                    c: float(a[c])
-                    for c in ("estimate", "std_error", "t_stat", "p_value", "ci_low", "ci_high")
-                },
-                "B": int(B),
-                "weights": bootstrap_weights,
-                "clusters": G,
-                "seed": seed,
-            }
+        add_wild_bootstrap(res, r.extra["Xt"], r.extra["yt"], cl, w=w, ssc=r.ssc,
+                           average_window=average_window, B=B, seed=seed,
+                           weights=bootstrap_weights, alpha=alpha, where=where)
     return res
