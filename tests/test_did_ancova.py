@@ -151,3 +151,14 @@ def test_input_errors(data):
         matched_ancova(data, yname="attendance_rate", window=(-6, -4))
     with pytest.raises(KeyError):
         matched_ancova(data.drop(columns="rate_lag2"), yname="attendance_rate")
+
+
+def test_time_effects_follow_the_visited_students_district(data):
+    """Comparison students from other districts (or who move) share their visited
+    student's time effects: the estimate does not change, and it stays identified."""
+    d = data[data["match_id"] < 400]
+    moved = d.assign(district_code=d["district_code"].where(d["role"] == "treated", "elsewhere"))
+    a = matched_ancova(d, yname="attendance_rate", window=(1, 4))
+    b = matched_ancova(moved, yname="attendance_rate", window=(1, 4))
+    np.testing.assert_allclose(b.estimate, a.estimate, rtol=1e-10)
+    np.testing.assert_allclose(b.vcov, a.vcov, rtol=1e-8)

@@ -73,6 +73,8 @@ def test_naive_biased_primary_close_under_the_dip(study):
     p = reps[reps["estimator"] == PRIMARY]
     assert ((p["estimate"] - p["truth"]).abs() < 2.5 * p["std_error"]).all(), p
     assert abs(s.loc[PRIMARY, "bias"]) < 0.2 * s.loc["naive_before_after", "bias"]
+    # the primary's pre-trend test (months before those it adjusts for) was run
+    assert p["pretrend_p"].between(0, 1).all()
 
 
 def test_deterministic_across_worker_counts(study):
@@ -115,6 +117,7 @@ def test_summary_statistics_by_hand():
             "std_error": se,
             "ci_low": est - 1.96 * se,
             "ci_high": est + 1.96 * se,
+            "pretrend_p": [0.01, 0.5, np.nan, 0.03],
         }
     )
     failed = reps.iloc[[0]].assign(rep=4, estimate=np.nan, error="boom")
@@ -127,3 +130,4 @@ def test_summary_statistics_by_hand():
     assert s["sd_estimate"] == pytest.approx(np.std(est, ddof=1))
     assert s["sd_error"] == pytest.approx(np.std(est - truth, ddof=1))
     assert s["se_ratio"] == pytest.approx(np.mean(se) / np.std(est, ddof=1))
+    assert s["pretrend_rejection"] == pytest.approx(2 / 3)  # of the tests run, at 0.05

@@ -11,9 +11,11 @@ estimator regresses the outcome at each event time ``k`` on
 * per event time, the recorded months at the first visit (``rate_lag1``–``rate_lag3`` as
   of event time 0, i.e. event times −1 to −3, their squares) and the prior-year rate
   (with a missing indicator),
-* fixed effects for ``fe`` × event time (``district_code`` by default, so that the
-  censoring weights are normalised over a district's comparison students, not within a
-  matched set of three or four),
+* fixed effects for ``fe`` × event time, where ``fe`` is read from the visited student's
+  row at the first visit and holds for the whole matched set (``district_code`` by
+  default: the matching district, also when comparison students come from other
+  districts or move; the censoring weights are then normalised over a district's
+  comparison students, not within a matched set of three or four),
 
 with weights = matching weight × censoring weight and errors clustered by student.
 The months the covariates record are the reference period (their "effects" are zero by
@@ -100,6 +102,10 @@ def matched_ancova(
     if base.duplicated([match, unit]).any():
         raise ValueError(f"{where}: more than one event-time-0 row per student and match")
     base = base.rename(columns={c: f"_b_{c}" for c in base_cols})
+    if fe is not None:  # the visited student's value at the first visit, per matched set
+        at0 = data.loc[(et == 0).to_numpy() & (data[treated].astype(str) == "treated").to_numpy()]
+        cell = at0.drop_duplicates(match).set_index(match)[fe]
+        base["_fe"] = base[match].map(cell)
     rows = et.between(lo, hi) & ~et.isin(refs)
     d = data.loc[rows].merge(base, on=[match, unit], how="inner")
     if censored is not None:
@@ -113,6 +119,8 @@ def matched_ancova(
     keep = w > 0
     lagv = d[[f"_b_{c}" for c in lags]].to_numpy(dtype=float)
     keep &= np.isfinite(lagv).all(axis=1)
+    if fe is not None:
+        keep &= d["_fe"].notna().to_numpy()
     d, w = d[keep], w[keep]
     y = pd.to_numeric(d[yname], errors="coerce").to_numpy(dtype=float)
     if not np.all(np.isfinite(y)):
@@ -133,7 +141,7 @@ def matched_ancova(
         cols += [ek * x for x in cov]
     X = np.column_stack(cols)
     X = X[:, np.r_[np.ones(len(evs), bool), X[:, len(evs):].std(axis=0) > 0]]
-    codes = factorize(d[event_time]) if fe is None else factorize(d[fe], d[event_time])
+    codes = factorize(d[event_time]) if fe is None else factorize(d["_fe"], d[event_time])
     cl = cluster_codes(d, cluster)
     r = feols(y, X, FixedEffects([codes[0]], w), weights=w, cluster=cl,
               names=[*evs, *[f"x{i}" for i in range(X.shape[1] - len(evs))]],
@@ -144,7 +152,9 @@ def matched_ancova(
     info: dict = {
         "n_obs": r.n,
         "n_clusters": r.n_clusters,
-        "fixed_effects": f"{fe} x event time" if fe else "event time",
+        "fixed_effects": f"{fe} (visited student's, at the first visit) x event time"
+        if fe
+        else "event time",
         "covariates": f"{', '.join(base_cols)} at event time 0 (lags squared), by event time",
         "reference": "event times recorded by the covariates",
     }
