@@ -4,7 +4,9 @@
                                          [--stages synthesize,ingest,...] [--peers]
                                          [--peer-python PATH] [--peer-units N]
 
-``--stages none --peers`` adds the peer comparisons to the results file of an earlier run.
+``--stages none --peers`` adds the peer comparisons to the results file of an earlier run;
+a run without ``--peers`` keeps the earlier file's peer comparisons and says which run
+measured them.
 
 A scratch project folder (default: a temporary one) gets a copy of ``params.yaml`` with
 ``synthesize.scale: state`` and Parquet output. Every stage of ``dvc.yaml`` then runs there,
@@ -193,6 +195,11 @@ def main() -> None:
     }
     if args.peers:
         out["peers"] = run_peers(args.peer_python, args.peer_units)
+    elif target.exists() and "peers" in (old := json.loads(target.read_text())):
+        # peers not re-measured: keep the earlier comparisons, saying when they were run
+        out["peers"] = old["peers"]
+        out["peers_measured_in_run_started_at"] = old.get(
+            "peers_measured_in_run_started_at", old.get("started_at"))
     RESULTS.mkdir(exist_ok=True)
     target.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -620,6 +620,11 @@ def _validation_summary(v: pd.DataFrame | None, primary: str) -> dict[str, Any] 
         "se_ratio_min": float(p["se_ratio"].min()) if "se_ratio" in p else float("nan"),
         "se_ratio_max": float(p["se_ratio"].max()) if "se_ratio" in p else float("nan"),
         "naive_dip_bias": float(naive["bias"].iloc[0]) if len(naive) else None,
+        "pretrend_max": (
+            float(100 * p["pretrend_rejection"].max())
+            if "pretrend_rejection" in p and p["pretrend_rejection"].notna().any()
+            else None
+        ),
     }
 
 
