@@ -244,7 +244,10 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 
 
 def test_validation_section_only_when_validation_exists(run_a, run_b):
-    assert 'id="simulation"' in run_a[1]["html"].read_text(encoding="utf-8")
+    html = run_a[1]["html"].read_text(encoding="utf-8")
+    assert 'id="simulation"' in html
+    # the appendix text is computed from validation.csv (largest pre-trend rejection: 8%)
+    assert "pre-trend test rejects in at most\n8% of replications" in html
     assert 'id="simulation"' not in run_b[1]["html"].read_text(encoding="utf-8")
 
 
