@@ -111,7 +111,7 @@ def one(args) -> list[dict]:
                 continue
             for fe, label in (("match_id", "matched_set"), ("district_code", "district"),
                               (None, "event_time")):
-                a = matched_ancova(mm, yname="attendance_rate", events=(1, 6), fe=fe,
+                a = matched_ancova(mm, yname="attendance_rate", window=(1, 6), fe=fe,
                                    censored="censored" if drop else None).average((1, 6))
                 est, se = a.estimate, a.std_error
                 rows.append({"scenario": scenario, "rep": rep, "model": "ancova",

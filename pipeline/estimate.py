@@ -507,14 +507,24 @@ OTHER_DESIGN_LABELS = {
     "differences": "matched differences (change from the month before the visit)",
     "ancova": "matched ANCOVA (levels on the months before the visit)",
 }
-OTHER_DESIGN_NOTES = {
-    "differences": "the same matched students and weights, effects measured as the change "
-    "from event time -1 with time effects per matched set (pipeline/did/stacked.py); "
-    "differencing from the dip month counts any imperfect match on the dip's depth",
-    "ancova": "post-visit attendance adjusted for the recorded months at the first visit "
-    "instead of differenced from the month before it; time effects per district; same "
-    "censoring weights (pipeline/did/ancova.py)",
-}
+
+
+def other_design_note(kind: str, cfg: EstimateConfig) -> str:
+    """The robustness table's note on the other design, naming its settings."""
+    if kind == "differences":
+        per = "matched set" if cfg.time_effects == "matched_set" else "matching stratum"
+        refs = ", ".join(str(r) for r in cfg.reference)
+        return (
+            f"the same matched students and weights, effects measured as the change from "
+            f"event time {refs} with time effects per {per} (pipeline/did/stacked.py); "
+            "differencing from the dip month counts any imperfect match on the dip's depth"
+        )
+    per = cfg.ancova_fe or "all matched sets together"
+    return (
+        "post-visit attendance adjusted for the recorded months at the first visit instead "
+        f"of differenced from the month before it; time effects per {per} x event time; "
+        "same censoring weights (pipeline/did/ancova.py)"
+    )
 
 
 def robustness(
@@ -592,7 +602,7 @@ def robustness(
                 "ci_low": oth.ci_low,
                 "ci_high": oth.ci_high,
                 "n_treated": n_prim,
-                "note": OTHER_DESIGN_NOTES[kind],
+                "note": other_design_note(kind, cfg),
             }
         )
     except (ValueError, KeyError) as exc:
@@ -619,8 +629,11 @@ def robustness(
         add(f"caliper {cal} SD", rematch(panel, replace(base, caliper=cal), ps_cache=same_pool))
     for ratio in cfg.ratios:
         add(f"ratio {ratio}:1", rematch(panel, replace(base, ratio=ratio), ps_cache=same_pool))
-    rows.extend({**r, "n_treated": n_prim} for r in relative_magnitude_bounds(
-        prim, cfg.att_window, cfg.honest_mbar, cfg.alpha))
+    try:
+        rows.extend({**r, "n_treated": n_prim} for r in relative_magnitude_bounds(
+            prim, cfg.att_window, cfg.honest_mbar, cfg.alpha))
+    except ValueError as exc:  # e.g. an event window with no months before the reference
+        rows.append({"check": "relative magnitudes", "note": f"not estimable: {exc}"})
     return pd.DataFrame(rows).reindex(
         columns=["check", "estimate", "std_error", "ci_low", "ci_high", "n_treated", "note"]
     )
@@ -803,6 +816,12 @@ def run(
     metrics: dict[str, Any] = {
         "primary_estimator": prim.estimator,
         "design": cfg.design,
+        "design_settings": {
+            "ancova_fe": cfg.ancova_fe,
+            "time_effects": cfg.time_effects,
+            "reference": list(cfg.reference),
+            "cluster": cfg.cluster,
+        },
         "att": {
             "estimate": avg.estimate,
             "std_error": avg.std_error,

@@ -179,8 +179,12 @@ def event_study_figure(
         fig, ax = _new((7.0, 4.8))
         names = [primary] + sorted(n for n in es["estimator"].unique() if n != primary)
         offsets = np.linspace(-0.25, 0.25, max(len(names) - 1, 1)) if len(names) > 1 else [0]
+        span = range(int(es["event_time"].min()), int(es["event_time"].max()) + 1)
         for j, name in enumerate(names):
             d = es[es["estimator"] == name].sort_values("event_time")
+            if name == primary:  # missing event times (reference, suppressed) break the line
+                d = d.set_index("event_time").reindex(span).rename_axis("event_time")
+                d = d.reset_index()
             x = d["event_time"].to_numpy(float)
             y = d["estimate"].to_numpy(float)
             colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
@@ -214,12 +218,14 @@ def event_study_figure(
         ax.axvline(-0.5, color="#555555", lw=0.9, ls="--")
         refs = reference_periods(es, primary)
         ylim = ax.get_ylim()
-        for r in refs:
-            ax.axvspan(r - 0.4, r + 0.4, color="#999999", alpha=0.18, lw=0)
+        if refs:
+            lo_r, hi_r = min(refs), max(refs)
+            ax.axvspan(lo_r - 0.4, hi_r + 0.4, color="#999999", alpha=0.18, lw=0)
+            lab = f"{lo_r:d}" if lo_r == hi_r else f"{lo_r:d} to {hi_r:d}"
             ax.text(
-                r,
+                (lo_r + hi_r) / 2,
                 ylim[0],
-                f"reference\n({r:d})".replace("-", "−"),
+                f"reference\n({lab})".replace("-", "−"),
                 ha="center",
                 va="bottom",
                 fontsize=7,

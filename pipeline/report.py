@@ -603,6 +603,13 @@ def _window_mean(df: pd.DataFrame, lo: int, hi: int, col: str) -> float:
     return float(d.mean()) if len(d) else float("nan")
 
 
+def _within(fe: str | None) -> str:
+    """How the report names the matched ANCOVA's time-effect groups."""
+    if not fe:
+        return ""
+    return "within district" if fe == "district_code" else f"within the same {fe}"
+
+
 def _validation_summary(v: pd.DataFrame | None, primary: str) -> dict[str, Any] | None:
     """The primary design's record in the simulation study, for the appendix text."""
     if v is None or v.empty or primary not in set(v["estimator"]):
@@ -698,6 +705,7 @@ def build_context(
         "naive_truth_gap": (float(naive["estimate"]) - truth) if truth is not None else None,
         "pretrend": m["pretrend_test"],
         "design": m.get("design", "differences"),
+        "ancova_within": _within((m.get("design_settings") or {}).get("ancova_fe")),
         "pretrend_ok": bool(m["pretrend_test"]["p_value"] >= 0.05),
         "flow": flow,
         "sg_max": sg_shown.loc[sg_shown["estimate"].idxmax()] if len(sg_shown) else None,

@@ -45,6 +45,7 @@ def build_report_inputs(
     n_comparison: int = 3400,
     small_cells: bool = True,
     with_validation: bool = False,
+    design: str = "differences",
 ) -> Path:
     """Write fabricated report inputs under ``root/reports`` and return that directory.
 
@@ -66,7 +67,14 @@ def build_report_inputs(
         Include subgroup levels, months and counts small enough to be suppressed.
     with_validation
         Also write ``reports/tables/validation.csv`` (the later ``validate`` stage).
+    design
+        The estimate stage's design: ``"differences"`` (primary ``matched_stacked``,
+        reference event time −1) or ``"ancova"`` (primary ``matched_ancova``, reference
+        event times −3 to −1, the matched differences reported beside it).
     """
+    primary = {"differences": "matched_stacked", "ancova": "matched_ancova"}[design]
+    refs = (-1,) if design == "differences" else (-3, -2, -1)
+    estimators = (primary, *(["matched_stacked"] if design == "ancova" else []), *ESTIMATORS[1:])
     rng = np.random.default_rng(seed)
     rep = Path(root) / "reports"
     tab = rep / "tables"
@@ -81,9 +89,11 @@ def build_report_inputs(
 
     # event study -----------------------------------------------------------------
     rows = []
-    bias = {"matched_stacked": 0.0, "naive_before_after": dip * 0.8, "twfe": -1.5}
-    for est in ESTIMATORS:
+    bias = {primary: 0.0, "naive_before_after": dip * 0.8, "twfe": -1.5}
+    for est in estimators:
         for k in EVENT_TIMES:
+            if est == primary and k in refs and design == "ancova":
+                continue  # the months the ANCOVA adjusts for are not estimated
             if k == -1:
                 rows.append((est, k, 0.0, 0.0, 0.0, 0.0, n_treated))
                 continue
@@ -129,7 +139,10 @@ def build_report_inputs(
     win = [path_effect(k) for k in range(1, 7)]
     att = float(np.mean(win)) + rng.normal(0, 0.1)
     metrics = {
-        "primary_estimator": "matched_stacked",
+        "primary_estimator": primary,
+        "design": design,
+        "design_settings": {"ancova_fe": "district_code", "time_effects": "matched_set",
+                            "reference": [-1], "cluster": "student_key"},
         "att": _ci(att, 0.45),
         "att_window": [1, 6],
         "n_treated": n_treated,
@@ -137,7 +150,12 @@ def build_report_inputs(
         "max_abs_smd_after": round(0.02 + rng.uniform(0, 0.03), 4),
         "synthetic": synthetic,
         "outcome": "attendance_rate",
-        "pretrend_test": {"statistic": round(4.1 + rng.uniform(0, 2), 3), "df": 5, "p_value": 0.43},
+        "pretrend_test": {
+            "statistic": round(4.1 + rng.uniform(0, 2), 3),
+            "df": 5 if design == "differences" else 3,
+            "p_value": 0.43,
+            "event_times": [k for k in EVENT_TIMES if k < min(refs)],
+        },
         "naive": _ci(att + dip * 0.8, 0.3),
         "twfe": _ci(att - 1.5, 0.5),
         "att_chronic": _ci(-1.4 * att, 0.9),
@@ -203,7 +221,7 @@ def build_report_inputs(
     # truth -----------------------------------------------------------------------
     if synthetic:
         tr = []
-        for est, b in (("matched_stacked", 0.1), ("naive_before_after", dip * 0.8), ("twfe", -1.5)):
+        for est, b in ((primary, 0.1), ("naive_before_after", dip * 0.8), ("twfe", -1.5)):
             e = metrics["truth"]["att_window"] + b
             tr.append((est, "att_window", e, metrics["truth"]["att_window"], b, abs(b) < 1))
         pd.DataFrame(
@@ -311,11 +329,11 @@ def build_report_inputs(
             # scenario, estimator, n_reps, truth_mean, estimate_mean, bias, rmse, coverage,
             # rejection_rate, mean_std_error, sd_estimate, sd_error, se_ratio,
             # pretrend_rejection, n_failed, targets_apply
-            ("dip", "matched_stacked", 12, 7.7, 7.75, 0.05, 0.41, 0.95, 1.0, 0.4, 0.39, 0.38,
+            ("dip", primary, 12, 7.7, 7.75, 0.05, 0.41, 0.95, 1.0, 0.4, 0.39, 0.38,
              1.03, 0.0833, 0, True),
             ("dip", "naive_before_after", 12, 7.7, 14.8, 7.1, 7.11, 0.0, 1.0, 0.3, 0.31, 0.3,
              0.97, 1.0, 0, True),
-            ("zero_effect", "matched_stacked", 12, 0.0, -0.02, -0.02, 0.4, 0.92, 0.08, 0.4,
+            ("zero_effect", primary, 12, 0.0, -0.02, -0.02, 0.4, 0.92, 0.08, 0.4,
              0.41, 0.41, 0.98, 0.0, 0, True),
         ]
         pd.DataFrame(rows, columns=TABLE_COLUMNS).to_csv(tab / "validation.csv", index=False)

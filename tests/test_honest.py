@@ -68,3 +68,22 @@ def test_needs_reference_and_window_after_it():
                           vcov=np.eye(6))
     with pytest.raises(ValueError, match="reference"):
         relative_magnitudes(r2, (1, 3), [1.0])
+
+
+def test_a_reference_span_counts_only_the_changes_into_it():
+    """With several reference months (the matched ANCOVA's −3…−1), the changes between
+    them are zero by construction and do not count; no placebo month, no sensitivity."""
+    ev = np.array([-5, -4, 0, 1, 2])
+    r = EventStudyResult(estimator="x", event_time=ev, estimate=np.array([0.2, 0.5, 1, 2, 3.0]),
+                         vcov=np.diag(np.full(5, 0.25)), reference=(-3, -2, -1))
+    tab = relative_magnitudes(r, (1, 2), [1.0], alpha=0.05)
+    # changes −5→−4 (0.3, sd √0.5) and −4→−3 (−0.5, sd 0.5): Bonferroni over 2, not 4
+    c_pre = stats.norm.ppf(1 - 0.05 / 8)
+    row = tab.iloc[0]
+    assert row["max_pre_change"] == pytest.approx(0.5)
+    assert row["max_pre_change_upper"] == pytest.approx(
+        max(0.3 + c_pre * np.sqrt(0.5), 0.5 + c_pre * 0.5))
+    post_only = EventStudyResult(estimator="x", event_time=ev[2:], estimate=np.ones(3),
+                                 vcov=np.eye(3), reference=(-3, -2, -1))
+    with pytest.raises(ValueError, match="no consecutive pre-period"):
+        relative_magnitudes(post_only, (1, 2), [1.0])

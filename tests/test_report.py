@@ -47,7 +47,8 @@ def _params(pdf: bool, dpi: int = 300) -> dict:
 @pytest.fixture(scope="module")
 def run_a(tmp_path_factory):
     root = tmp_path_factory.mktemp("report_a")
-    build_report_inputs(root, seed=1, effect=6.0, dip=9.0, n_treated=1200, with_validation=True)
+    build_report_inputs(root, seed=1, effect=6.0, dip=9.0, n_treated=1200, with_validation=True,
+                        design="ancova")
     out = report.run(root, _params(pdf=CHROMIUM is not None))
     return root, out
 
@@ -241,6 +242,18 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         report.ReportInputError, match=r"event_study.csv: column 'estimate' must be numeric; row 5"
     ):
         report.load_inputs(rep)
+
+
+def test_design_text_follows_the_primary_design(run_a, run_b):
+    a = run_a[1]["html"].read_text(encoding="utf-8")
+    b = run_b[1]["html"].read_text(encoding="utf-8")
+    # set A: the matched ANCOVA, reference = the months it adjusts for, placebo months before
+    assert "matched analysis of covariance" in a and "event times -3, -2, -1" in a
+    assert "that the design does not adjust for\n(event times -6, -5, -4)" in a
+    assert "within district" in a
+    # set B: the matched differences design, reference event time -1
+    assert "difference-in-differences relative to" in b and "(event time -1)" in b
+    assert "matched analysis of covariance" not in b
 
 
 def test_validation_section_only_when_validation_exists(run_a, run_b):

@@ -104,7 +104,7 @@ def matched_ancova(
     base = base.rename(columns={c: f"_b_{c}" for c in base_cols})
     if fe is not None:  # the visited student's value at the first visit, per matched set
         at0 = data.loc[(et == 0).to_numpy() & (data[treated].astype(str) == "treated").to_numpy()]
-        cell = at0.drop_duplicates(match).set_index(match)[fe]
+        cell = at0.drop_duplicates(match).set_index(match, drop=False)[fe]
         base["_fe"] = base[match].map(cell)
     rows = et.between(lo, hi) & ~et.isin(refs)
     d = data.loc[rows].merge(base, on=[match, unit], how="inner")

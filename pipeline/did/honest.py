@@ -57,8 +57,8 @@ def _pre_changes(res: EventStudyResult) -> tuple[np.ndarray, np.ndarray, int]:
     d, s = [], []
     for a, b in zip(pre[:-1], pre[1:], strict=True):
         va, vb = vec(a), vec(b)
-        if b - a != 1 or va is None or vb is None:
-            continue
+        if b - a != 1 or va is None or vb is None or (a in refs and b in refs):
+            continue  # not consecutive, not estimated, or zero by construction
         c = vb - va
         d.append(float(c @ res.estimate))
         s.append(float(np.sqrt(max(c @ res.vcov @ c, 0.0))))
