@@ -19,7 +19,9 @@ Designs
   recorded months are the reference period; the months before them are placebo outcomes
   for the pre-trend test. Selection on a dip is selection on the recorded months, so the
   comparison that identifies the effect is between students with the same recorded
-  months — levels, not changes from the month before.
+  months — levels, not changes from the month before. The chronic-absence outcome uses
+  the same covariates: a month's chronic flag is a function of its rate, so the recorded
+  months fix the flags of the reference period too.
 * **Matched differences** (``design: differences``; always reported beside the primary as
   ``matched_stacked``): the stacked event study
   (:func:`pipeline.did.stacked.stacked_event_study`) with unit-by-matched-set and
