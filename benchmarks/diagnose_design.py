@@ -1,4 +1,7 @@
-"""Where the primary design's bias comes from: matching closeness × censoring handling.
+"""Where the matched differences design's bias comes from: matching × censoring handling.
+
+(The evidence that made the matched ANCOVA the primary design in place of the matched
+differences, the stacked event study that was primary before.)
 
     .venv/bin/python benchmarks/diagnose_design.py [--scenarios dip,zero_effect,no_dip]
                                                    [--reps 40] [--workers 2]
@@ -16,8 +19,8 @@ versions of the same matched sets —
 
 — each with the three ways of handling comparison students visited later: ``ipcw``
 (dropped from their visit on, censoring weights), ``drop`` (dropped, no weights) and
-``keep`` (kept as if unvisited), and with time effects per matched set (the primary
-design) or per stratum (district × month × grade band). On the matched sets as built it
+``keep`` (kept as if unvisited), and with time effects per matched set (the matched
+differences design's default) or per stratum (district × month × grade band). On the matched sets as built it
 also fits the matched ANCOVA (:func:`pipeline.did.ancova.matched_ancova`: post-visit levels
 adjusted for the baseline lags instead of differences from the month before the visit) with time effects per
 matched set, per district or per event time only. Under ``zero_effect`` keeping them is harmless, so its bias
