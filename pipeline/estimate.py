@@ -138,10 +138,6 @@ class EstimateConfig:
             )
 
     @property
-    def primary_estimator(self) -> str:
-        return DESIGNS[self.design]
-
-    @property
     def stack_column(self) -> str:
         """The column the differences design's time effects are interacted with."""
         return "match_id" if self.time_effects == "matched_set" else "stack_id"
@@ -274,20 +270,13 @@ def primary(
 
 def other_design(
     matched: pd.DataFrame, y: str, cfg: EstimateConfig
-) -> tuple[str, EventStudyResult]:
-    """The design not chosen as primary, for the robustness table and event-study figure."""
-    if cfg.design == "ancova":
-        return "differences", differences(matched, y, cfg, bootstrap=False)
-    return "ancova", ancova(matched, y, cfg, bootstrap=False)
-
-
-def run_other_design(
-    matched: pd.DataFrame, y: str, cfg: EstimateConfig
 ) -> tuple[str, EventStudyResult | Exception]:
-    """:func:`other_design`, with a failure returned (and reported) instead of raised."""
+    """The design not chosen as primary (its kind and result), for the robustness table
+    and the event-study figure; a failure is returned, to be reported, instead of raised."""
     kind = "differences" if cfg.design == "ancova" else "ancova"
+    fit = differences if kind == "differences" else ancova
     try:
-        return other_design(matched, y, cfg)
+        return kind, fit(matched, y, cfg, bootstrap=False)
     except (ValueError, KeyError) as exc:
         return kind, exc
 
@@ -539,7 +528,7 @@ def robustness(
     other: tuple[str, EventStudyResult | Exception] | None = None,
 ) -> pd.DataFrame:
     """The robustness table: the primary average, the pre-trend test, the other design
-    (``other``: its kind and result or error, as :func:`run_other_design` gives; computed
+    (``other``: its kind and result or error, as :func:`other_design` gives; computed
     here when ``None``), the placebo, other pools, calipers and ratios, and the
     relative-magnitude sensitivity."""
     rows: list[dict] = []
@@ -590,12 +579,17 @@ def robustness(
         }
     )
     # the other design on the same matched sets and weights
-    kind, alt = run_other_design(matched, y, cfg) if other is None else other
+    kind, alt = other_design(matched, y, cfg) if other is None else other
     label = OTHER_DESIGN_LABELS[kind]
-    try:
-        if isinstance(alt, Exception):
-            raise alt
-        oth = alt.average(cfg.att_window)
+    oth = None
+    if isinstance(alt, EventStudyResult):
+        try:
+            oth = alt.average(cfg.att_window)
+        except KeyError as exc:  # the window is not fully estimated
+            alt = exc
+    if oth is None:
+        rows.append({"check": label, "note": f"not estimable: {alt}"})
+    else:
         rows.append(
             {
                 "check": label,
@@ -607,8 +601,6 @@ def robustness(
                 "note": other_design_note(kind, cfg),
             }
         )
-    except (ValueError, KeyError) as exc:
-        rows.append({"check": label, "note": f"not estimable: {exc}"})
     # placebo: first visits moved earlier, effect measured before the real visit
     s = cfg.placebo_shift
     if s > 0:
@@ -797,8 +789,8 @@ def run(
     )
     prim = primary(matched, "attendance_rate", cfg, bootstrap=cfg.wild_bootstrap)
     prim_ch = primary(matched, "chronic_pp", cfg, bootstrap=False)
-    other = run_other_design(matched, "attendance_rate", cfg)
-    other_ch = run_other_design(matched, "chronic_pp", cfg)
+    other = other_design(matched, "attendance_rate", cfg)
+    other_ch = other_design(matched, "chronic_pp", cfg)
     alts = [r for _, r in (other,) if isinstance(r, EventStudyResult)]
     alts_ch = [r for _, r in (other_ch,) if isinstance(r, EventStudyResult)]
     students = pd.Index(matched["student_key"].unique())
@@ -813,6 +805,7 @@ def run(
 
     w = cfg.att_window
     avg = prim.average(w)
+    pt = prim.pretrend_test()
     boot = prim.info.get("wild_bootstrap_average") if isinstance(prim.info, dict) else None
     by_name = {r.estimator: r for r in [prim, *alts, *comps]}
     metrics: dict[str, Any] = {
@@ -839,8 +832,8 @@ def run(
         "outcome": "attendance_rate",
         "att_chronic": _avg_dict(prim_ch, w),
         "pretrend_test": {
-            **{k: getattr(prim.pretrend_test(), k) for k in ("statistic", "df", "p_value")},
-            "event_times": list(prim.pretrend_test().event_times),
+            **{k: getattr(pt, k) for k in ("statistic", "df", "p_value")},
+            "event_times": list(pt.event_times),
         },
         "censoring": ipcw_info,
         "comparator_errors": {

@@ -258,11 +258,8 @@ def _comparator_panel(panel: pd.DataFrame, students: pd.Index) -> pd.DataFrame:
 
 def _pretrend_p(res) -> float:
     """p-value of the estimator's joint pre-trend test (NaN without pre-periods)."""
-    pre = [int(e) for e in res.event_time if e < 0 and int(e) not in res.reference]
-    if not pre:
-        return float("nan")
     with np.errstate(all="ignore"):
-        return float(res.pretrend_test(pre).p_value)
+        return float(res.pretrend_test().p_value)
 
 
 def _row(estimator: str, res, window, alpha) -> dict:
