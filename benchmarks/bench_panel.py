@@ -191,7 +191,7 @@ def generate(root: Path, n_students: int, seed: int = 20240611) -> dict[str, int
 _CHILD = """
 import json, logging, resource, sys, time
 logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stderr)
-from pipeline.panel import DuckDBSettings, write_panel
+from pipeline.panel_build import DuckDBSettings, write_panel
 t0 = time.perf_counter()
 q = write_panel(sys.argv[1], sys.argv[2], None,
                 DuckDBSettings(memory_limit=sys.argv[3], threads=int(sys.argv[4]),

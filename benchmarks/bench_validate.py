@@ -12,7 +12,8 @@ import logging
 import sys
 import time
 
-from pipeline.validate import SCENARIOS, ValidateConfig, replication_seeds, run_replication
+from pipeline.analysis.scenarios import SCENARIOS
+from pipeline.analysis.simulation import ValidateConfig, replication_seeds, run_replication
 
 
 def main(argv: list[str]) -> None:

@@ -70,14 +70,14 @@ def _subset(m: pd.DataFrame, how: str) -> pd.DataFrame:
 
 def one(args) -> list[dict]:
     scenario, rep, seed = args
+    from pipeline.analysis.design import add_outcomes, with_censoring_weights
+    from pipeline.analysis.simulation import ValidateConfig, synth_config
     from pipeline.did.ancova import matched_ancova
     from pipeline.did.stacked import stacked_event_study
-    from pipeline.estimate import add_outcomes, with_censoring_weights
-    from pipeline.ingest import run_ingest
+    from pipeline.ingestion import run_ingest
     from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
-    from pipeline.panel import write_panel
+    from pipeline.panel_build import write_panel
     from pipeline.synth import generate, write_extract
-    from pipeline.validate import ValidateConfig, synth_config
 
     cfg = ValidateConfig()
     extract = generate(synth_config(cfg, scenario, seed))
@@ -125,7 +125,7 @@ def one(args) -> list[dict]:
 
 
 def main() -> None:
-    from pipeline.validate import ValidateConfig, replication_seeds
+    from pipeline.analysis.simulation import ValidateConfig, replication_seeds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenarios", default="dip,zero_effect,no_dip")

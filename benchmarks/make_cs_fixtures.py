@@ -43,38 +43,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
+sys.path.insert(0, str(ROOT))
 
-# name -> keyword arguments in R's did naming
-CONFIGS: dict[str, dict] = {
-    "base": {},
-    "nyt": {"control_group": "notyettreated"},
-    "dr_lpop": {"xformla": "~lpop"},
-    "ipw_lpop": {"xformla": "~lpop", "est_method": "ipw"},
-    "reg_lpop": {"xformla": "~lpop", "est_method": "reg"},
-    "nyt_dr_lpop": {"xformla": "~lpop", "control_group": "notyettreated"},
-    "universal": {"base_period": "universal"},
-    "antic1": {"anticipation": 1},
-    "nyt_universal_antic1": {
-        "control_group": "notyettreated",
-        "base_period": "universal",
-        "anticipation": 1,
-    },
-}
-AGGS = {
-    "simple": {"type": "simple"},
-    "dynamic": {"type": "dynamic"},
-    "group": {"type": "group"},
-    "calendar": {"type": "calendar"},
-    "dynamic_balance1": {"type": "dynamic", "balance_e": 1},
-    "dynamic_window": {"type": "dynamic", "min_e": -2, "max_e": 2},
-}
-# unbalanced panel (allow_unbalanced_panel=True, no covariates): mpdta without the rows
-# where (countyreal * 7 + year) % 10 == 0 (about 10% of the rows)
-UNBALANCED_CONFIGS: dict[str, dict] = {
-    "unbal_base": {},
-    "unbal_nyt": {"control_group": "notyettreated"},
-    "unbal_universal": {"base_period": "universal"},
-}
+from tests.cs_configs import AGGS, CONFIGS, UNBALANCED_CONFIGS, unbalanced  # noqa: E402
+
 KEYS = dict(yname="lemp", tname="year", idname="countyreal", gname="first.treat")
 
 
@@ -99,10 +71,6 @@ def _rows(config, kind, keys, est, se, times=None):
             )
         )
     return out
-
-
-def unbalanced(d: pd.DataFrame) -> pd.DataFrame:
-    return d[(d["countyreal"] * 7 + d["year"]) % 10 != 0].reset_index(drop=True)
 
 
 def run_moderndid(d: pd.DataFrame, configs=None, **extra) -> pd.DataFrame:

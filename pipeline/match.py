@@ -22,18 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline.io import atomic_path, write_csv, write_parquet
 from pipeline.matching.riskset import (
-    PANEL_MATCH_COLUMNS,
     RiskSetResult,
     RiskSetSpec,
     riskset_match,
     stack_panels,
 )
+from pipeline.outputs import read_panel_for_matching, read_panel_rows
 
 log = logging.getLogger("pipeline.match")
 
@@ -74,52 +71,6 @@ def _label(covariate: str) -> str:
     if sep and base in _PREFIXES:
         return _PREFIXES[base].format(level.replace("_", " "))
     return covariate
-
-
-def read_panel_for_matching(path: str | os.PathLike) -> pd.DataFrame:
-    """The panel columns matching needs, text columns dictionary-encoded (categorical)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: panel not found (run `python -m pipeline.panel`)")
-    names = pq.ParquetFile(path).schema_arrow.names
-    missing = [c for c in PANEL_MATCH_COLUMNS if c not in names]
-    if missing:
-        raise KeyError(f"{path}: missing column(s) for matching: {', '.join(missing)}")
-    pf = pq.ParquetFile(path)
-    text = [
-        c
-        for c in PANEL_MATCH_COLUMNS
-        if pa.types.is_string(pf.schema_arrow.field(c).type)
-        or pa.types.is_large_string(pf.schema_arrow.field(c).type)
-    ]
-    # Row group by row group, text as dictionaries (pandas categoricals): the state-scale
-    # panel (~15 million rows) then takes ~1 GB in memory instead of several.
-    parts = []
-    for i in range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=PANEL_MATCH_COLUMNS)
-        for c in text:
-            j = t.schema.get_field_index(c)
-            t = t.set_column(j, c, pc.dictionary_encode(t.column(j)))
-        parts.append(t.to_pandas())
-        del t
-    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PANEL_MATCH_COLUMNS)
-    del parts
-    for c in text:  # unify the categories across row groups
-        if not isinstance(df[c].dtype, pd.CategoricalDtype):
-            df[c] = df[c].astype("category")
-    df["first_visit_school_month"] = df["first_visit_school_month"].astype("Float64")
-    pa.default_memory_pool().release_unused()  # give Arrow's buffers back to the system
-    return df
-
-
-def read_panel_rows(path: str | os.PathLike, keys) -> pd.DataFrame:
-    """All panel columns of the students in ``keys`` (nullable dtypes)."""
-    keys = sorted(set(map(str, keys)))
-    if not keys:
-        return pd.read_parquet(path, dtype_backend="numpy_nullable").iloc[0:0]
-    return pd.read_parquet(
-        path, filters=[("student_key", "in", keys)], dtype_backend="numpy_nullable"
-    )
 
 
 def love_plot(balance: pd.DataFrame, target_stem: str | os.PathLike) -> None:

@@ -33,18 +33,20 @@ import numpy as np
 import pandas as pd
 from cycler import cycler
 
+from pipeline import outputs
 from pipeline.config import PARAMS_FILE, load_params
 
 ROOT_ENV = "LEAP_PROJECT_ROOT"
 DVC_FILE = "dvc.yaml"
 
-PANEL = "data/processed/panel.parquet"
-MATCHED = "data/processed/matched.parquet"
-METRICS = "reports/metrics.json"
-EXTRACT_META = "data/interim/extract_meta.json"
-INTERIM = "data/interim"
-QUARANTINE = "data/interim/quarantine"
-TABLES = "reports/tables"
+# the stages' output paths (pipeline.outputs), as the relative strings used here
+PANEL = outputs.PANEL.as_posix()
+MATCHED = outputs.MATCHED.as_posix()
+METRICS = outputs.METRICS.as_posix()
+EXTRACT_META = outputs.EXTRACT_META.as_posix()
+INTERIM = outputs.INTERIM_DIR.as_posix()
+QUARANTINE = outputs.QUARANTINE_DIR.as_posix()
+TABLES = outputs.TABLES_DIR.as_posix()
 
 __all__ = [
     "MissingOutputError",
@@ -257,9 +259,7 @@ def interim(name: str, root: str | os.PathLike | None = None, **kwargs: Any) -> 
 
 def panel_for_matching(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The panel columns risk-set matching reads, as the ``match`` stage reads them."""
-    from pipeline.match import read_panel_for_matching
-
-    return read_panel_for_matching(output_path(PANEL, root))
+    return outputs.read_panel_for_matching(output_path(PANEL, root))
 
 
 def quarantine(root: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:

@@ -37,6 +37,8 @@ import yaml
 
 from pipeline import config, figures
 from pipeline import io as pio
+from pipeline.analysis.schemas import EST_COLUMNS as EST_COLS
+from pipeline.analysis.schemas import FLOW_STEPS, required_columns
 from pipeline.disclosure import (
     DisclosureError,
     EstimateRule,
@@ -52,22 +54,21 @@ from pipeline.disclosure import (
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
-EST_COLS = ["estimate", "std_error", "ci_low", "ci_high"]
 
 INPUT_COLUMNS: dict[str, list[str]] = {
-    "event_study": ["estimator", "event_time", *EST_COLS, "n_treated"],
-    "event_study_chronic": ["estimator", "event_time", *EST_COLS, "n_treated"],
-    "subgroups": ["subgroup", "level", *EST_COLS, "n_treated", "n_comparison"],
-    "robustness": ["check", *EST_COLS, "note"],
-    "event_means": ["role", "event_time", "mean_rate", "n_students"],
-    "sample_flow": ["step", "students"],
-    "chronic_by_month": ["month", "leap_district", "n_students", "n_chronic"],
+    "event_study": required_columns("event_study"),
+    "event_study_chronic": required_columns("event_study_chronic"),
+    "subgroups": required_columns("subgroups"),
+    "robustness": required_columns("robustness"),
+    "event_means": required_columns("event_means"),
+    "sample_flow": required_columns("sample_flow"),
+    "chronic_by_month": required_columns("chronic_by_month"),
     "balance": ["covariate", "smd_before", "smd_after", "variance_ratio_after"],
     "data_quality": ["table", "reason", "rows"],
     "data_quality_panel": ["table", "reason", "rows"],
     "match_summary": [],  # either format, see normalise_match_summary
 }
-SYNTHETIC_ONLY = {"truth_comparison": ["estimator", "quantity", "estimate", "truth"]}
+SYNTHETIC_ONLY = {"truth_comparison": required_columns("truth_comparison")}
 MATCH_SUMMARY_LONG = ["dimension", "level", "treated", "matched", "unmatched"]
 # the match stage's cross-tabulation: one row per district × grade band × tier (+ "ALL")
 MATCH_SUMMARY_CROSSTAB = {
@@ -90,7 +91,6 @@ METRIC_KEYS = [
     "twfe",
     "att_chronic",
 ]
-FLOW_STEPS = ["extract", "eligible", "visited", "matched", "analysed"]
 
 
 class ReportInputError(ValueError):
@@ -547,7 +547,7 @@ def make_figures(inputs: Inputs, pubs: dict[str, Published]) -> list[figures.Fig
         f.sources = [f"tables/published/{s}.csv" for s in sources[f.id]]
     v = inputs.tables.get("validation")
     if v is not None and len(v):
-        from pipeline.validate import draw
+        from pipeline.analysis.simulation_figure import draw
 
         fig = draw(v)
         figures._finish(fig, True)  # simulated extracts, always synthetic

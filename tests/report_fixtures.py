@@ -14,6 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.analysis.schemas import (
+    CHRONIC_BY_MONTH_COLUMNS,
+    EVENT_MEANS_COLUMNS,
+    EVENT_STUDY_COLUMNS,
+    required_columns,
+)
+
 ESTIMATORS = (
     "matched_stacked",
     "naive_before_after",
@@ -104,18 +111,7 @@ def build_report_inputs(
             if small_cells and k == 9:
                 n = 14  # too few students at the far end of the window
             rows.append((est, k, e, se, e - 1.96 * se, e + 1.96 * se, n))
-    es = pd.DataFrame(
-        rows,
-        columns=[
-            "estimator",
-            "event_time",
-            "estimate",
-            "std_error",
-            "ci_low",
-            "ci_high",
-            "n_treated",
-        ],
-    )
+    es = pd.DataFrame(rows, columns=EVENT_STUDY_COLUMNS)
     es.to_csv(tab / "event_study.csv", index=False)
     chronic = es.copy()
     chronic[["estimate", "ci_low", "ci_high"]] *= -1.4
@@ -131,7 +127,7 @@ def build_report_inputs(
         n = n_treated - 40 * max(k, 0)
         em.append(("treated", k, round(t, 4), 14 if (small_cells and k == 9) else n))
         em.append(("comparison", k, round(c, 4), 3 * n))
-    pd.DataFrame(em, columns=["role", "event_time", "mean_rate", "n_students"]).to_csv(
+    pd.DataFrame(em, columns=EVENT_MEANS_COLUMNS).to_csv(
         tab / "event_means.csv", index=False
     )
 
@@ -191,19 +187,7 @@ def build_report_inputs(
             e = att * (0.7 + 0.6 * rng.uniform()) if n else np.nan
             sg.append((sub, level, e, se, e - 1.96 * se, e + 1.96 * se, n, int(n * 2.8)))
     # make the margins add up: the last level took what was left, fix cohort
-    sgdf = pd.DataFrame(
-        sg,
-        columns=[
-            "subgroup",
-            "level",
-            "estimate",
-            "std_error",
-            "ci_low",
-            "ci_high",
-            "n_treated",
-            "n_comparison",
-        ],
-    )
+    sgdf = pd.DataFrame(sg, columns=required_columns("subgroups"))
     sgdf.to_csv(tab / "subgroups.csv", index=False)
 
     # robustness ------------------------------------------------------------------
@@ -215,7 +199,7 @@ def build_report_inputs(
     ]
     pd.DataFrame(
         [(c, e, s, e - 1.96 * s, e + 1.96 * s, n) for c, e, s, n in rb],
-        columns=["check", "estimate", "std_error", "ci_low", "ci_high", "note"],
+        columns=required_columns("robustness"),
     ).to_csv(tab / "robustness.csv", index=False)
 
     # truth -----------------------------------------------------------------------
@@ -238,7 +222,9 @@ def build_report_inputs(
         ("matched", n_treated + 20),
         ("analysed", n_treated),
     ]
-    pd.DataFrame(flow, columns=["step", "students"]).to_csv(tab / "sample_flow.csv", index=False)
+    pd.DataFrame(flow, columns=required_columns("sample_flow")).to_csv(
+        tab / "sample_flow.csv", index=False
+    )
     ms = []
     for dim, lv in (
         ("district", levels["district"]),
@@ -271,7 +257,7 @@ def build_report_inputs(
             if small_cells and leap and i == 0:
                 n = 15  # a tiny month: suppressed
             cm.append((mo, leap, n, int(round(n * share))))
-    pd.DataFrame(cm, columns=["month", "leap_district", "n_students", "n_chronic"]).to_csv(
+    pd.DataFrame(cm, columns=CHRONIC_BY_MONTH_COLUMNS).to_csv(
         tab / "chronic_by_month.csv", index=False
     )
 
@@ -323,7 +309,7 @@ def build_report_inputs(
     ).to_csv(tab / "data_quality_panel.csv", index=False)
 
     if with_validation:
-        from pipeline.validate import TABLE_COLUMNS
+        from pipeline.analysis.scenarios import TABLE_COLUMNS
 
         rows = [
             # scenario, estimator, n_reps, truth_mean, estimate_mean, bias, rmse, coverage,

@@ -10,7 +10,6 @@ Reference values:
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -21,12 +20,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from pipeline.did.cs import aggte, att_gt
 from pipeline.did.results import EventStudyResult
+from tests.cs_configs import AGGS, CONFIGS, UNBALANCED_CONFIGS, unbalanced
 
 FIX = Path(__file__).parent / "fixtures"
 KEYS = dict(yname="lemp", tname="year", idname="countyreal", gname="first.treat")
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from make_cs_fixtures import AGGS, CONFIGS, UNBALANCED_CONFIGS, unbalanced  # noqa: E402
 
 
 @pytest.fixture(scope="module")

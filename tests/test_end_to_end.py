@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.estimate import EstimateConfig, run
-from pipeline.ingest import run_ingest
+from pipeline.analysis.estimation import run_estimation as run
+from pipeline.analysis.schemas import ESTIMATE_TABLES
+from pipeline.analysis.settings import EstimateConfig
+from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
-from pipeline.panel import write_panel
+from pipeline.panel_build import write_panel
 from pipeline.synth import generate, write_extract
 from tests.conftest import small_config
 
@@ -57,6 +59,8 @@ def test_matched_design_recovers_truth_under_selection_on_a_dip(tmp_path):
     out, truth = _pipeline(tmp_path, program={"served_share": 0.12})
     m = out["metrics"]
     assert m["synthetic"] is True
+    for name, cols in ESTIMATE_TABLES.items():  # every table as its schema says
+        assert list(out[name].columns) == cols, name
     att = m["att"]
     tw = truth["att_window"]
     assert att["ci_low"] <= tw <= att["ci_high"], (att, tw)

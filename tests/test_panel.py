@@ -19,7 +19,8 @@ import pytest
 
 from pipeline import calendar as cal
 from pipeline import contract
-from pipeline import panel as P
+from pipeline import panel as stage
+from pipeline import panel_build as P
 
 # --- building interim tables ----------------------------------------------------------
 
@@ -654,7 +655,7 @@ def test_entry_point_reads_params(tmp_path, monkeypatch):
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LEAP_PROJECT_ROOT", raising=False)
-    P.main()
+    stage.main()
     panel = pd.read_parquet(tmp_path / "data" / "processed" / "panel.parquet")
     assert len(panel) == 1 and math.isclose(panel["attendance_rate"].iloc[0], 85.0)
     csv = pd.read_csv(tmp_path / "reports" / "tables" / "data_quality_panel.csv")

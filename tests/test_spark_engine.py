@@ -75,7 +75,7 @@ def _connection(spark):
 
 def _duckdb_run(x, out):
     from pipeline.ingest import run_ingest
-    from pipeline.panel import write_panel
+    from pipeline.panel_build import write_panel
 
     run_ingest(x, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={})
     write_panel(out / "interim", out / "panel.parquet", out / "dq_panel.csv")
@@ -173,7 +173,7 @@ def test_daily_parquet_extract(spark, extract, tmp_path, monkeypatch):
     # driver-side frames (pseudonym map, prior-year rates) reach Spark as at state scale
     monkeypatch.setattr(spark_engine, "REGISTER_VIA_PARQUET_ROWS", 100)
     from pipeline.ingest import run_ingest
-    from pipeline.panel import write_panel
+    from pipeline.panel_build import write_panel
     from pipeline.synth import write_extract
 
     x = tmp_path / "x"

@@ -13,19 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.estimate import PRIMARY
-from pipeline.validate import (
-    FILE_REP_COLUMNS,
-    REP_COLUMNS,
-    SCENARIOS,
-    TABLE_COLUMNS,
+from pipeline.analysis.scenarios import FILE_REP_COLUMNS, REP_COLUMNS, SCENARIOS, TABLE_COLUMNS
+from pipeline.analysis.settings import PRIMARY
+from pipeline.analysis.simulation import (
     ValidateConfig,
     replication_seeds,
-    run,
     run_replications,
     summarize,
     synth_config,
 )
+from pipeline.validate import run
 
 SMALL = dict(
     n_reps=2,

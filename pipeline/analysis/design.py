@@ -1,0 +1,122 @@
+"""The matched designs: the primary (``estimate.design``) and the other one beside it.
+
+* **matched ANCOVA** (``design: ancova``, :func:`pipeline.did.ancova.matched_ancova`): on
+  the matched stacks, attendance at each event time regressed on the treated indicator and
+  the recorded months at the first visit, time effects per ``ancova_fe`` × event time,
+  matching × censoring weights (:mod:`pipeline.censoring`).
+* **matched differences** (``design: differences``, ``matched_stacked``,
+  :func:`pipeline.did.stacked.stacked_event_study`): effects relative to ``reference``
+  with unit-by-matched-set and matched-set-by-event-time fixed effects.
+
+:func:`primary` fits the design the configuration names; :func:`other_design` the other
+one, returning a failure instead of raising it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from pipeline.analysis.settings import EstimateConfig
+from pipeline.censoring import ipcw_weights
+from pipeline.did.ancova import matched_ancova
+from pipeline.did.results import EventStudyResult
+from pipeline.did.stacked import stacked_event_study
+
+
+def add_outcomes(df: pd.DataFrame) -> pd.DataFrame:
+    """The chronic flag as percentage points (0/100) beside the attendance rate."""
+    return df.assign(chronic_pp=100.0 * df["chronic"].astype(float))
+
+
+def with_censoring_weights(matched: pd.DataFrame, use: bool) -> tuple[pd.DataFrame, dict]:
+    m = matched.copy()
+    if not use:
+        m["ipcw"] = 1.0
+        return m, {"ipcw": False}
+    w, model = ipcw_weights(m)
+    m["ipcw"] = w.to_numpy()
+    return m, {"ipcw": True, **model.weight_summary}
+
+
+def _inference(cfg: EstimateConfig, bootstrap: bool) -> dict[str, Any]:
+    """The matched designs' shared inference options."""
+    return dict(
+        cluster=cfg.cluster,
+        average_window=cfg.att_window,
+        wild_bootstrap=bootstrap,
+        B=cfg.bootstrap_draws,
+        seed=cfg.seed,
+        alpha=cfg.alpha,
+    )
+
+
+def differences(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
+) -> EventStudyResult:
+    """The matched differences design (``matched_stacked``) on the matched stacks."""
+    return stacked_event_study(
+        matched,
+        yname=y,
+        stack=cfg.stack_column,
+        weights="ipcw",
+        ref=cfg.reference,
+        window=cfg.event_window,
+        **_inference(cfg, bootstrap),
+    )
+
+
+def ancova(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
+) -> EventStudyResult:
+    """The matched ANCOVA (``matched_ancova``) on the matched stacks (``ipcw`` weights)."""
+    return matched_ancova(
+        matched, yname=y, window=cfg.event_window, fe=cfg.ancova_fe, **_inference(cfg, bootstrap)
+    )
+
+
+def primary(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
+) -> EventStudyResult:
+    """The design ``cfg.design`` names, with censoring weights from the ``ipcw`` column."""
+    if cfg.design == "ancova":
+        return ancova(matched, y, cfg, bootstrap=bootstrap)
+    return differences(matched, y, cfg, bootstrap=bootstrap)
+
+
+def other_design(
+    matched: pd.DataFrame, y: str, cfg: EstimateConfig
+) -> tuple[str, EventStudyResult | Exception]:
+    """The design not chosen as primary (its kind and result), for the robustness table
+    and the event-study figure; a failure is returned, to be reported, instead of raised."""
+    kind = "differences" if cfg.design == "ancova" else "ancova"
+    fit = differences if kind == "differences" else ancova
+    try:
+        return kind, fit(matched, y, cfg, bootstrap=False)
+    except (ValueError, KeyError) as exc:
+        return kind, exc
+
+
+OTHER_DESIGN_LABELS = {
+    "differences": "matched differences (change from the month before the visit)",
+    "ancova": "matched ANCOVA (levels on the months before the visit)",
+}
+
+
+def other_design_note(kind: str, cfg: EstimateConfig) -> str:
+    """The robustness table's note on the other design, naming its settings."""
+    if kind == "differences":
+        per = "matched set" if cfg.time_effects == "matched_set" else "matching stratum"
+        refs = ", ".join(str(r) for r in cfg.reference)
+        return (
+            f"the same matched students and weights, effects measured as the change from "
+            f"event time {refs} with time effects per {per} (pipeline/did/stacked.py); "
+            "differencing from the dip month counts any imperfect match on the dip's depth"
+        )
+    per = cfg.ancova_fe or "all matched sets together"
+    return (
+        "post-visit attendance adjusted for the recorded months at the first visit instead "
+        f"of differenced from the month before it; time effects per {per} x event time; "
+        "same censoring weights (pipeline/did/ancova.py)"
+    )

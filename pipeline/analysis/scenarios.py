@@ -1,0 +1,77 @@
+"""The simulation study's scenarios, estimators and table schemas.
+
+A light module (no estimation code): the ``validate`` stage's library
+(:mod:`pipeline.analysis.simulation`), its figure and the report read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.analysis.settings import DESIGNS, PRIMARY
+
+NO_IPCW = f"{PRIMARY}_no_ipcw"
+KEEP_CENSORED = f"{PRIMARY}_keep_censored"
+DIFFERENCES = DESIGNS["differences"]
+COMPARATORS = (
+    "naive_before_after",
+    "twfe",
+    "sun_abraham",
+    "imputation",
+    "callaway_santanna_unconditional",
+)
+ESTIMATORS = (PRIMARY, NO_IPCW, KEEP_CENSORED, DIFFERENCES, *COMPARATORS)
+
+#: Scenario name → overrides of the synthetic configuration, and whether the targets apply.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "no_dip": {"program": {"referral_noise": 1.0e4}},
+    "dip": {},
+    "heterogeneous": {
+        "effects": {
+            "grade_6_12": 1.8,
+            "grade_pk_5": 0.4,
+            "in_person": 1.4,
+            "remote": 0.5,
+            "ell": 0.5,
+        }
+    },
+    "zero_effect": {"effects": {"zero": True}},
+    "few_districts": {"n_program_districts": 2},
+    "unrecorded_shocks": {"program": {"unobserved_weight": 1.0}, "targets_apply": False},
+}
+
+TABLE_COLUMNS = [
+    "scenario",
+    "estimator",
+    "n_reps",
+    "truth_mean",
+    "estimate_mean",
+    "bias",
+    "rmse",
+    "coverage",
+    "rejection_rate",
+    "mean_std_error",
+    "sd_estimate",
+    "sd_error",
+    "se_ratio",
+    "pretrend_rejection",
+    "n_failed",
+    "targets_apply",
+]
+REP_COLUMNS = [
+    "scenario",
+    "rep",
+    "seed",
+    "estimator",
+    "truth",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "n_treated",
+    "pretrend_p",
+    "seconds",
+    "error",
+]
+#: The columns of ``replications.csv`` (everything but the run time).
+FILE_REP_COLUMNS = [c for c in REP_COLUMNS if c != "seconds"]

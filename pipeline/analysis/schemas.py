@@ -1,0 +1,75 @@
+"""The column schemas of the tables the ``estimate`` stage writes.
+
+One place for them: the estimate library (:mod:`pipeline.analysis.tables` and the modules
+that build each table), the report and the test fixtures import them from here.  This
+module imports nothing, so that readers of the tables need not load the estimators.
+"""
+
+from __future__ import annotations
+
+EST_COLUMNS = ["estimate", "std_error", "ci_low", "ci_high"]
+#: The event-study tables: one row per estimator and event time (what
+#: :meth:`pipeline.did.results.EventStudyResult.tidy` returns).
+EVENT_STUDY_COLUMNS = ["estimator", "event_time", *EST_COLUMNS, "n_treated"]
+SUBGROUP_COLUMNS = [
+    "subgroup",
+    "level",
+    *EST_COLUMNS,
+    "n_treated",
+    "n_comparison",
+    "note",
+]
+ROBUSTNESS_COLUMNS = ["check", *EST_COLUMNS, "n_treated", "note"]
+EVENT_MEANS_COLUMNS = ["role", "event_time", "mean_rate", "n_students"]
+CHRONIC_BY_MONTH_COLUMNS = ["month", "leap_district", "n_students", "n_chronic"]
+SAMPLE_FLOW_COLUMNS = ["step", "students", "definition"]
+#: The steps of the sample-flow table, in order.
+FLOW_STEPS = ["extract", "eligible", "visited", "matched", "analysed"]
+TRUTH_COLUMNS = [
+    "estimator",
+    "quantity",
+    "estimate",
+    "truth",
+    "bias",
+    "covered",
+    "ci_low",
+    "ci_high",
+]
+
+#: Table name (``reports/tables/<name>.csv``) → its columns, for every table the
+#: ``estimate`` stage writes.
+ESTIMATE_TABLES: dict[str, list[str]] = {
+    "event_study": EVENT_STUDY_COLUMNS,
+    "event_study_chronic": EVENT_STUDY_COLUMNS,
+    "subgroups": SUBGROUP_COLUMNS,
+    "robustness": ROBUSTNESS_COLUMNS,
+    "event_means": EVENT_MEANS_COLUMNS,
+    "chronic_by_month": CHRONIC_BY_MONTH_COLUMNS,
+    "sample_flow": SAMPLE_FLOW_COLUMNS,
+    "truth_comparison": TRUTH_COLUMNS,
+}
+#: Columns of :data:`ESTIMATE_TABLES` a reader may find missing (informational, or
+#: absent from outputs written before they were added); the rest are required.
+OPTIONAL_COLUMNS: dict[str, list[str]] = {
+    "subgroups": ["note"],
+    "robustness": ["n_treated"],
+    "sample_flow": ["definition"],
+    "truth_comparison": ["bias", "covered", "ci_low", "ci_high"],
+}
+
+
+def required_columns(table: str) -> list[str]:
+    """The columns of the estimate stage's ``table`` that a reader may rely on.
+
+    Parameters
+    ----------
+    table
+        A name of :data:`ESTIMATE_TABLES` (``reports/tables/<table>.csv``).
+
+    Returns
+    -------
+    list of str
+        The table's columns, in order, less its :data:`OPTIONAL_COLUMNS`.
+    """
+    optional = set(OPTIONAL_COLUMNS.get(table, ()))
+    return [c for c in ESTIMATE_TABLES[table] if c not in optional]

@@ -1,0 +1,83 @@
+"""The ``estimate`` section of ``params.yaml``: designs, windows, inference, checks.
+
+:data:`DESIGNS` maps ``estimate.design`` to the estimator name its results carry;
+:data:`PRIMARY` is the default design's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: ``estimate.design`` → the estimator name its results carry.
+DESIGNS = {"ancova": "matched_ancova", "differences": "matched_stacked"}
+PRIMARY = DESIGNS["ancova"]  # the default design
+OUTCOMES = {"attendance_rate": "attendance_rate", "chronic": "chronic_pp"}
+
+
+@dataclass(frozen=True)
+class EstimateConfig:
+    att_window: tuple[int, int] = (1, 6)
+    event_window: tuple[int, int] = (-6, 12)
+    reference: tuple[int, ...] = (-1,)
+    cluster: str = "student_key"
+    design: str = "ancova"
+    ancova_fe: str | None = "district_code"
+    time_effects: str = "matched_set"
+    ipcw: bool = True
+    wild_bootstrap: bool = True
+    bootstrap_draws: int = 999
+    seed: int = 11
+    alpha: float = 0.05
+    comparators: tuple[str, ...] = (
+        "naive_before_after",
+        "twfe",
+        "callaway_santanna_unconditional",
+        "callaway_santanna_dr",
+        "sun_abraham",
+        "imputation",
+    )
+    subgroups: tuple[str, ...] = (
+        "grade_band",
+        "cohort",
+        "first_visit_mode",
+        "ell",
+        "prior_year_tier",
+        "district_code",
+        "dosage",
+    )
+    placebo_shift: int = 6
+    pools: tuple[str, ...] = ("program_districts", "non_program_districts")
+    calipers: tuple[float, ...] = (0.1, 0.5)
+    ratios: tuple[int, ...] = (1, 5)
+    honest_mbar: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any]) -> EstimateConfig:
+        kw = dict(p)
+        rob = kw.pop("robustness", {}) or {}
+        kw.update(rob)
+        unknown = set(kw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"params.yaml estimate: unknown key(s) {sorted(unknown)}")
+        for k, v in list(kw.items()):
+            if isinstance(v, list):
+                kw[k] = tuple(v)
+        return cls(**kw)
+
+    def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ValueError(
+                f"params.yaml estimate.design: must be one of {sorted(DESIGNS)},"
+                f" not {self.design!r}"
+            )
+        if self.time_effects not in ("matched_set", "stratum"):
+            raise ValueError(
+                "params.yaml estimate.time_effects: must be 'matched_set' or 'stratum',"
+                f" not {self.time_effects!r}"
+            )
+
+    @property
+    def stack_column(self) -> str:
+        """The column the differences design's time effects are interacted with."""
+        return "match_id" if self.time_effects == "matched_set" else "stack_id"

@@ -1,0 +1,310 @@
+"""The simulation study of the ``validate`` stage: the whole design against known effects.
+
+Many small synthetic extracts are drawn under the :data:`SCENARIOS`; each goes through
+ingest (:func:`pipeline.ingestion.run_ingest`), the panel build
+(:func:`pipeline.panel_build.write_panel`), risk-set matching and every estimator of
+:data:`ESTIMATORS` (:func:`run_replication`); :func:`summarize` turns the replications
+into the validation table (:data:`TABLE_COLUMNS`).  The stage module
+:mod:`pipeline.validate` describes the scenarios and estimators and writes the outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import tempfile
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.analysis.comparators import comparator_panel, comparators
+from pipeline.analysis.design import add_outcomes, differences, primary, with_censoring_weights
+from pipeline.analysis.scenarios import (
+    COMPARATORS,
+    DIFFERENCES,
+    ESTIMATORS,
+    KEEP_CENSORED,
+    NO_IPCW,
+    REP_COLUMNS,
+    SCENARIOS,
+    TABLE_COLUMNS,
+)
+from pipeline.analysis.settings import PRIMARY, EstimateConfig
+from pipeline.ingestion import run_ingest
+from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+from pipeline.outputs import PanelAccess
+from pipeline.panel_build import write_panel
+from pipeline.synth import SynthConfig, generate, write_extract
+
+log = logging.getLogger("pipeline.validate")
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """The ``validate`` section of ``params.yaml``.
+
+    Parameters
+    ----------
+    seed
+        Root of the replication seeds.
+    n_reps
+        Replications per scenario (the default keeps the stage to a few minutes; raise it
+        for the published appendix).
+    workers
+        Parallel processes.
+    scenarios
+        Names from :data:`SCENARIOS`.
+    n_students, n_districts, n_program_districts, served_share
+        Size of each replication's extract (``few_districts`` overrides the number of
+        program districts).
+    estimators
+        Names from :data:`ESTIMATORS`.
+    att_window, alpha
+        The average being validated and the interval level.
+    """
+
+    seed: int = 20210404
+    n_reps: int = 12
+    workers: int = 2
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    n_students: int = 10000
+    n_districts: int = 8
+    n_program_districts: int = 4
+    served_share: float = 0.12
+    estimators: tuple[str, ...] = ESTIMATORS
+    att_window: tuple[int, int] = (1, 6)
+    alpha: float = 0.05
+    table: str = "reports/tables/validation.csv"
+    replications: str = "reports/validation/replications.csv"
+    figure: str = "reports/validation/validation"
+    match: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any]) -> ValidateConfig:
+        kw = dict(p)
+        unknown = set(kw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"params.yaml validate: unknown key(s) {sorted(unknown)}")
+        for k, v in list(kw.items()):
+            if isinstance(v, list):
+                kw[k] = tuple(v)
+        cfg = cls(**kw)
+        bad = [s for s in cfg.scenarios if s not in SCENARIOS]
+        if bad:
+            raise ValueError(
+                f"params.yaml validate.scenarios: unknown {bad}; choose from {list(SCENARIOS)}"
+            )
+        bad = [e for e in cfg.estimators if e not in ESTIMATORS]
+        if bad:
+            raise ValueError(
+                f"params.yaml validate.estimators: unknown {bad}; choose from {list(ESTIMATORS)}"
+            )
+        if cfg.n_reps < 1 or cfg.workers < 1:
+            raise ValueError("params.yaml validate: n_reps and workers must be at least 1")
+        return cfg
+
+
+def synth_config(cfg: ValidateConfig, scenario: str, seed: int) -> SynthConfig:
+    """The synthetic configuration of one replication of ``scenario``."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose from {list(SCENARIOS)}")
+    over = copy.deepcopy(SCENARIOS[scenario])
+    over.pop("targets_apply", None)
+    base = SynthConfig()
+    program = dataclasses.replace(
+        base.program, served_share=cfg.served_share, **over.pop("program", {})
+    )
+    effects = dataclasses.replace(base.effects, **over.pop("effects", {}))
+    sizes = dict(
+        n_students=cfg.n_students,
+        n_districts=cfg.n_districts,
+        n_program_districts=cfg.n_program_districts,
+    )
+    sizes.update(over)
+    return dataclasses.replace(base, seed=int(seed), program=program, effects=effects, **sizes)
+
+
+def replication_seeds(seed: int, n_reps: int) -> list[int]:
+    """One 32-bit seed per replication, from ``SeedSequence(seed)``'s children."""
+    return [
+        int(s.generate_state(1, dtype=np.uint32)[0])
+        for s in np.random.SeedSequence(seed).spawn(n_reps)
+    ]
+
+
+def _pretrend_p(res) -> float:
+    """p-value of the estimator's joint pre-trend test (NaN without pre-periods)."""
+    with np.errstate(all="ignore"):
+        return float(res.pretrend_test().p_value)
+
+
+def _row(estimator: str, res, window, alpha) -> dict:
+    a = res.average(window, alpha)
+    return {
+        "pretrend_p": _pretrend_p(res),
+        "estimator": estimator,
+        "estimate": a.estimate,
+        "std_error": a.std_error,
+        "ci_low": a.ci_low,
+        "ci_high": a.ci_high,
+        "n_treated": int(np.max(res.n_treated)) if res.n_treated is not None else -1,
+    }
+
+
+def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> pd.DataFrame:
+    """One replication: extract → design → every estimator's window average.
+
+    Returns one row per estimator (columns :data:`REP_COLUMNS`); an estimator that fails
+    gets a row with its error message and missing estimates.
+    """
+    t0 = time.perf_counter()
+    scfg = synth_config(cfg, scenario, seed)
+    ecfg = EstimateConfig(
+        att_window=tuple(cfg.att_window),
+        alpha=cfg.alpha,
+        wild_bootstrap=False,
+        comparators=tuple(e for e in cfg.estimators if e in COMPARATORS),
+    )
+    spec = RiskSetSpec.from_params(dict(cfg.match)) if cfg.match else RiskSetSpec()
+    extract = generate(scfg)
+    truth = extract.truth.get("att_window")
+    with tempfile.TemporaryDirectory(prefix="leap-validate-") as tmp:
+        tmp = Path(tmp)
+        write_extract(extract, tmp / "raw")
+        del extract
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
+        write_panel(tmp / "interim", tmp / "panel.parquet", None)
+        panel = pd.read_parquet(tmp / "panel.parquet")
+    res = riskset_match(panel, spec)
+    matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
+    y = "attendance_rate"
+    w = ecfg.att_window
+    rows: list[dict] = []
+
+    def attempt(name: str, fn) -> None:
+        if name not in cfg.estimators:
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rows.append(_row(name, fn(), w, cfg.alpha))
+        except Exception as exc:  # noqa: BLE001 - recorded in the replication table
+            rows.append({"estimator": name, "error": f"{type(exc).__name__}: {exc}"})
+
+    m_ipcw, _ = with_censoring_weights(matched, True)
+    attempt(PRIMARY, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
+    m_one, _ = with_censoring_weights(matched, False)
+    attempt(NO_IPCW, lambda: primary(m_one, y, ecfg, bootstrap=False))
+    # later-visited comparison rows kept as if never visited (no censoring, no weights)
+    m_keep = m_one.assign(censored=False)
+    attempt(KEEP_CENSORED, lambda: primary(m_keep, y, ecfg, bootstrap=False))
+    attempt(DIFFERENCES, lambda: differences(m_ipcw, y, ecfg, bootstrap=False))
+    if ecfg.comparators:
+        cp = comparator_panel(PanelAccess(panel), pd.Index(matched["student_key"].unique()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results, errors = comparators(cp, y, ecfg)
+        for r in results:
+            try:
+                rows.append(_row(r.estimator, r, w, cfg.alpha))
+            except KeyError as exc:
+                rows.append({"estimator": r.estimator, "error": f"KeyError: {exc}"})
+        rows.extend({"estimator": k, "error": v} for k, v in errors.items())
+    out = pd.DataFrame(rows).reindex(columns=REP_COLUMNS)
+    out["scenario"] = scenario
+    out["rep"] = rep
+    out["seed"] = seed
+    out["truth"] = np.nan if truth is None else float(truth)
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    order = {e: i for i, e in enumerate(ESTIMATORS)}
+    out = out.sort_values("estimator", key=lambda s: s.map(order)).reset_index(drop=True)
+    return out
+
+
+def _task(args) -> pd.DataFrame:
+    cfg, scenario, rep, seed = args
+    # the stages' progress messages, once per replication, would drown the study's log
+    quiet = logging.getLogger("pipeline")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        return run_replication(cfg, scenario, rep, seed)
+    finally:
+        quiet.setLevel(level)
+
+
+def run_replications(cfg: ValidateConfig) -> pd.DataFrame:
+    """Every replication of every scenario (in parallel when ``cfg.workers > 1``)."""
+    seeds = replication_seeds(cfg.seed, cfg.n_reps)
+    tasks = [(cfg, s, r, seeds[r]) for s in cfg.scenarios for r in range(cfg.n_reps)]
+    if cfg.workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=cfg.workers) as ex:
+            parts = list(ex.map(_task, tasks))
+    else:
+        parts = [_task(t) for t in tasks]
+    reps = pd.concat(parts, ignore_index=True)
+    return reps[REP_COLUMNS]
+
+
+def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Bias, RMSE, coverage and rejection rate per scenario and estimator.
+
+    ``coverage`` is the share of intervals holding the truth; ``rejection_rate`` the share
+    of intervals excluding zero (under ``zero_effect`` a false-positive rate, elsewhere
+    power).  ``sd_estimate`` is the standard deviation of the estimates across
+    replications — each replication draws new students, so it is the sampling spread the
+    standard errors estimate — and ``se_ratio = mean_std_error / sd_estimate`` (1 when the
+    standard errors are right).  ``sd_error`` is the spread of ``estimate − truth``, where
+    the truth is the replication's own treated students' effect: smaller than
+    ``sd_estimate`` when effects vary between students.  Failed replications are counted
+    in ``n_failed`` and left out of the rest. ``pretrend_rejection`` is the share of
+    replications whose joint pre-trend test rejects at ``alpha`` (near ``alpha`` when the
+    design's assumption holds before the visit; missing for estimators without
+    pre-periods).
+    """
+    rows = []
+    scen_order = {s: i for i, s in enumerate(SCENARIOS)}
+    est_order = {e: i for i, e in enumerate(ESTIMATORS)}
+    for (scen, est), g in reps.groupby(["scenario", "estimator"], sort=False):
+        ok = g[g["estimate"].notna() & g["truth"].notna()]
+        err = ok["estimate"] - ok["truth"]
+        covered = (ok["ci_low"] <= ok["truth"]) & (ok["truth"] <= ok["ci_high"])
+        reject = (ok["ci_low"] > 0) | (ok["ci_high"] < 0)
+        n = len(ok)
+        rows.append(
+            {
+                "scenario": scen,
+                "estimator": est,
+                "n_reps": n,
+                "truth_mean": ok["truth"].mean() if n else np.nan,
+                "estimate_mean": ok["estimate"].mean() if n else np.nan,
+                "bias": err.mean() if n else np.nan,
+                "rmse": float(np.sqrt((err**2).mean())) if n else np.nan,
+                "coverage": covered.mean() if n else np.nan,
+                "rejection_rate": reject.mean() if n else np.nan,
+                "mean_std_error": ok["std_error"].mean() if n else np.nan,
+                "sd_estimate": ok["estimate"].std(ddof=1) if n > 1 else np.nan,
+                "sd_error": err.std(ddof=1) if n > 1 else np.nan,
+                "se_ratio": (
+                    ok["std_error"].mean() / ok["estimate"].std(ddof=1) if n > 1 else np.nan
+                ),
+                "pretrend_rejection": (
+                    float((pre < alpha).mean()) if len(pre := ok["pretrend_p"].dropna()) else np.nan
+                ),
+                "n_failed": int(len(g) - n),
+                "targets_apply": bool(SCENARIOS[scen].get("targets_apply", True)),
+            }
+        )
+    out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    out = out.sort_values(
+        ["scenario", "estimator"],
+        key=lambda s: s.map(scen_order if s.name == "scenario" else est_order),
+    )
+    return out.reset_index(drop=True)
