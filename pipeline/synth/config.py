@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.calendar import school_year_start
 from pipeline.config import ConfigError
+from pipeline.synth.worlds import WorldConfig
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class SynthConfig:
     program: ProgramConfig = field(default_factory=ProgramConfig)
     effects: EffectConfig = field(default_factory=EffectConfig)
     faults_per_kind: int = 0
+    #: Stress-test world knobs (:mod:`pipeline.synth.worlds`); all off by default.
+    worlds: WorldConfig = field(default_factory=WorldConfig)
     #: Chronic-absence targets by school year (Connecticut's published rates, percent).
     chronic_targets: dict[str, float] = field(
         default_factory=lambda: {"2020-21": 19.0, "2021-22": 23.7, "2022-23": 20.0}
@@ -99,4 +102,5 @@ class SynthConfig:
             effects=effects,
             faults_per_kind=int(p.get("faults", {}).get("per_kind", 0)),
             chronic_targets=targets,
+            worlds=WorldConfig.from_params(p.get("worlds")),
         )

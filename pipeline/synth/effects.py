@@ -61,8 +61,11 @@ def treatment_effects(
     completed_to_date: np.ndarray,
     n_students: int,
     cfg: EffectConfig,
+    multiplier: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``tau`` in points for every membership row (0 before treatment / never treated)."""
+    """``tau`` in points for every membership row (0 before treatment / never treated);
+    ``multiplier`` (per student) scales each student's effect profile (selection on gains,
+    :mod:`pipeline.synth.worlds`)."""
     if cfg.zero:
         return np.zeros(rows_student.size)
     N = n_students
@@ -74,6 +77,8 @@ def treatment_effects(
     m = m * np.where(attrs["ell"], cfg.ell, 1.0)
     m = m * attrs["cohort"].map(lambda c: cfg.cohort.get(c, 1.0)).to_numpy(dtype=float)
     mult[attrs["student"]] = m
+    if multiplier is not None:
+        mult = mult * multiplier
     ft = first_t[rows_student]
     e = rows_t - ft
     post = (ft >= 0) & (e >= 0)

@@ -13,6 +13,7 @@ from scipy import special
 from pipeline.calendar import school_year_label
 from pipeline.contract import CHRONIC_THRESHOLD, GRADES, RACE_CODES, SEX_CODES
 from pipeline.synth import attendance as att
+from pipeline.synth import worlds as wd
 from pipeline.synth.config import SynthConfig
 from pipeline.synth.effects import (
     coupled_treated_outcome,
@@ -21,7 +22,7 @@ from pipeline.synth.effects import (
     truth_tables,
 )
 from pipeline.synth.population import make_geography, simulate_population
-from pipeline.synth.visits import MODES, simulate_visits, student_months
+from pipeline.synth.visits import MODES, simulate_visits, student_months, truncate_visits
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,24 @@ def _iso(ordinals: np.ndarray, empty: np.ndarray | None = None) -> pd.Series:
     return out
 
 
+def _config_record(cfg: SynthConfig) -> dict:
+    """The configuration for ``truth.json``; the worlds only when a knob is on (so the
+    default extract is unchanged by their existence)."""
+    rec = asdict(cfg)
+    if cfg.worlds.is_default:
+        rec.pop("worlds")
+    return rec
+
+
 def generate(cfg: SynthConfig) -> SyntheticExtract:
     """Generate a synthetic state extract following the data contract."""
     ss = np.random.SeedSequence(cfg.seed)
     (r_geo, r_pop, r_alpha, r_shock, r_y0, r_visit, r_y1, r_ids) = (
         np.random.default_rng(s) for s in ss.spawn(8)
     )
+    world = cfg.worlds
+    # the worlds' own streams (child 8): the default draws above are unchanged
+    world_ss = ss.spawn(1)[0]
     log.info("districts, schools and %d students", cfg.n_students)
     geo = make_geography(r_geo, cfg.n_districts, cfg.n_program_districts, cfg.n_students)
     pop = simulate_population(r_pop, geo, cfg.n_students, cfg.start_years)
@@ -89,6 +102,21 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
     alpha = att.persistent_propensity(r_alpha, spells, N, len(cfg.start_years))
     u = att.transitory_shocks(r_shock, N, months)
     eta = att.linear_predictor(rows, spells, geo.districts["type"].to_numpy(), alpha, u, months)
+    factors, r_wshock, r_exit = wd.student_factors(world_ss, N, world)
+    extra = wd.attendance_terms(
+        r_wshock,
+        world,
+        factors,
+        rs,
+        spells["school"].to_numpy()[sp],
+        spells["district"].to_numpy()[sp],
+        rt,
+        len(geo.schools),
+        len(geo.districts),
+        T,
+    )
+    if extra is not None:
+        eta = eta + extra
     targets = [cfg.chronic_targets[y] for y in cfg.school_years]
     mu = att.calibrate_year_effects(eta, rn, rs, months.year_idx[rt], targets)
     p0 = special.expit(eta + mu[months.year_idx[rt]])
@@ -97,8 +125,24 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
     log.info("referrals and home visits")
     sm = student_months(rows, spells, N, T, y0)
     visits = simulate_visits(
-        r_visit, sm, spells, months, geo.districts["leap"].to_numpy(), cfg.program, u
+        r_visit,
+        sm,
+        spells,
+        months,
+        geo.districts["leap"].to_numpy(),
+        cfg.program,
+        u,
+        world,
+        factors,
     )
+    if world.exit_base > 0:
+        exit_t = wd.exit_months(r_exit, world, sm.n, sm.y0, visits.completed_to_date)
+        spells, keep, renum, exit_day = wd.apply_exits(exit_t, months, spells, rows)
+        rows = rows[keep].reset_index(drop=True)
+        rows["spell"] = renum[rows["spell"].to_numpy()]
+        sp, rt, rn, rs = rows["spell"].to_numpy(), rt[keep], rn[keep], rs[keep]
+        eta, p0, y0 = eta[keep], p0[keep], y0[keep]
+        visits = truncate_visits(visits, exit_day, renum)
     fs = visits.first_spell
     grade_first = np.where(fs >= 0, spells["grade"].to_numpy()[np.maximum(fs, 0)], -1)
     ell_first = np.where(fs >= 0, spells["ell"].to_numpy()[np.maximum(fs, 0)], False)
@@ -107,7 +151,10 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
     )
 
     log.info("effects for %d treated students", len(attrs))
-    tau = treatment_effects(rs, rt, attrs, visits.completed_to_date, N, cfg.effects)
+    gain_mult = wd.gain_multiplier(world, factors.gain) if factors.gain is not None else None
+    tau = treatment_effects(
+        rs, rt, attrs, visits.completed_to_date, N, cfg.effects, multiplier=gain_mult
+    )
     y1 = coupled_treated_outcome(r_y1, rn, y0, p0, tau)
     p1 = np.clip(p0 + tau / 100.0, 1e-6, 1 - 1e-6)
     p1 = np.where(tau == 0, p0, p1)
@@ -201,7 +248,7 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
             "synthetic": True,
             "generator": "pipeline.synth",
             "seed": cfg.seed,
-            "config": asdict(cfg),
+            "config": _config_record(cfg),
             "primary_window": list(PRIMARY_WINDOW),
             "effect_units": "percentage points of the monthly attendance rate",
             "event_time": "school months relative to the first completed visit's effective "

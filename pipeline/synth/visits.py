@@ -13,7 +13,9 @@ transitory dip, and their attendance recovers afterwards without any help: the m
 reversion the evaluation design must not mistake for an effect.  With
 ``unobserved_weight > 0`` the score also follows the current month's shock, which is not
 yet recorded when the list is made: a selection no design that conditions on recorded
-attendance can remove (used by the simulation study).
+attendance can remove (used by the simulation study).  The stress-test worlds of
+:mod:`pipeline.synth.worlds` change what the score ranks on, make contact success depend
+on the student, stagger the districts' start and add selection on gains.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.synth import worlds as wd
 from pipeline.synth.attendance import Months
 from pipeline.synth.config import ProgramConfig
 
@@ -96,7 +99,14 @@ def simulate_visits(
     leap: np.ndarray,
     cfg: ProgramConfig,
     u: np.ndarray,
+    world: wd.WorldConfig | None = None,
+    factors: wd.StudentFactors | None = None,
 ) -> Visits:
+    """Referrals, attempts and visits month by month (see the module docstring); ``world``
+    and ``factors`` are the stress-test world's knobs and unrecorded student factors
+    (:mod:`pipeline.synth.worlds`; ``None``: the default world)."""
+    world = world or wd.WorldConfig()
+    factors = factors or wd.StudentFactors()
     N, T = sm.n.shape
     leap_idx = np.flatnonzero(leap)
     t_of = {
@@ -115,7 +125,17 @@ def simulate_visits(
             weights.append(1.0)
     weights = np.array(weights)
     attempts_total = cfg.served_share / cfg.contact_rate * size
-    mean_cap = attempts_total[:, None] * weights[None, :] / weights.sum()
+    if world.staggered_months:
+        offset = wd.start_offsets(leap_idx.size, world.staggered_months)
+        w_active = weights[None, :] * (np.arange(len(cal))[None, :] >= offset[:, None])
+        mean_cap = attempts_total[:, None] * w_active / w_active.sum(axis=1, keepdims=True)
+    else:
+        mean_cap = attempts_total[:, None] * weights[None, :] / weights.sum()
+    rates = (
+        wd.RecordedRates(sm.n, sm.y0, months.year_idx)
+        if world.referral != "recent" or world.reach
+        else None
+    )
 
     spell_entry = spells["entry"].to_numpy()
     spell_exit = spells["exit"].to_numpy()
@@ -161,7 +181,16 @@ def simulate_visits(
         r2 = sm.rate(lag2)
         r2 = np.where(np.isnan(r2), r1, r2)
         score = 0.6 * (100 - r1) + 0.4 * (100 - r2)
+        if world.referral != "recent":
+            score = wd.referral_base(world, rates, t_eff, score, dist_now, leap_idx)
         score = score + rng.normal(0, cfg.referral_noise, N)
+        if world.gains and factors.gain is not None:
+            score = score + 10.0 * world.gains * factors.gain
+        p_contact = (
+            wd.contact_probability(world, cfg.contact_rate, rates.level(t_eff), factors.family)
+            if world.reach
+            else None
+        )
         score = score + cfg.unobserved_weight * (-10.0 * u_now)
         for k, d in enumerate(leap_idx):
             elig = np.flatnonzero(elig_base & ~reached & (dist_now == d))
@@ -170,7 +199,7 @@ def simulate_visits(
                 continue
             cap = min(cap, elig.size)
             top = elig[np.argsort(-score[elig], kind="stable")[:cap]]
-            ok = rng.random(cap) < cfg.contact_rate
+            ok = rng.random(cap) < (cfg.contact_rate if p_contact is None else p_contact[top])
             mode = rng.choice(3, size=cap, p=mode_p)
             date = _visit_dates(
                 rng, top, cand_spell[top], summer, y, m, months, t_eff, spell_entry, spell_exit
@@ -237,11 +266,34 @@ def simulate_visits(
         else pd.DataFrame(columns=["student", "district", "date", "completed", "mode", "t_eff"])
     )
     table = table.sort_values(["date", "student"], kind="stable").reset_index(drop=True)
+    ctd = _completed_to_date(table, N, T)
+    return Visits(table, first_t, first_mode, first_date, first_spell, ctd)
+
+
+def _completed_to_date(table: pd.DataFrame, N: int, T: int) -> np.ndarray:
     comp = table[table["completed"]]
     ctd = np.zeros((N, T), dtype=np.int8)
     np.add.at(ctd, (comp["student"].to_numpy(), comp["t_eff"].to_numpy()), 1)
-    ctd = np.cumsum(ctd, axis=1, dtype=np.int8)
-    return Visits(table, first_t, first_mode, first_date, first_spell, ctd)
+    return np.cumsum(ctd, axis=1, dtype=np.int8)
+
+
+def truncate_visits(visits: Visits, exit_day: np.ndarray, spell_renum: np.ndarray) -> Visits:
+    """The visits of a world with exits (:func:`pipeline.synth.worlds.apply_exits`): visits
+    after a student's exit day are dropped, a student whose first completed visit is
+    dropped is untreated, and first-visit spells follow the spells' renumbering."""
+    N, T = visits.completed_to_date.shape
+    tab = visits.table
+    ed = exit_day[tab["student"].to_numpy()]
+    tab = tab[(ed < 0) | (tab["date"].to_numpy() <= ed)].reset_index(drop=True)
+    lost = (visits.first_t >= 0) & (exit_day >= 0) & (visits.first_date > exit_day)
+    first_t = np.where(lost, -1, visits.first_t)
+    first_mode = np.where(lost, -1, visits.first_mode)
+    first_date = np.where(lost, -1, visits.first_date)
+    fs = visits.first_spell
+    first_spell = np.where(lost | (fs < 0), -1, spell_renum[np.maximum(fs, 0)])
+    if ((first_t >= 0) & (first_spell < 0)).any():
+        raise AssertionError("a first completed visit in a dropped spell")
+    return Visits(tab, first_t, first_mode, first_date, first_spell, _completed_to_date(tab, N, T))
 
 
 def _visit_dates(rng, students, spell_idx, summer, y, m, months: Months, t, entry, exit_):
