@@ -16,22 +16,13 @@ from pipeline.synth import SynthConfig, generate, write_extract
 from pipeline.synth import worlds as wd
 from pipeline.synth.effects import EffectConfig, treatment_effects, truth_tables
 from tests.conftest import small_config
+from tests.test_synthesize import _student_months as _rates
 
 TINY = dict(n_students=2500, n_districts=6, n_program_districts=3)
 
 
 def tiny(**world) -> SynthConfig:
     return small_config(**TINY, worlds=wd.WorldConfig(**world))
-
-
-def _rates(ex) -> pd.DataFrame:
-    a = ex.tables["attendance_monthly"]
-    m = a.groupby(["student_id", "month"], as_index=False)[
-        ["days_membership", "days_present"]
-    ].sum()
-    y, mo = m["month"].str.slice(0, 4).astype(int), m["month"].str.slice(5, 7).astype(int)
-    m["t"] = school_month_index(y, mo)
-    return m
 
 
 def _digest(ex, tmp_path) -> dict[str, str]:
