@@ -632,7 +632,37 @@ def _validation_summary(v: pd.DataFrame | None, primary: str) -> dict[str, Any] 
             if "pretrend_rejection" in p and p["pretrend_rejection"].notna().any()
             else None
         ),
+        "verdicts": _verdicts(v, primary),
+        "verdict_rules": _verdict_rules(),
     }
+
+
+def _verdict_rules() -> dict[str, float]:
+    """The verdicts' thresholds in percent (pipeline/validation/verdicts.py)."""
+    from pipeline.validation import verdicts as vd
+
+    return {
+        "caught": 100 * vd.CAUGHT_RATE,
+        "false_alarm": 100 * vd.FALSE_ALARM,
+        "bracket": 100 * vd.BRACKET_RATE,
+    }
+
+
+def _verdicts(v: pd.DataFrame, primary: str) -> list[dict[str, str]]:
+    """The primary design's verdict per simulated world (``pipeline/validation``)."""
+    if "verdict" not in v.columns:
+        return []
+    from pipeline.validation.scenarios import spec_of
+
+    rows = v[(v["estimator"] == primary) & v["verdict"].notna()]
+    return [
+        {
+            "world": spec_of(str(r.scenario)).world,
+            "verdict": str(r.verdict),
+            "reason": str(r.verdict_reason),
+        }
+        for r in rows.itertuples()
+    ]
 
 
 def build_context(

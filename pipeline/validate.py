@@ -63,7 +63,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.analysis.scenarios import FILE_REP_COLUMNS
-from pipeline.analysis.simulation import ValidateConfig, run_replications, summarize
+from pipeline.analysis.simulation import ValidateConfig, run_replications, summarize, verdicts
 from pipeline.analysis.simulation_figure import plot
 from pipeline.io import write_csv
 
@@ -83,7 +83,9 @@ def run(cfg: ValidateConfig, root: str | Path = ".") -> tuple[pd.DataFrame, pd.D
     t0 = time.perf_counter()
     reps = run_replications(cfg)
     summary = summarize(reps, cfg.alpha)
+    table = verdicts(summary, reps)  # also fills the summary's verdict columns
     write_csv(summary, root / cfg.table, float_format="%.6g")
+    write_csv(table, root / cfg.verdicts, float_format="%.6g")
     # run times stay out of the written outputs: same params and seed, same bytes
     write_csv(reps[FILE_REP_COLUMNS], root / cfg.replications, float_format="%.6g")
     plot(summary, root / cfg.figure)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.analysis.settings import DESIGNS, PRIMARY
+from pipeline.validation.diagnostics import DIAGNOSTIC_COLUMNS, FIRES_COLUMNS
+from pipeline.validation.scenarios import WORLD_SCENARIOS, WORLD_SPECS
 
 NO_IPCW = f"{PRIMARY}_no_ipcw"
 KEEP_CENSORED = f"{PRIMARY}_keep_censored"
@@ -20,7 +22,10 @@ COMPARATORS = (
     "imputation",
     "callaway_santanna_unconditional",
 )
-ESTIMATORS = (PRIMARY, NO_IPCW, KEEP_CENSORED, DIFFERENCES, *COMPARATORS)
+#: The primary design also conditioning on the whole recorded year, the student's own mean
+#: and a fourth month (:mod:`pipeline.validation.history`; the stress-test redesign).
+EXTENDED = f"{PRIMARY}_extended"
+ESTIMATORS = (PRIMARY, EXTENDED, NO_IPCW, KEEP_CENSORED, DIFFERENCES, *COMPARATORS)
 
 #: Scenario name → overrides of the synthetic configuration, and whether the targets apply.
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -38,6 +43,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "zero_effect": {"effects": {"zero": True}},
     "few_districts": {"n_program_districts": 2},
     "unrecorded_shocks": {"program": {"unobserved_weight": 1.0}, "targets_apply": False},
+    # the stress-test worlds (pipeline/validation/scenarios.py)
+    **{k: {**v, "targets_apply": WORLD_SPECS[k].targets_apply} for k, v in WORLD_SCENARIOS.items()},
 }
 
 TABLE_COLUMNS = [
@@ -57,6 +64,9 @@ TABLE_COLUMNS = [
     "pretrend_rejection",
     "n_failed",
     "targets_apply",
+    *[c.replace("fires_", "rate_") for c in FIRES_COLUMNS],
+    "verdict",
+    "verdict_reason",
 ]
 REP_COLUMNS = [
     "scenario",
@@ -70,6 +80,7 @@ REP_COLUMNS = [
     "ci_high",
     "n_treated",
     "pretrend_p",
+    *DIAGNOSTIC_COLUMNS,
     "seconds",
     "error",
 ]

@@ -26,10 +26,12 @@ import pandas as pd
 
 from pipeline.analysis.comparators import comparator_panel, comparators
 from pipeline.analysis.design import add_outcomes, differences, primary, with_censoring_weights
+from pipeline.analysis.robustness import rematch
 from pipeline.analysis.scenarios import (
     COMPARATORS,
     DIFFERENCES,
     ESTIMATORS,
+    EXTENDED,
     KEEP_CENSORED,
     NO_IPCW,
     REP_COLUMNS,
@@ -42,6 +44,10 @@ from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
 from pipeline.panel_build import write_panel
 from pipeline.synth import SynthConfig, generate, write_extract
+from pipeline.synth.worlds import WorldConfig
+from pipeline.validation import diagnostics as diag
+from pipeline.validation.history import extended_ancova, with_history
+from pipeline.validation.verdicts import verdict_table
 
 log = logging.getLogger("pipeline.validate")
 
@@ -84,6 +90,8 @@ class ValidateConfig:
     table: str = "reports/tables/validation.csv"
     replications: str = "reports/validation/replications.csv"
     figure: str = "reports/validation/validation"
+    verdicts: str = "reports/validation/verdicts.csv"
+    diagnostics: bool = True
     match: dict = field(default_factory=dict)
 
     @classmethod
@@ -122,13 +130,16 @@ def synth_config(cfg: ValidateConfig, scenario: str, seed: int) -> SynthConfig:
         base.program, served_share=cfg.served_share, **over.pop("program", {})
     )
     effects = dataclasses.replace(base.effects, **over.pop("effects", {}))
+    worlds = WorldConfig(**over.pop("worlds", {}))
     sizes = dict(
         n_students=cfg.n_students,
         n_districts=cfg.n_districts,
         n_program_districts=cfg.n_program_districts,
     )
     sizes.update(over)
-    return dataclasses.replace(base, seed=int(seed), program=program, effects=effects, **sizes)
+    return dataclasses.replace(
+        base, seed=int(seed), program=program, effects=effects, worlds=worlds, **sizes
+    )
 
 
 def replication_seeds(seed: int, n_reps: int) -> list[int]:
@@ -184,6 +195,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         panel = pd.read_parquet(tmp / "panel.parquet")
     res = riskset_match(panel, spec)
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
+    if EXTENDED in cfg.estimators:
+        matched = with_history(matched, panel)
     y = "attendance_rate"
     w = ecfg.att_window
     rows: list[dict] = []
@@ -198,8 +211,20 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         except Exception as exc:  # noqa: BLE001 - recorded in the replication table
             rows.append({"estimator": name, "error": f"{type(exc).__name__}: {exc}"})
 
-    m_ipcw, _ = with_censoring_weights(matched, True)
+    m_ipcw, w_info = with_censoring_weights(matched, True)
     attempt(PRIMARY, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
+    attempt(
+        EXTENDED,
+        lambda: extended_ancova(
+            m_ipcw,
+            y,
+            window=ecfg.event_window,
+            fe=ecfg.ancova_fe,
+            cluster=ecfg.cluster,
+            average_window=w,
+            alpha=cfg.alpha,
+        ),
+    )
     m_one, _ = with_censoring_weights(matched, False)
     attempt(NO_IPCW, lambda: primary(m_one, y, ecfg, bootstrap=False))
     # later-visited comparison rows kept as if never visited (no censoring, no weights)
@@ -218,6 +243,16 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
                 rows.append({"estimator": r.estimator, "error": f"KeyError: {exc}"})
         rows.extend({"estimator": k, "error": v} for k, v in errors.items())
     out = pd.DataFrame(rows).reindex(columns=REP_COLUMNS)
+    if cfg.diagnostics:
+        values = diag.replication_diagnostics(
+            placebo_ci=_placebo_ci(panel, spec, ecfg, y),
+            balance=res.balance,
+            matched=m_ipcw,
+            weight_info=w_info,
+            window=w,
+        )
+        for k, v in values.items():
+            out[k] = v
     out["scenario"] = scenario
     out["rep"] = rep
     out["seed"] = seed
@@ -226,6 +261,26 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     order = {e: i for i, e in enumerate(ESTIMATORS)}
     out = out.sort_values("estimator", key=lambda s: s.map(order)).reset_index(drop=True)
     return out
+
+
+def _placebo_ci(panel, spec, ecfg, y) -> tuple[float, float]:
+    """Interval of the placebo-date check as the robustness table computes it (first
+    visits moved ``ecfg.placebo_shift`` months earlier); NaN when not estimable."""
+    s = ecfg.placebo_shift
+    if s <= 0:
+        return np.nan, np.nan
+    pspec = dataclasses.replace(spec, window=(max(spec.window[0], -12), s - 1))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = rematch(PanelAccess(panel), pspec, shift=s)
+            if m is None or m.empty:
+                return np.nan, np.nan
+            m, _ = with_censoring_weights(add_outcomes(m), ecfg.ipcw)
+            a = primary(m, y, ecfg, bootstrap=False).average((1, max(1, s - 3)), ecfg.alpha)
+    except Exception:  # noqa: BLE001 - a check that cannot run does not fire
+        return np.nan, np.nan
+    return a.ci_low, a.ci_high
 
 
 def _task(args) -> pd.DataFrame:
@@ -278,6 +333,8 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         covered = (ok["ci_low"] <= ok["truth"]) & (ok["truth"] <= ok["ci_high"])
         reject = (ok["ci_low"] > 0) | (ok["ci_high"] < 0)
         n = len(ok)
+        # diagnostics of the replications, judged with this estimator's pre-trend test
+        f = diag.fires(g.reindex(columns=["pretrend_p", *diag.DIAGNOSTIC_COLUMNS]), alpha)
         rows.append(
             {
                 "scenario": scen,
@@ -300,6 +357,12 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 ),
                 "n_failed": int(len(g) - n),
                 "targets_apply": bool(SCENARIOS[scen].get("targets_apply", True)),
+                **{
+                    c.replace("fires_", "rate_"): (
+                        float(f[c].mean()) if f[c].notna().any() else np.nan
+                    )
+                    for c in diag.FIRES_COLUMNS
+                },
             }
         )
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -308,3 +371,21 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         key=lambda s: s.map(scen_order if s.name == "scenario" else est_order),
     )
     return out.reset_index(drop=True)
+
+
+def verdicts(summary: pd.DataFrame, reps: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table (:func:`pipeline.validation.verdicts.verdict_table`) of the
+    primary design and, when it ran, the extended design; the verdicts and their reasons
+    are also written into ``summary``'s ``verdict`` and ``verdict_reason`` (in place)."""
+    designs = {"primary": PRIMARY}
+    if EXTENDED in set(reps["estimator"]):
+        designs["extended"] = EXTENDED
+    table = verdict_table(summary, reps, designs, PRIMARY, DIFFERENCES)
+    summary["verdict"] = summary["verdict"].astype(object)
+    summary["verdict_reason"] = summary["verdict_reason"].astype(object)
+    for _, r in table.iterrows():
+        est = designs[r["design"]]
+        sel = (summary["scenario"] == r["scenario"]) & (summary["estimator"] == est)
+        summary.loc[sel, "verdict"] = r["verdict"]
+        summary.loc[sel, "verdict_reason"] = r["reason"]
+    return table

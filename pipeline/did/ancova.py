@@ -51,6 +51,7 @@ def matched_ancova(
     fe: str | None = "district_code",
     lags: Sequence[str] = LAGS,
     prior: str | None = "prior_year_rate",
+    extra: Sequence[str] = (),
     unit: str = "student_key",
     match: str = "match_id",
     event_time: str = "stack_event_time",
@@ -69,7 +70,10 @@ def matched_ancova(
     """Matched ANCOVA event study over the event times in ``window`` (inclusive).
 
     ``data`` is the stacked matched panel (``matched.parquet`` with outcomes and the
-    ``ipcw`` column). The months the baseline covariates record (event times −1 … −L for
+    ``ipcw`` column). ``extra`` names further baseline covariates read at event time 0
+    (like ``prior``: linear, with a missing indicator, by event time), e.g. the
+    year-to-date rate of :func:`pipeline.validation.history.recorded_history`; they do
+    not change the reference period. The months the baseline covariates record (event times −1 … −L for
     ``L`` lags) are the reference: their effects are zero by construction and they are
     not estimated. Event times before them (−L−1, −L−2, …) are placebo outcomes — under
     the design, students with the same recorded months did not differ earlier either — and
@@ -85,7 +89,7 @@ def matched_ancova(
     clusters − 1.
     """
     where = "matched_ancova"
-    base_cols = [*lags, *([prior] if prior else [])]
+    base_cols = [*lags, *([prior] if prior else []), *extra]
     cl_cols = [cluster] if isinstance(cluster, str) else list(cluster or [])
     require_columns(
         data,
@@ -133,8 +137,8 @@ def matched_ancova(
     cols = [(D & (e == k)).astype(float) for k in evs]
     cov = [d[f"_b_{c}"].to_numpy(dtype=float) for c in lags]
     cov += [x * x / 100.0 for x in cov[: len(lags)]]
-    if prior:
-        p = d[f"_b_{prior}"].to_numpy(dtype=float)
+    for c in [*([prior] if prior else []), *extra]:
+        p = d[f"_b_{c}"].to_numpy(dtype=float)
         cov += [np.where(np.isnan(p), 0.0, p), np.isnan(p).astype(float)]
     for k in sorted(np.unique(e)):
         ek = (e == k).astype(float)

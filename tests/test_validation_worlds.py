@@ -1,0 +1,252 @@
+"""Stress-test study library (pipeline/validation/): recorded history, diagnostics,
+bracketing and verdicts, on hand-made data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.validation import diagnostics as diag
+from pipeline.validation.history import recorded_history, with_history
+from pipeline.validation.scenarios import WORLD_SCENARIOS, WORLD_SPECS, spec_of
+from pipeline.validation.verdicts import (
+    bracketing_rate,
+    judge,
+    verdict_table,
+    wilson_interval,
+)
+
+
+def _panel() -> pd.DataFrame:
+    # student a: 2020-21 months 1-3, 2021-22 months 11-13 (school_month index)
+    return pd.DataFrame(
+        {
+            "student_key": ["a"] * 6 + ["b"] * 2,
+            "school_month": [1, 2, 3, 11, 12, 13, 12, 13],
+            "school_year": ["2020-21"] * 3 + ["2021-22"] * 3 + ["2021-22"] * 2,
+            "days_present": [10, 5, 20, 18, 9, 10, 4, 8],
+            "days_membership": [20, 10, 20, 20, 10, 10, 10, 10],
+            "prior_year_rate": [np.nan] * 3 + [35 / 50 * 100] * 3 + [np.nan] * 2,
+        }
+    )
+
+
+def test_recorded_history_by_hand():
+    h = recorded_history(_panel()).set_index(["student_key", "school_month"])
+    # year to date: the months of the school year before; the prior year in its first month
+    assert np.isnan(h.loc[("a", 1), "ytd_rate"])
+    assert h.loc[("a", 3), "ytd_rate"] == pytest.approx(100 * 15 / 30)
+    assert h.loc[("a", 11), "ytd_rate"] == pytest.approx(70.0)
+    assert h.loc[("a", 13), "ytd_rate"] == pytest.approx(100 * 27 / 30)
+    # own mean: every recorded month before
+    assert h.loc[("a", 12), "level_rate"] == pytest.approx(100 * 53 / 70)
+    assert np.isnan(h.loc[("b", 12), "level_rate"])
+    assert h.loc[("b", 13), "level_rate"] == pytest.approx(40.0)
+    # four school months before (month 11 - 4 = 7 is not recorded)
+    assert np.isnan(h.loc[("a", 11), "rate_lag4"])
+    assert np.isnan(h.loc[("a", 3), "rate_lag4"])
+    stacked = pd.DataFrame({"student_key": ["a", "b", "a"], "school_month": [13, 13, 2]})
+    out = with_history(stacked, _panel())
+    assert list(out["student_key"]) == ["a", "b", "a"]
+    assert out["ytd_rate"].tolist() == pytest.approx([90.0, 40.0, 50.0])
+
+
+def test_recorded_history_rejects_duplicates():
+    p = pd.concat([_panel(), _panel().iloc[:1]])
+    with pytest.raises(ValueError, match="more than one"):
+        recorded_history(p)
+    with pytest.raises(KeyError, match="days_present"):
+        recorded_history(_panel().drop(columns="days_present"))
+
+
+def _stacked(treated_obs: list[bool], comp_obs: list[bool], comp_cens: list[bool]):
+    rows = []
+    for i, ob in enumerate(treated_obs):
+        rows.append((f"m{i}", f"t{i}", "treated", 0, False))
+        if ob:
+            rows.append((f"m{i}", f"t{i}", "treated", 6, False))
+    for j, (ob, ce) in enumerate(zip(comp_obs, comp_cens, strict=True)):
+        m = f"m{j % max(len(treated_obs), 1)}"
+        rows.append((m, f"c{j}", "comparison", 0, False))
+        if ce:
+            rows.append((m, f"c{j}", "comparison", 3, True))
+        if ob:
+            rows.append((m, f"c{j}", "comparison", 6, ce))
+    return pd.DataFrame(
+        rows, columns=["match_id", "student_key", "role", "stack_event_time", "censored"]
+    )
+
+
+def test_attrition_test_by_hand():
+    # 40 visited (30 retained), 120 comparison of which 20 censored: of 100, 50 retained
+    t = [True] * 30 + [False] * 10
+    c_obs = [True] * 50 + [False] * 50 + [True] * 20
+    c_cens = [False] * 100 + [True] * 20
+    p1, p2, p = diag.attrition_test(_stacked(t, c_obs, c_cens), (1, 6))
+    assert (p1, p2) == (0.75, 0.5)
+    pool = 80 / 140
+    z = 0.25 / np.sqrt(pool * (1 - pool) * (1 / 40 + 1 / 100))
+    from scipy import stats
+
+    assert p == pytest.approx(2 * stats.norm.sf(z))
+    # equal retention: p = 1
+    assert diag.attrition_test(_stacked([True] * 4, [True] * 8, [False] * 8))[2] == 1.0
+
+
+def test_fires_thresholds():
+    rows = pd.DataFrame(
+        {
+            "pretrend_p": [0.01, 0.5, np.nan],
+            "placebo_ci_low": [0.1, -1.0, np.nan],
+            "placebo_ci_high": [2.0, 1.0, np.nan],
+            "max_abs_smd_after": [0.2, 0.05, 0.1],
+            "attrition_p": [0.5, 0.01, np.nan],
+            "censoring_weight_max": [3.0, 12.0, 1.0],
+        }
+    )
+    f = diag.fires(rows)
+    assert f["fires_pretrend"].tolist()[:2] == [1.0, 0.0] and np.isnan(f["fires_pretrend"][2])
+    assert f["fires_placebo"].tolist()[:2] == [1.0, 0.0]
+    assert f["fires_balance"].tolist() == [1.0, 0.0, 0.0]
+    assert f["fires_attrition"].tolist()[:2] == [0.0, 1.0]
+    assert f["fires_censoring"].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_bracketing_rate_by_hand():
+    reps = pd.DataFrame(
+        {
+            "scenario": ["s"] * 6,
+            "rep": [0, 0, 1, 1, 2, 2],
+            "estimator": ["anc", "dif"] * 3,
+            "estimate": [1.0, 3.0, 2.5, 4.0, 5.0, 2.0],
+            "truth": [2.0, 2.0, 2.0, 2.0, 2.0, 2.0],
+        }
+    )
+    # rep 0: 1 ≤ 2 ≤ 3 inside; rep 1: 2.5..4 outside; rep 2: 2..5 inside (boundary)
+    assert bracketing_rate(reps, "anc", "dif")["s"] == pytest.approx(2 / 3)
+
+
+def test_wilson_interval_reference_value():
+    # 95 of 100: the Wilson interval is (0.8882, 0.9785) (e.g. R's prop.test without
+    # continuity correction, binom::binom.wilson)
+    lo, hi = wilson_interval(95, 100)
+    assert lo == pytest.approx(0.8882, abs=1e-4) and hi == pytest.approx(0.9785, abs=1e-4)
+
+
+def _row(**kw):
+    base = dict(
+        n_reps=100,
+        bias=0.0,
+        bias_mcse=0.05,
+        coverage=0.95,
+        bracketing=0.0,
+        needed="x",
+        **{f"rate_{d}": 0.0 for d in diag.DIAGNOSTICS},
+    )
+    base.update(kw)
+    return base
+
+
+def test_judge_orders_valid_caught_bracketed_not_identified():
+    assert judge(_row())[0] == "valid"
+    # within Monte Carlo error of the bias target
+    assert judge(_row(bias=0.35, bias_mcse=0.05))[0] == "valid"
+    assert judge(_row(bias=-1.0, rate_pretrend=0.85))[0] == "caught"
+    # a diagnostic that also fires in the reference world does not catch
+    v, why = judge(_row(bias=-1.0, rate_placebo=1.0, uninformative=["placebo"], bracketing=0.95))
+    assert v == "bracketed" and "95%" in why
+    v, why = judge(_row(bias=-1.0, coverage=0.5, rate_pretrend=0.5, needed="a family record"))
+    assert v == "not identified" and "a family record" in why and "pre-trend test" in why
+    # coverage far below target with no bias is not valid either
+    assert judge(_row(coverage=0.80))[0] == "not identified"
+    # ten replications: coverage 100% is consistent with 95%
+    assert judge(_row(n_reps=10, coverage=1.0, bias_mcse=0.2))[0] == "valid"
+
+
+def test_verdict_table_from_replications():
+    rng = np.random.default_rng(0)
+    rows = []
+    for scen, shift in (("dip", 0.0), ("level_referral", -3.0)):
+        for r in range(30):
+            truth = 8 + rng.normal(0, 0.2)
+            a = truth + shift + rng.normal(0, 0.5)
+            for est, e in (("anc", a), ("dif", truth + 2.0)):
+                rows.append(
+                    dict(
+                        scenario=scen,
+                        rep=r,
+                        estimator=est,
+                        truth=truth,
+                        estimate=e,
+                        pretrend_p=0.001 if scen != "dip" else 0.5,
+                        placebo_ci_low=-2.0,
+                        placebo_ci_high=2.0,
+                        max_abs_smd_after=0.05,
+                        attrition_p=0.5,
+                        censoring_weight_max=2.0,
+                    )
+                )
+    reps = pd.DataFrame(rows)
+    summary = []
+    for (scen, est), g in reps.groupby(["scenario", "estimator"]):
+        err = g["estimate"] - g["truth"]
+        summary.append(
+            dict(
+                scenario=scen,
+                estimator=est,
+                n_reps=len(g),
+                bias=err.mean(),
+                sd_error=err.std(ddof=1),
+                coverage=float(err.abs().lt(1.0).mean()),
+                se_ratio=1.0,
+            )
+        )
+    t = verdict_table(pd.DataFrame(summary), reps, {"primary": "anc"}, "anc", "dif")
+    t = t.set_index("scenario")
+    assert t.loc["dip", "verdict"] == "valid"
+    assert t.loc["level_referral", "verdict"] == "caught"
+    assert t.loc["level_referral", "rate_pretrend"] == 1.0
+    assert t.loc["level_referral", "world"] == WORLD_SPECS["level_referral"].world
+
+
+def test_scenarios_have_specs_and_valid_world_configs():
+    from pipeline.synth.worlds import WorldConfig
+
+    for name, over in WORLD_SCENARIOS.items():
+        assert name in WORLD_SPECS
+        WorldConfig(**over["worlds"])  # raises on a bad knob
+        spec = spec_of(name)
+        assert spec.targets_apply or spec.needed
+    assert spec_of("unrecorded_shocks").needed
+
+
+def test_validate_stage_knows_the_worlds():
+    from pipeline.analysis.scenarios import ESTIMATORS, EXTENDED, SCENARIOS
+    from pipeline.analysis.simulation import ValidateConfig, synth_config
+
+    cfg = ValidateConfig(n_students=3000, n_districts=6, n_program_districts=3)
+    assert synth_config(cfg, "level_referral", 1).worlds.referral == "level"
+    assert synth_config(cfg, "dip", 1).worlds.is_default
+    r = synth_config(cfg, "realistic", 1)
+    assert r.worlds.staggered_months == 6 and r.n_program_districts == 3
+    for name, spec in WORLD_SPECS.items():
+        assert SCENARIOS[name]["targets_apply"] is spec.targets_apply
+    assert EXTENDED in ESTIMATORS
+
+
+def test_report_lists_verdicts_with_world_labels():
+    from pipeline.report import _verdicts
+
+    v = pd.DataFrame(
+        {
+            "scenario": ["level_referral", "level_referral", "attrition"],
+            "estimator": ["matched_ancova", "matched_stacked", "matched_ancova"],
+            "verdict": ["caught", np.nan, "not identified"],
+            "verdict_reason": ["the pre-trend test fires in 100% of replications", np.nan, "x"],
+        }
+    )
+    out = _verdicts(v, "matched_ancova")
+    assert [o["world"] for o in out] == ["level referral", "attrition"]
+    assert out[0]["verdict"] == "caught" and "pre-trend" in out[0]["reason"]
+    assert _verdicts(v.drop(columns="verdict"), "matched_ancova") == []
