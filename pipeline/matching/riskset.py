@@ -335,6 +335,38 @@ class PropensityCache:
         return self._fits[key]
 
 
+def _logit_propensity(
+    work: pd.DataFrame,
+    work_t: np.ndarray,
+    exact: list[str],
+    spec: RiskSetSpec,
+    ps_cache: PropensityCache | None,
+):
+    """The logit propensity score of every row of ``work``, its model (``None`` when
+    there are no treated or no candidate rows) and the covariates' categorical levels;
+    the controls are subsampled to ``spec.ps_max_controls`` for the fit."""
+    stratum_covs = [c for c in exact if c not in (*COVARIATES, "school_month", "grade_band")]
+    stratum_covs += ["school_month_cat", "grade_band"]
+    covs_ps = COVARIATES + stratum_covs
+    levels = categorical_levels(work, covs_ps)
+    n_c = int((~work_t).sum())
+    if n_c == 0 or not work_t.any():
+        return np.zeros(len(work)), None, levels
+    fit_rows = np.arange(len(work))
+    if n_c > spec.ps_max_controls:
+        rng = np.random.default_rng(spec.seed)
+        cpos = np.nonzero(~work_t)[0]
+        pick = np.sort(rng.choice(cpos, size=spec.ps_max_controls, replace=False))
+        fit_rows = np.sort(np.concatenate([np.nonzero(work_t)[0], pick]))
+    X = design_matrix(work.iloc[fit_rows], covs_ps, levels=levels, name="panel")
+    if ps_cache is None:
+        model = fit_propensity(X, work_t[fit_rows])
+    else:
+        model = ps_cache.fit(X, work_t[fit_rows])
+    del X
+    return linear_predictor(work, covs_ps, model, levels=levels), model, levels
+
+
 def riskset_match(
     panel: pd.DataFrame,
     spec: RiskSetSpec | None = None,
@@ -405,31 +437,11 @@ def riskset_match(
     work_s = stratum[idx]
 
     # --- propensity score --------------------------------------------------------------
-    stratum_covs = [c for c in exact if c not in (*COVARIATES, "school_month", "grade_band")]
-    stratum_covs += ["school_month_cat", "grade_band"]
     for c in exact:
         if c not in work.columns:
             work[c] = p[c].iloc[idx].astype("category").to_numpy()
-    covs_ps = COVARIATES + stratum_covs
-    levels = categorical_levels(work, covs_ps)
+    lp, model, levels = _logit_propensity(work, work_t, exact, spec, ps_cache)
     n_c = int((~work_t).sum())
-    if n_c == 0 or not work_t.any():
-        lp = np.zeros(len(work))
-        model = None
-    else:
-        fit_rows = np.arange(len(work))
-        if n_c > spec.ps_max_controls:
-            rng = np.random.default_rng(spec.seed)
-            cpos = np.nonzero(~work_t)[0]
-            pick = np.sort(rng.choice(cpos, size=spec.ps_max_controls, replace=False))
-            fit_rows = np.sort(np.concatenate([np.nonzero(work_t)[0], pick]))
-        X = design_matrix(work.iloc[fit_rows], covs_ps, levels=levels, name="panel")
-        if ps_cache is None:
-            model = fit_propensity(X, work_t[fit_rows])
-        else:
-            model = ps_cache.fit(X, work_t[fit_rows])
-        del X
-        lp = linear_predictor(work, covs_ps, model, levels=levels)
     cal = None
     if spec.caliper is not None and len(lp) > 1:
         cal = float(spec.caliper) * float(np.std(lp, ddof=1))
