@@ -72,6 +72,12 @@ def _ordered(w: tuple[int, int]) -> tuple[int, int]:
 Window = Annotated[tuple[Int, Int], AfterValidator(_ordered)]
 
 
+def _nonempty(v: tuple) -> tuple:
+    if not v:
+        raise ValueError("at least one entry is needed")
+    return v
+
+
 def _program_within(m: Any) -> Any:
     if m.n_program_districts > m.n_districts:
         raise ValueError(
@@ -155,7 +161,7 @@ class SynthesizeSettings(Section):
     output_dir: Str = "data/raw/synthetic"
     format: Literal["csv", "parquet"] = "csv"
     attendance_form: Literal["monthly", "daily"] = "monthly"
-    school_years: list[Str] = Field(default_factory=lambda: ["2020-21", "2021-22", "2022-23"])
+    school_years: tuple[Str, ...] = ("2020-21", "2021-22", "2022-23")
     sizes: dict[Str, SizeSettings] = Field(
         default_factory=lambda: {
             "default": SizeSettings(n_students=30000, n_districts=30, n_program_districts=5)
@@ -170,7 +176,7 @@ class SynthesizeSettings(Section):
 
     @field_validator("school_years")
     @classmethod
-    def _consecutive(cls, v: list[str]) -> list[str]:
+    def _consecutive(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("at least one school year is needed")
         starts = [school_year_start(s) for s in v]
@@ -215,6 +221,17 @@ class PanelSettings(Section):
     output: Str = "data/processed/panel.parquet"
     quality_output: Str = "reports/tables/data_quality_panel.csv"
 
+    #: Keys that are paths.
+    PATHS: typing.ClassVar[tuple[str, ...]] = ("interim_dir", "output", "quality_output")
+
+    def duckdb_kwargs(self) -> dict[str, Any]:
+        """The DuckDB resource settings (the fields of the panel build's settings)."""
+        return self.model_dump(exclude={"engine", *self.PATHS})
+
+    def paths(self) -> dict[str, str]:
+        """The stage's input and output paths."""
+        return self.model_dump(include=set(self.PATHS))
+
 
 class SparkSettingsModel(Section):
     """``spark``: used by a stage whose engine is ``spark`` (docs/distributed.md)."""
@@ -229,6 +246,12 @@ class SparkSettingsModel(Section):
     checkpoint_dir: Str | None = None
     conf: dict[Str, Any] | None = None
 
+    def kwargs(self) -> dict[str, Any]:
+        """The fields of :class:`pipeline.spark_engine.SparkSettings`."""
+        out = self.model_dump()
+        out["conf"] = dict(self.conf or {})
+        return out
+
     @model_validator(mode="after")
     def _checkpoint_dir(self) -> SparkSettingsModel:
         if self.materialize == "checkpoint" and not self.checkpoint_dir:
@@ -242,7 +265,7 @@ class MatchSettings(Section):
 
     seed: Int = 0
     pool: Pool = "same_district"
-    exact: list[Str] | None = None
+    exact: tuple[Str, ...] | None = None
     ratio: PosInt = 3
     replace: Bool = True
     caliper: PosFloat | None = 0.2
@@ -254,6 +277,19 @@ class MatchSettings(Section):
     summary_output: Str = "reports/tables/match_summary.csv"
     balance_output: Str = "reports/tables/balance.csv"
     love_plot: Str = "reports/figures/love_plot"
+
+    #: Keys that are output paths, not matching parameters.
+    PATHS: typing.ClassVar[tuple[str, ...]] = (
+        "panel", "output", "summary_output", "balance_output", "love_plot",
+    )
+
+    def spec_kwargs(self) -> dict[str, Any]:
+        """The matching parameters (the fields of ``RiskSetSpec``)."""
+        return self.model_dump(exclude=set(self.PATHS))
+
+    def paths(self) -> dict[str, str]:
+        """The stage's input and output paths."""
+        return self.model_dump(include=set(self.PATHS))
 
     @model_validator(mode="after")
     def _consistent(self) -> MatchSettings:
@@ -274,10 +310,10 @@ Subgroup = Literal[
 
 class RobustnessSettings(Section):
     placebo_shift: PosInt = 6
-    pools: list[Pool] = Field(default_factory=lambda: ["program_districts", "non_program_districts"])
-    calipers: list[PosFloat] = Field(default_factory=lambda: [0.1, 0.5])
-    ratios: list[PosInt] = Field(default_factory=lambda: [1, 5])
-    honest_mbar: list[NonNegFloat] = Field(default_factory=lambda: [0.5, 1.0, 2.0])
+    pools: tuple[Pool, ...] = ("program_districts", "non_program_districts")
+    calipers: tuple[PosFloat, ...] = (0.1, 0.5)
+    ratios: tuple[PosInt, ...] = (1, 5)
+    honest_mbar: tuple[NonNegFloat, ...] = (0.5, 1.0, 2.0)
 
 
 class EstimateSettings(Section):
@@ -290,7 +326,7 @@ class EstimateSettings(Section):
     seed: Int = 11
     att_window: Window = (1, 6)
     event_window: Window = (-6, 12)
-    reference: list[Int] = Field(default_factory=lambda: [-1], min_length=1)
+    reference: tuple[Int, ...] = (-1,)
     design: Design = "ancova"
     ancova_fe: Str | None = "district_code"
     time_effects: Literal["matched_set", "stratum"] = "matched_set"
@@ -299,8 +335,8 @@ class EstimateSettings(Section):
     wild_bootstrap: Bool = True
     bootstrap_draws: PosInt = 999
     alpha: Level = 0.05
-    comparators: list[Comparator] = Field(default_factory=lambda: list(registry.COMPARATORS))
-    subgroups: list[Subgroup] = Field(default_factory=lambda: list(typing.get_args(Subgroup)))
+    comparators: tuple[Comparator, ...] = registry.COMPARATORS
+    subgroups: tuple[Subgroup, ...] = typing.get_args(Subgroup)
     robustness: RobustnessSettings = Field(default_factory=RobustnessSettings)
 
     @model_validator(mode="after")
@@ -311,13 +347,22 @@ class EstimateSettings(Section):
                 f"att_window {list(self.att_window)} must lie within event_window "
                 f"{list(self.event_window)}"
             )
+        if not self.reference:
+            raise ValueError("reference: at least one event time is needed")
         bad = [r for r in self.reference if not lo <= r < 0]
         if bad:
             raise ValueError(
-                f"reference {self.reference}: event times {bad} must be before the visit "
+                f"reference {list(self.reference)}: event times {bad} must be before the visit "
                 f"(negative) and within event_window {list(self.event_window)}"
             )
         return self
+
+    def flat(self) -> dict[str, Any]:
+        """Every key, with the ``robustness`` keys at the top level (the fields of the
+        estimate stage's configuration object)."""
+        out = self.model_dump(exclude={"robustness"})
+        out.update(self.robustness.model_dump())
+        return out
 
     @property
     def primary(self) -> registry.Estimator:
@@ -366,12 +411,14 @@ class ValidateSettings(Section):
     seed: Int = 20210404
     n_reps: PosInt = 12
     workers: PosInt = 2
-    scenarios: list[Scenario] = Field(default_factory=lambda: list(SCENARIO_NAMES), min_length=1)
+    scenarios: tuple[Scenario, ...] = SCENARIO_NAMES
+
+    _nonempty = field_validator("scenarios")(lambda v: _nonempty(v))
     n_students: PosInt = 10000
     n_districts: PosInt = 8
     n_program_districts: PosInt = 4
     served_share: OpenShare = 0.12
-    estimators: list[ValidateEstimator] | None = None
+    estimators: tuple[ValidateEstimator, ...] | None = None
     att_window: Window = (1, 6)
     alpha: Level = 0.05
     table: Str = "reports/tables/validation.csv"
@@ -380,6 +427,17 @@ class ValidateSettings(Section):
     match: MatchSettings | None = None
 
     _program_within = model_validator(mode="after")(lambda self: _program_within(self))
+
+    def kwargs(self) -> dict[str, Any]:
+        """The fields of the simulation study's configuration: unset ``estimators`` take
+        the study's default; ``match`` holds only the keys given (matching parameters)."""
+        out = self.model_dump(exclude={"estimators", "match"})
+        if self.estimators is not None:
+            out["estimators"] = self.estimators
+        if self.match is not None:
+            given = self.match.model_dump(exclude_unset=True)
+            out["match"] = {k: v for k, v in given.items() if k not in MatchSettings.PATHS}
+        return out
 
 
 # --- the whole file -----------------------------------------------------------------------------

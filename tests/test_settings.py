@@ -145,7 +145,7 @@ def test_absent_keys_take_the_library_defaults():
     s = parse_settings({})
     assert s.estimate.design == "ancova"
     assert s.disclosure.min_count == STATE_MIN_COUNT
-    assert s.estimate.comparators == list(registry.COMPARATORS)
+    assert s.estimate.comparators == registry.COMPARATORS
 
 
 def test_primary_design_comes_from_params(params):
@@ -160,3 +160,32 @@ def test_settings_are_frozen(params):
     s = parse_settings(params)
     with pytest.raises(Exception, match="frozen"):
         s.estimate.alpha = 0.1
+
+
+def test_sections_build_the_library_objects(params):
+    """Each section's keys are exactly the fields of the object its stage builds."""
+    import dataclasses
+
+    from pipeline.disclosure import Rules
+    from pipeline.matching.riskset import RiskSetSpec
+    from pipeline.spark_engine import SparkSettings
+    from pipeline.synth.config import SynthConfig
+
+    s = parse_settings(params)
+    spec = RiskSetSpec(**s.match.spec_kwargs())
+    assert spec.window == tuple(params["match"]["window"])
+    assert spec.caliper == params["match"]["caliper"] and spec.seed == params["match"]["seed"]
+    assert set(s.match.spec_kwargs()) == {f.name for f in dataclasses.fields(RiskSetSpec)}
+    assert s.match.paths()["love_plot"] == params["match"]["love_plot"]
+    spark = SparkSettings(**s.spark.kwargs())
+    assert spark.conf == params["spark"]["conf"]
+    assert set(s.spark.kwargs()) == {f.name for f in dataclasses.fields(SparkSettings)}
+    assert Rules(**s.disclosure.model_dump()) == Rules(6, 20)
+    synth = SynthConfig.from_params(s.synthesize.model_dump())
+    assert synth == SynthConfig.from_params(params["synthesize"])
+    flat = s.estimate.flat()
+    assert flat["placebo_shift"] == params["estimate"]["robustness"]["placebo_shift"]
+    assert "robustness" not in flat
+    assert set(s.panel.duckdb_kwargs()) | {"engine", *s.panel.PATHS} == set(
+        type(s.panel).model_fields
+    )
