@@ -498,6 +498,18 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     return parse_settings(load_params(p), str(p) if path is not None else "params.yaml")
 
 
+def stage_settings(path: str | os.PathLike | None = None) -> Settings:
+    """:func:`load_settings` for a stage's ``main()``: the first thing a stage does.
+
+    An invalid ``params.yaml`` stops the stage before any work, with every problem listed
+    (key path, value, what is allowed) and no traceback.
+    """
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 # --- messages -----------------------------------------------------------------------------------
 _MISSING = object()
 

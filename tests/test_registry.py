@@ -49,3 +49,10 @@ def test_estimands():
     assert set(registry.ESTIMANDS) == {"attendance_rate", "chronic_pp"}
     for e in registry.ESTIMANDS.values():
         assert e.unit == "percentage points"
+
+
+def test_figure_labels_agree_with_the_registry():
+    from pipeline import figures
+
+    for name, label in figures.ESTIMATOR_LABELS.items():
+        assert registry.label(name) == label, name
