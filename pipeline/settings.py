@@ -498,6 +498,20 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     return parse_settings(load_params(p), str(p) if path is not None else "params.yaml")
 
 
+def section_settings(name: str, values: Any, source: str = "params.yaml") -> Section:
+    """Check one section given as a mapping (e.g. by a test or a notebook); its typed model.
+
+    Raises
+    ------
+    SettingsError
+        As :func:`parse_settings`, with key paths under ``name``.
+    """
+    return getattr(parse_settings({name: dict(values or {})}, source), _FIELD.get(name, name))
+
+
+_FIELD = {"validate": "validate_"}
+
+
 def stage_settings(path: str | os.PathLike | None = None) -> Settings:
     """:func:`load_settings` for a stage's ``main()``: the first thing a stage does.
 

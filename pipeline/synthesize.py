@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from pipeline.config import section
+from pipeline.settings import stage_settings
 from pipeline.synth import SynthConfig, generate, write_extract
 
 log = logging.getLogger("pipeline.synthesize")
@@ -18,16 +18,16 @@ log = logging.getLogger("pipeline.synthesize")
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    params = section("synthesize")
-    cfg = SynthConfig.from_params(params)
+    params = stage_settings().synthesize
+    cfg = SynthConfig.from_params(params.model_dump())
     t0 = time.perf_counter()
     extract = generate(cfg)
     log.info(
-        "writing %s extract (%s form) to %s", cfg.format, cfg.attendance_form, params["output_dir"]
+        "writing %s extract (%s form) to %s", cfg.format, cfg.attendance_form, params.output_dir
     )
     write_extract(
         extract,
-        params["output_dir"],
+        params.output_dir,
         fmt=cfg.format,
         attendance_form=cfg.attendance_form,
         faults_per_kind=cfg.faults_per_kind,

@@ -189,3 +189,13 @@ def test_sections_build_the_library_objects(params):
     assert set(s.panel.duckdb_kwargs()) | {"engine", *s.panel.PATHS} == set(
         type(s.panel).model_fields
     )
+
+
+def test_one_section_checked_alone():
+    from pipeline.settings import MatchSettings, ValidateSettings, section_settings
+
+    m = section_settings("match", {"ratio": 2, "window": [-6, 9]})
+    assert isinstance(m, MatchSettings) and m.window == (-6, 9) and m.caliper == 0.2
+    assert isinstance(section_settings("validate", {"n_reps": 3}), ValidateSettings)
+    with pytest.raises(SettingsError, match=r"match\.ratoi = 2: unknown key"):
+        section_settings("match", {"ratoi": 2})
