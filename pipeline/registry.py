@@ -103,22 +103,6 @@ ESTIMATORS: dict[str, Estimator] = {
             design="differences",
         ),
         Estimator(
-            "matched_ancova_no_ipcw",
-            "Matched ANCOVA without censoring weights",
-            "matched design",
-            "pipeline.did.ancova:matched_ancova",
-            ("As the matched ANCOVA, with censored comparison rows dropped unweighted.",),
-            role="variant",
-        ),
-        Estimator(
-            "matched_ancova_keep_censored",
-            "Matched ANCOVA keeping later-visited comparisons",
-            "matched design",
-            "pipeline.did.ancova:matched_ancova",
-            ("As the matched ANCOVA, with later-visited comparison rows kept as untreated.",),
-            role="variant",
-        ),
-        Estimator(
             "naive_before_after",
             "Naive before–after",
             "naive",
@@ -170,6 +154,34 @@ ESTIMATORS: dict[str, Estimator] = {
         ),
     )
 }
+
+
+
+def _variants(design: Estimator) -> tuple[Estimator, ...]:
+    """The simulation study's variants of a design: what the censoring correction does."""
+    return (
+        Estimator(
+            f"{design.name}_no_ipcw",
+            f"{design.label} without censoring weights",
+            design.family,
+            design.target,
+            (f"As the {design.label}, with censored comparison rows dropped unweighted.",),
+            role="variant",
+        ),
+        Estimator(
+            f"{design.name}_keep_censored",
+            f"{design.label} keeping later-visited comparisons",
+            design.family,
+            design.target,
+            (f"As the {design.label}, with later-visited comparison rows kept as untreated.",),
+            role="variant",
+        ),
+    )
+
+
+ESTIMATORS.update(
+    {v.name: v for d in list(ESTIMATORS.values()) if d.role == "design" for v in _variants(d)}
+)
 
 #: ``estimate.design`` value → estimator name.
 DESIGNS: dict[str, str] = {e.design: e.name for e in ESTIMATORS.values() if e.design}
@@ -242,6 +254,13 @@ def other_design(design: str) -> str:
     """The design not chosen (reported beside the primary)."""
     others = [d for d in DESIGNS if d != design_estimator(design).design]
     return others[0]
+
+
+def variants(design: str) -> tuple[str, str]:
+    """The simulation study's variants of a design: no censoring weights, and
+    later-visited comparison rows kept."""
+    name = design_estimator(design).name
+    return f"{name}_no_ipcw", f"{name}_keep_censored"
 
 
 def label(name: str) -> str:

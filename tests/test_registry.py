@@ -56,3 +56,15 @@ def test_figure_labels_agree_with_the_registry():
 
     for name, label in figures.ESTIMATOR_LABELS.items():
         assert registry.label(name) == label, name
+
+
+def test_design_variants_follow_the_design():
+    assert registry.variants("ancova") == ("matched_ancova_no_ipcw", "matched_ancova_keep_censored")
+    assert registry.variants("differences") == (
+        "matched_stacked_no_ipcw",
+        "matched_stacked_keep_censored",
+    )
+    for d in registry.DESIGNS:
+        for v in registry.variants(d):
+            assert registry.estimator(v).role == "variant"
+            assert registry.label(v).startswith(registry.design_estimator(d).label)
