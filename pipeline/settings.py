@@ -309,7 +309,7 @@ Subgroup = Literal[
 
 
 class RobustnessSettings(Section):
-    placebo_shift: PosInt = 6
+    placebo_shift: NonNegInt = 6  # 0: no placebo check
     pools: tuple[Pool, ...] = ("program_districts", "non_program_districts")
     calipers: tuple[PosFloat, ...] = (0.1, 0.5)
     ratios: tuple[PosInt, ...] = (1, 5)
