@@ -23,9 +23,9 @@ from pipeline import outputs
 from pipeline.analysis.estimation import run_estimation
 from pipeline.analysis.schemas import ESTIMATE_TABLES
 from pipeline.analysis.settings import EstimateConfig
-from pipeline.config import load_params
 from pipeline.io import write_csv, write_json
 from pipeline.matching.riskset import RiskSetSpec
+from pipeline.settings import stage_settings
 
 log = logging.getLogger("pipeline.estimate")
 
@@ -61,12 +61,9 @@ def write_outputs(out: dict[str, Any], root: str | Path = ".") -> None:
 def main() -> None:
     """Entry point: params sections ``estimate`` and ``match`` → the estimate tables."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    params = load_params()
-    cfg = EstimateConfig.from_params(params.get("estimate", {}))
-    msec = params.get("match", {})
-    spec = RiskSetSpec.from_params(
-        {k: v for k, v in msec.items() if k in RiskSetSpec.__dataclass_fields__}
-    )
+    s = stage_settings()
+    cfg = EstimateConfig(**s.estimate.flat())
+    spec = RiskSetSpec(**s.match.spec_kwargs())
     matched = pd.read_parquet(outputs.MATCHED)
     balance = pd.read_csv(outputs.BALANCE)
     meta = outputs.read_extract_meta()

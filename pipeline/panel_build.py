@@ -183,20 +183,6 @@ class DuckDBSettings:
     row_group_size: int = 1_000_000
     chunk_students: int = 100_000
 
-    @classmethod
-    def from_params(cls, params: dict) -> DuckDBSettings:
-        from pipeline.config import ConfigError
-
-        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(
-                f"params.yaml: section 'panel' has unknown key(s) {unknown}; allowed: "
-                f"engine, interim_dir, output, quality_output, "
-                f"{', '.join(cls.__dataclass_fields__)}"
-            )
-        return cls(**params)
-
-
 # --- inputs ---------------------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ from pipeline.disclosure import (
     row_margins,
     suppress,
 )
+from pipeline.settings import stage_settings
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -704,7 +705,7 @@ def build_context(
         "truth_gap": (float(att["estimate"]) - truth) if truth is not None else None,
         "naive_truth_gap": (float(naive["estimate"]) - truth) if truth is not None else None,
         "pretrend": m["pretrend_test"],
-        "design": m.get("design", "differences"),
+        "design": m["design"],  # chosen by estimate.design; estimate writes it
         "ancova_within": _within((m.get("design_settings") or {}).get("ancova_fe")),
         "pretrend_ok": bool(m["pretrend_test"]["p_value"] >= 0.05),
         "flow": flow,
@@ -918,6 +919,7 @@ def _readable(*paths: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m pipeline.report``."""
     root = config.project_root()
+    stage_settings()  # the whole params.yaml is checked before any work
     out = run(root, config.load_params())
     for k, p in out.items():
         print(f"report: wrote {k}: {p.relative_to(root) if p.is_relative_to(root) else p}")

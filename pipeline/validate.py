@@ -99,14 +99,13 @@ def run(cfg: ValidateConfig, root: str | Path = ".") -> tuple[pd.DataFrame, pd.D
 
 def main() -> None:
     """Entry point: the ``validate`` section of ``params.yaml`` → validation table, figure."""
-    from pipeline.config import load_params, project_root
+    from pipeline.config import project_root
+    from pipeline.settings import stage_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    params = load_params().get("validate")
-    if params is None:
-        log.warning("params.yaml has no validate section: using the defaults")
-        params = {}
-    cfg = ValidateConfig.from_params(params)
+    s = stage_settings()
+    # the study validates the primary design, chosen by estimate.design
+    cfg = ValidateConfig(design=s.estimate.design, **s.validate_section.kwargs())
     summary, _ = run(cfg, project_root())
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.drop(columns=["targets_apply"]).to_string(index=False, float_format="%.3f"))

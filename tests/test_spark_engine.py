@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError
+from pipeline.settings import section_settings
 
 
 def _spark_available() -> bool:
@@ -320,12 +321,15 @@ def test_unknown_engine_and_spark_settings_are_config_errors():
     from pipeline.spark_engine import SparkSettings
 
     with pytest.raises(ConfigError, match="ingest.engine"):
-        _engine({"engine": "flink"}, None)
+        section_settings("ingest", {"engine": "flink"})
     with pytest.raises(ConfigError, match="mastr"):
-        SparkSettings.from_params({"mastr": "local[1]"})
+        section_settings("spark", {"mastr": "local[1]"})
     with pytest.raises(ConfigError, match="checkpoint_dir"):
-        SparkSettings.from_params({"materialize": "checkpoint"})
-    assert _engine({}, None) is None and _engine({"engine": "duckdb"}, None) is None
+        section_settings("spark", {"materialize": "checkpoint"})
+    spark = section_settings("spark", {})
+    assert SparkSettings(**spark.kwargs()) == SparkSettings()
+    assert _engine(section_settings("ingest", {}), spark) is None
+    assert _engine(section_settings("ingest", {"engine": "duckdb"}), spark) is None
 
 
 def test_params_yaml_has_the_switches():
@@ -335,7 +339,7 @@ def test_params_yaml_has_the_switches():
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     assert params["ingest"]["engine"] == "duckdb" and params["panel"]["engine"] == "duckdb"
     SparkSettings = pytest.importorskip("pipeline.spark_engine").SparkSettings
-    SparkSettings.from_params(params["spark"])
+    SparkSettings(**section_settings("spark", params["spark"]).kwargs())
     stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     for stage in ("ingest", "panel"):
         assert stage in stages[stage]["params"] and "spark" in stages[stage]["params"]

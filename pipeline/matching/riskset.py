@@ -199,20 +199,6 @@ class RiskSetSpec:
         # the first-visit month and the grade band are always exact
         return [c for c in self.exact if c not in ("school_month", "grade_band")]
 
-    @classmethod
-    def from_params(cls, section: dict) -> RiskSetSpec:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(section) - known
-        if unknown:
-            raise ValueError(f"params.yaml match: unknown key(s) {sorted(unknown)}")
-        kw = dict(section)
-        if "window" in kw:
-            kw["window"] = tuple(int(v) for v in kw["window"])
-        if kw.get("exact") is not None:
-            kw["exact"] = tuple(kw["exact"])
-        return cls(**kw)
-
-
 @dataclass
 class RiskSetResult:
     """Outcome of :func:`riskset_match`.
