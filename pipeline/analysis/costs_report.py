@@ -62,9 +62,7 @@ def cost_sentences(table: pd.DataFrame, synthetic: bool) -> list[str]:
     return out
 
 
-def cost_section(
-    table: pd.DataFrame, sensitivity: pd.DataFrame, synthetic: bool
-) -> dict[str, Any]:
+def cost_section(table: pd.DataFrame, sensitivity: pd.DataFrame, synthetic: bool) -> dict[str, Any]:
     """The report section's content: title, sentences, the display tables.
 
     Parameters
