@@ -161,3 +161,30 @@ def test_report_section_and_figure():
     assert len(sec["sensitivity"]) == 7
     fig = cost_figure(out["cost_sensitivity"])
     assert len(fig.axes) == 2
+
+
+def test_stage_writes_both_tables_from_params(tmp_path, monkeypatch):
+    """``python -m pipeline.costs`` in a project: this repository's params.yaml, a metrics
+    file and the ingest stage's home visits → the two declared tables, nothing else."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from pipeline import costs as stage
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/metrics.json").write_text(json.dumps(_metrics()))
+    (tmp_path / "data/interim").mkdir(parents=True)
+    pd.DataFrame({"student_key": ["a", "b"], "outcome": ["completed", "attempted"]}).to_parquet(
+        tmp_path / "data/interim/home_visits.parquet"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEAP_PROJECT_ROOT", raising=False)
+    stage.main()
+    written = sorted(p.name for p in (tmp_path / "reports/tables").iterdir())
+    assert written == ["cost_effectiveness.csv", "cost_sensitivity.csv"]
+    t = pd.read_csv(tmp_path / "reports/tables/cost_effectiveness.csv").set_index("measure")
+    # the defaults: $10.7M over 8,700 students
+    assert t.loc["per_student", "cost_per_unit"] == pytest.approx(10_700_000 / 8700, rel=1e-5)
