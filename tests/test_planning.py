@@ -60,3 +60,56 @@ def test_icc_recovers_a_known_value():
     y = rng.normal(0, math.sqrt(icc), k)[groups] + rng.normal(0, math.sqrt(1 - icc), k * m)
     assert _icc(y, groups) == pytest.approx(icc, abs=0.03)
     assert _icc(rng.normal(size=1000), np.repeat(np.arange(100), 10)) < 0.03
+
+
+def _toy_panel(seed=0, n=1500, months=24, school_sd=3.0, noise_sd=6.0):
+    """Students in 3 districts x 4 schools, persistent level + school effect + noise;
+    every 10th student 'visited' at month 10 (event_time set); lags and prior year."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    school = rng.integers(0, 12, n)
+    level = 90 + rng.normal(0, 5, n) + rng.normal(0, school_sd, 12)[school]
+    rate = level[:, None] + rng.normal(0, noise_sd, (n, months))
+    visited = np.arange(n) % 10 == 0
+    rows = []
+    for t in range(3, months):
+        rows.append(
+            pd.DataFrame(
+                {
+                    "student_key": [f"s{i}" for i in range(n)],
+                    "school_month": t,
+                    "district_code": [f"d{s // 4}" for s in school],
+                    "school_code": [f"c{s}" for s in school],
+                    "leap_district": True,
+                    "first_visit_school_month": np.where(visited, 10.0, np.nan),
+                    "attendance_rate": rate[:, t],
+                    "event_time": np.where(visited, t - 10, np.nan),
+                    "rate_lag1": rate[:, t - 1],
+                    "rate_lag2": rate[:, t - 2],
+                    "rate_lag3": rate[:, t - 3],
+                    "prior_year_rate": level + rng.normal(0, 2, n),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_variance_components_on_a_toy_panel_and_the_cli(tmp_path, capsys):
+    from pipeline import plan
+    from pipeline.analysis.planning import variance_components
+
+    panel = _toy_panel()
+    vc = variance_components(panel)
+    # the window average of 6 iid months has noise variance 36 / 6 = 6 around a level the
+    # covariates predict well: R² well above zero, residual variance near 6-10
+    assert 0.3 < vc.r2 < 1 and 4 < vc.residual_variance < 15
+    assert 0 <= vc.icc_school < 0.5 and vc.window == (1, 6)
+    path = tmp_path / "panel.parquet"
+    panel.to_parquet(path)
+    out = tmp_path / "plan.csv"
+    t = plan.main(["--panel", str(path), "--n-treated", "100", "400", "--out", str(out)])
+    assert out.exists() and (t["mde"] > 0).all()
+    assert "variance components" in capsys.readouterr().out
+    big = t[t["n_treated"] == 400]["mde"].max()
+    assert big < t[t["n_treated"] == 100]["mde"].min()

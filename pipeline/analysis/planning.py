@@ -151,8 +151,7 @@ def pseudo_visits(
     -------
     pandas.DataFrame
         One row per student: district, school and month at the pseudo visit, the
-        covariates there and ``y``, the mean attendance over the window (all its months
-        observed), for the students nearest the visited ones at their first visit.
+        covariates there and ``y``, the mean attendance over the window's observed months, for the students nearest the visited ones at their first visit.
     """
     need = [
         "student_key",
@@ -202,7 +201,9 @@ def pseudo_visits(
         v[ok] = arr[row[ok], idx[ok]]
         ys.append(v)
     ys = np.vstack(ys)
-    cand["y"] = np.where(np.isnan(ys).any(axis=0), np.nan, ys.mean(axis=0))
+    seen = (~np.isnan(ys)).sum(axis=0)
+    # the design uses every month observed in the window (students leave, move, graduate)
+    cand["y"] = np.where(seen > 0, np.nansum(ys, axis=0) / np.maximum(seen, 1), np.nan)
     return cand.dropna(subset=["y"]).reset_index(drop=True)
 
 
@@ -246,8 +247,8 @@ def variance_components(
     return VarianceComponents(
         sigma2=sigma2,
         r2=max(0.0, 1.0 - resid / sigma2) if sigma2 > 0 else 0.0,
-        icc_school=_icc(e, d["school_code"].astype(str).to_numpy()),
-        icc_district=_icc(er, d["district_code"].astype(str).to_numpy()),
+        icc_school=float(_icc(e, d["school_code"].astype(str).to_numpy())),
+        icc_district=float(_icc(er, d["district_code"].astype(str).to_numpy())),
         n_students=len(d),
         window=tuple(window),
     )
