@@ -23,13 +23,14 @@ recorded month, the prior year and the dip), one month per student.
 ``M = t_{1-α/2, df} + t_{power, df}`` (≈ 2.80 for a two-sided 5% test at 80% power and
 many degrees of freedom) and ``n_c = ratio · n_t``.
 
-Status: the check against the simulated design is not done yet.  On the default synthetic
-extract these panel-based components give a standard error of about 0.43 points for the
-385 analysed visited students (``ratio`` = distinct comparisons per visited student, 1.7),
-while the primary design's own standard error is 0.87: the matched students' adjusted
-window averages vary about twice as much as those of the nearest never-visited students
-(partial windows, exits and the design's censoring weights are not in this model).  Use
-the MDE as a lower bound until the simulated calibration lands.
+Status: the analytic MDE does NOT yet agree with the simulated design within 10%.
+``nice python benchmarks/bench_plan.py --reps 3 --sizes 6000 10000 16000``
+(``benchmarks/results/plan_mde.csv``; 14 minutes on two shared cores) gives analytic /
+simulated ratios of 0.93, 0.63 and 0.76 for about 400, 700 and 1,140 analysed visited
+students: the primary design's mean standard error barely falls with size (0.66, 0.65,
+0.54 points), so something that does not scale with the number of visited students
+(censoring weights, time effects per district with four program districts, partial
+windows) dominates it and is not in this model.  Read the MDE as a lower bound.
 """
 
 from __future__ import annotations
