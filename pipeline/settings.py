@@ -386,6 +386,19 @@ class DisclosureSettings(Section):
     )
 
 
+class CostsSettings(Section):
+    """``costs``: the cost-effectiveness inputs (ingredients method; illustrative defaults)."""
+
+    total_cost: NonNegFloat = 10_700_000.0
+    period: Str = "LEAP's first phase (April 2021 onward)"
+    students_reached: PosInt | None = 8700
+    cost_per_attempt: NonNegFloat | None = None
+    cost_per_completed_visit: NonNegFloat | None = None
+    school_days_per_month: Annotated[float, Strict(), Field(gt=0, le=31)] = 18.0
+    cost_multipliers: tuple[PosFloat, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
+    students_reached_alternatives: tuple[PosInt, ...] = (8600, 9000)
+
+
 class ReportSettings(Section):
     """``report``: where the report goes and how it is printed."""
 
@@ -452,6 +465,7 @@ class Settings(Section):
     spark: SparkSettingsModel = Field(default_factory=SparkSettingsModel)
     match: MatchSettings = Field(default_factory=MatchSettings)
     estimate: EstimateSettings = Field(default_factory=EstimateSettings)
+    costs: CostsSettings = Field(default_factory=CostsSettings)
     disclosure: DisclosureSettings = Field(default_factory=DisclosureSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     validate_: ValidateSettings = Field(default_factory=ValidateSettings, alias="validate")

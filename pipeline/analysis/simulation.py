@@ -157,6 +157,30 @@ def _row(estimator: str, res, window, alpha) -> dict:
     }
 
 
+def synthetic_panel(scfg: SynthConfig) -> tuple[pd.DataFrame, float | None]:
+    """A synthetic extract's panel, through ingest and the panel build, and its truth.
+
+    Parameters
+    ----------
+    scfg
+        The generator's configuration.
+
+    Returns
+    -------
+    tuple
+        The panel and the true average effect over the window (``None`` if absent).
+    """
+    extract = generate(scfg)
+    truth = extract.truth.get("att_window")
+    with tempfile.TemporaryDirectory(prefix="leap-validate-") as tmp:
+        tmp = Path(tmp)
+        write_extract(extract, tmp / "raw")
+        del extract
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
+        write_panel(tmp / "interim", tmp / "panel.parquet", None)
+        return pd.read_parquet(tmp / "panel.parquet"), truth
+
+
 def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> pd.DataFrame:
     """One replication: extract → design → every estimator's window average.
 
@@ -173,15 +197,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         comparators=tuple(e for e in cfg.estimators if e in COMPARATORS),
     )
     spec = RiskSetSpec(**cfg.match)
-    extract = generate(scfg)
-    truth = extract.truth.get("att_window")
-    with tempfile.TemporaryDirectory(prefix="leap-validate-") as tmp:
-        tmp = Path(tmp)
-        write_extract(extract, tmp / "raw")
-        del extract
-        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
-        write_panel(tmp / "interim", tmp / "panel.parquet", None)
-        panel = pd.read_parquet(tmp / "panel.parquet")
+    panel, truth = synthetic_panel(scfg)
     res = riskset_match(panel, spec)
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
     y = "attendance_rate"
