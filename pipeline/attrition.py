@@ -88,6 +88,13 @@ def wwc_max_differential(overall_pct: float, boundary: str = "cautious") -> floa
     return float(tab[o])
 
 
+def _analytic_sample(d, match_id, unit, role, event_time) -> pd.DataFrame:
+    """Rows at event time 0 of the sets whose visited and comparison students are there."""
+    members = d[d[event_time] == 0].drop_duplicates([match_id, unit])
+    ok = members.groupby(match_id)[role].agg(lambda r: {"treated", "comparison"} <= set(r))
+    return members[members[match_id].map(ok).to_numpy(dtype=bool)]
+
+
 def attrition_table(
     matched: pd.DataFrame,
     *,
@@ -127,11 +134,7 @@ def attrition_table(
     if missing:
         raise KeyError(f"attrition_table: column(s) {missing} missing from the matched data")
     d = matched[need]
-    members = d[d[event_time] == 0].drop_duplicates([match_id, unit])
-    # the analytic sample: sets whose visited student and a comparison are both at k = 0
-    roles = members.groupby(match_id)[role].agg(lambda r: {"treated", "comparison"} <= set(r))
-    members = members[members[match_id].map(roles).to_numpy(dtype=bool)]
-    base = members[[match_id, unit, role]]
+    base = _analytic_sample(d, match_id, unit, role, event_time)[[match_id, unit, role]]
     n_t = int((base[role] == "treated").sum())
     n_c = int((base[role] == "comparison").sum())
     lo, hi = int(event_times[0]), int(event_times[1])
@@ -287,9 +290,7 @@ def lee_bounds_matched(
     if missing:
         raise KeyError(f"lee_bounds_matched: column(s) {missing} missing from the matched data")
     d = matched[need]
-    base = d[d[event_time] == 0].drop_duplicates([match_id, unit])
-    ok = base.groupby(match_id)[role].agg(lambda r: {"treated", "comparison"} <= set(r))
-    base = base[base[match_id].map(ok).to_numpy(dtype=bool)]
+    base = _analytic_sample(d, match_id, unit, role, event_time)
     lo, hi = window
     post = d[(d[event_time] >= lo) & (d[event_time] <= hi)]
     if censored:
