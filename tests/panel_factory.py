@@ -10,8 +10,11 @@ import pandas as pd
 from pipeline.synth import SynthConfig, generate, write_extract
 
 
-def build_panel(cfg: SynthConfig) -> tuple[pd.DataFrame, dict]:
-    """The panel of the extract ``cfg`` generates, and the generator's truth."""
+def build_panel(cfg: SynthConfig) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """The panel of the extract ``cfg`` generates, the generator's truth and its visits
+    (``home_visits`` with ``student_key``, the pseudonym the panel uses)."""
+    from pipeline.contract import DEMO_ID_KEY
+    from pipeline.pseudonym import pseudonym
     from pipeline.ingest import run_ingest
     from pipeline.panel import write_panel
 
@@ -22,4 +25,7 @@ def build_panel(cfg: SynthConfig) -> tuple[pd.DataFrame, dict]:
         run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
         write_panel(tmp / "interim", tmp / "panel.parquet", None)
         panel = pd.read_parquet(tmp / "panel.parquet")
-    return panel, extract.truth
+    visits = extract.tables["home_visits"].copy()
+    key = DEMO_ID_KEY.encode("utf-8")
+    visits["student_key"] = [pseudonym(str(s), key) for s in visits["student_id"]]
+    return panel, extract.truth, visits

@@ -75,7 +75,7 @@ def test_matches_the_generators_yearly_rates():
     from tests.conftest import small_config
     from tests.panel_factory import build_panel
 
-    panel, truth = build_panel(small_config())
+    panel, truth, _ = build_panel(small_config())
     y = chronic_absence_yearly(panel, exclude_grades=())
     rates = chronic_absence_rates(y).set_index("school_year")["chronic_rate"]
     for year, v in truth["chronic_absence"].items():
