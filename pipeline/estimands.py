@@ -37,11 +37,28 @@ from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import DesignBootstrap
 from pipeline.did.ancova import matched_ancova
 from pipeline.inference import SCHOOL, district_wild_check
-from pipeline.matching.riskset import RiskSetSpec
+from pipeline.matching.riskset import PANEL_MATCH_COLUMNS, RiskSetSpec
 
 log = logging.getLogger("pipeline.estimands")
 
-__all__ = ["ESTIMAND_COLUMNS", "EstimandsConfig", "estimands"]
+__all__ = ["ESTIMAND_COLUMNS", "ESTIMAND_TABLES", "PANEL_COLUMNS", "EstimandsConfig", "estimands"]
+
+#: Panel columns :func:`estimands` reads (matching, attempts, clusters, chronic absence).
+PANEL_COLUMNS = [
+    *PANEL_MATCH_COLUMNS,
+    "month",
+    "school_code",
+    "school_year",
+    "attendance_rate",
+    "event_time",
+    "days_membership",
+    "days_present",
+    "visits_completed_to_date",
+    "visits_attempted_to_date",
+]
+
+#: The tables :func:`estimands` returns (each written as ``reports/tables/<name>.csv``).
+ESTIMAND_TABLES = ("estimands", "attrition", "censoring_diagnostics", "reach", "chronic_yearly")
 
 ESTIMAND_COLUMNS = (
     "estimand",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.estimands import ESTIMAND_COLUMNS, EstimandsConfig, estimands
+from pipeline.estimands import ESTIMAND_COLUMNS, PANEL_COLUMNS, EstimandsConfig, estimands
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 from tests.conftest import small_config
 from tests.panel_factory import build_panel
@@ -15,7 +15,8 @@ def result():
     spec = RiskSetSpec()
     matched = stack_panels(panel, riskset_match(panel, spec).matches, spec.window)
     cfg = EstimandsConfig(design_bootstrap_draws=8, bootstrap_workers=1, district_wild_draws=499)
-    return estimands(panel, matched, spec, cfg), truth
+    # the stage reads only PANEL_COLUMNS of the panel
+    return estimands(panel[PANEL_COLUMNS], matched, spec, cfg), truth
 
 
 def test_every_estimand_is_reported(result):
