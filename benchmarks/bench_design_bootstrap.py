@@ -37,7 +37,11 @@ sys.path.insert(0, str(ROOT))
 def default_panel(tmp: Path) -> Path:
     """The default extract's panel, built in ``tmp``."""
     from pipeline.config import load_params, section
-    from pipeline.ingest import run_ingest
+
+    try:  # after the architecture refactor (issue 22) the library lives in ingestion
+        from pipeline.ingestion import run_ingest
+    except ImportError:
+        from pipeline.ingest import run_ingest
     from pipeline.synth import SynthConfig, generate, write_extract
 
     try:  # after the architecture refactor the builder lives in panel_build

@@ -60,7 +60,10 @@ ZERO_TRUTH = ("zero_half_contact", "reachability_zero")
 def _panel(world: str, seed: int):
     import dataclasses
 
-    from pipeline.ingest import run_ingest
+    try:  # after the architecture refactor (issue 22) the library lives in ingestion
+        from pipeline.ingestion import run_ingest
+    except ImportError:
+        from pipeline.ingest import run_ingest
     from pipeline.synth import SynthConfig, generate, write_extract
 
     try:

@@ -14,9 +14,9 @@ def build_panel(cfg: SynthConfig) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """The panel of the extract ``cfg`` generates, the generator's truth and its visits
     (``home_visits`` with ``student_key``, the pseudonym the panel uses)."""
     from pipeline.contract import DEMO_ID_KEY
+    from pipeline.ingestion import run_ingest
+    from pipeline.panel_build import write_panel
     from pipeline.pseudonym import pseudonym
-    from pipeline.ingest import run_ingest
-    from pipeline.panel import write_panel
 
     extract = generate(cfg)
     with tempfile.TemporaryDirectory(prefix="leap-test-panel-") as tmp:

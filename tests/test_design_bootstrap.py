@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.analysis.design import add_outcomes, primary, with_censoring_weights
+from pipeline.analysis.settings import EstimateConfig
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import DesignBootstrap, school_multiplicities
-from pipeline.estimate import EstimateConfig, add_outcomes, primary, with_censoring_weights
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 from tests.conftest import small_config
 from tests.panel_factory import build_panel
