@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.analysis.schemas import ATTRITION_COLUMNS
+
 __all__ = [
     "ATTRITION_COLUMNS",
     "WWC_BOUNDARY",
@@ -56,22 +58,6 @@ _OPTIMISTIC = (
     2.6, 2.3, 2.1, 1.9, 1.6, 1.4, 1.1, 0.9, 0.7, 0.5, 0.3,
 )  # fmt: skip
 WWC_BOUNDARY = {"cautious": _CAUTIOUS, "optimistic": _OPTIMISTIC}
-
-ATTRITION_COLUMNS = (
-    "event_time",
-    "n_treated",
-    "n_comparison",
-    "retained_treated",
-    "retained_comparison",
-    "censored_comparison",
-    "attrition_treated",
-    "attrition_comparison",
-    "overall_attrition",
-    "differential_attrition",
-    "boundary",
-    "max_differential",
-    "wwc_attrition",
-)
 
 
 def wwc_max_differential(overall_pct: float, boundary: str = "cautious") -> float:

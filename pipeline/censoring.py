@@ -44,18 +44,12 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from pipeline.analysis.schemas import CENSORING_DIAGNOSTICS_COLUMNS
+
 DEFAULT_HISTORY = ("rate_lag1", "rate_lag2", "rate_lag3")
 DEFAULT_CATEGORICAL = ("month", "district_code", "grade_band")
 DEFAULT_TRUNCATE = (0.01, 0.99)
-DIAGNOSTIC_COLUMNS = (
-    "event_time",
-    "comparison_rows",
-    "censored_rows",
-    "censoring_events",
-    "effective_sample_size",
-    "max_weight",
-    "truncated_rows",
-)
+DIAGNOSTIC_COLUMNS = CENSORING_DIAGNOSTICS_COLUMNS
 
 
 @dataclass

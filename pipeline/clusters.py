@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["add_home_clusters", "home_clusters"]
+__all__ = ["HOME_COLUMNS", "add_home_clusters", "home_clusters"]
+
+#: The columns whose first-month values are a student's home clusters.
+HOME_COLUMNS = ("school_code", "district_code")
 
 
 def home_clusters(
@@ -20,7 +23,7 @@ def home_clusters(
     *,
     unit: str = "student_key",
     time: str = "school_month",
-    columns: tuple[str, ...] = ("school_code", "district_code"),
+    columns: tuple[str, ...] = HOME_COLUMNS,
 ) -> pd.DataFrame:
     """One row per student: the values of ``columns`` in the student's first month.
 

@@ -29,6 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.analysis.schemas import (
+    ATTRITION_COLUMNS,
+    CHRONIC_YEARLY_COLUMNS,
+    ESTIMANDS_COLUMNS,
+    REACH_COLUMNS,
+)
 from pipeline.attempts import bloom, itt_design, reach_shares
 from pipeline.attrition import attrition_table, lee_bounds_matched
 from pipeline.censoring import DEFAULT_TRUNCATE, ipcw_weights
@@ -60,16 +66,7 @@ PANEL_COLUMNS = [
 #: The tables :func:`estimands` returns (each written as ``reports/tables/<name>.csv``).
 ESTIMAND_TABLES = ("estimands", "attrition", "censoring_diagnostics", "reach", "chronic_yearly")
 
-ESTIMAND_COLUMNS = (
-    "estimand",
-    "inference",
-    "estimate",
-    "std_error",
-    "ci_low",
-    "ci_high",
-    "n",
-    "note",
-)
+ESTIMAND_COLUMNS = ESTIMANDS_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -236,9 +233,9 @@ def estimands(
     attempt("attrition", attrition)
     attempt("chronic absence (state measure)", chronic)
     tables["estimands"] = pd.DataFrame(rows, columns=list(ESTIMAND_COLUMNS))
-    tables.setdefault("attrition", pd.DataFrame())
-    tables.setdefault("reach", pd.DataFrame())
-    tables.setdefault("chronic_yearly", pd.DataFrame())
+    tables.setdefault("attrition", pd.DataFrame(columns=ATTRITION_COLUMNS))
+    tables.setdefault("reach", pd.DataFrame(columns=REACH_COLUMNS))
+    tables.setdefault("chronic_yearly", pd.DataFrame(columns=CHRONIC_YEARLY_COLUMNS))
     return {**tables, "metrics": metrics}
 
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: ``estimate.design`` → the estimator name its results carry.
@@ -51,6 +51,10 @@ class EstimateConfig:
     calipers: tuple[float, ...] = (0.1, 0.5)
     ratios: tuple[int, ...] = (1, 5)
     honest_mbar: tuple[float, ...] = (0.5, 1.0, 2.0)
+    #: censoring-weight truncation quantiles (null: none), :mod:`pipeline.censoring`
+    ipcw_truncate: tuple[float, float] | None = (0.01, 0.99)
+    #: settings of the estimands beside the headline (:class:`pipeline.estimands.EstimandsConfig`)
+    estimands: dict = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> EstimateConfig:
@@ -63,6 +67,7 @@ class EstimateConfig:
         for k, v in list(kw.items()):
             if isinstance(v, list):
                 kw[k] = tuple(v)
+        kw["estimands"] = dict(kw.get("estimands") or {})
         return cls(**kw)
 
     def __post_init__(self) -> None:
