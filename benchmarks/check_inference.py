@@ -25,6 +25,9 @@ Usage::
 
     python benchmarks/check_inference.py --reps 20 --draws 99 --workers 2 \
         --out benchmarks/results/check_inference.json
+
+Each replication is also appended to ``<out>.jsonl`` as it finishes
+(:func:`summarize_file` summarises a run cut short).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +182,12 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+def summarize_file(path: Path) -> list[dict]:
+    """The summary of the replications written so far to a ``.jsonl`` file."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return summarize(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=10)
@@ -192,10 +201,23 @@ def main() -> None:
         int(s.generate_state(1, dtype=np.uint32)[0])
         for s in np.random.SeedSequence(args.seed).spawn(args.reps)
     ]
-    tasks = [(w, r, seeds[r], args.draws) for w in args.worlds for r in range(args.reps)]
+    # worlds interleaved, so that a run cut short has replications of each
+    tasks = [(w, r, seeds[r], args.draws) for r in range(args.reps) for w in args.worlds]
     t0 = time.perf_counter()
+    rows = []
+    log = args.out.with_suffix(".jsonl") if args.out else None
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
     with ProcessPoolExecutor(max_workers=args.workers) as ex:
-        rows = list(ex.map(replication, tasks))
+        futures = [ex.submit(replication, t) for t in tasks]
+        for f in as_completed(futures):
+            row = f.result()
+            rows.append(row)
+            if log:  # each replication as it finishes
+                with log.open("a") as fh:
+                    fh.write(json.dumps(row, default=float) + "\n")
+    rows.sort(key=lambda r: (r["world"], r["rep"]))
     result = {
         "summary": summarize(rows),
         "replications": rows,
