@@ -78,6 +78,8 @@ MATCH_SUMMARY_CROSSTAB = {
     "tier": "prior_year_tier",
 }
 OPTIONAL = {"validation": []}
+#: Tables of the estimands beside the headline (pipeline/estimands.py), read when present.
+ESTIMAND_INPUTS = ("estimands", "attrition", "censoring_diagnostics", "chronic_yearly")
 METRIC_KEYS = [
     "primary_estimator",
     "att",
@@ -182,6 +184,10 @@ def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
     vpath = tabdir / "validation.csv"
     if vpath.exists():
         tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
+    for name in ESTIMAND_INPUTS:  # the estimands beside the headline, when computed
+        p = tabdir / f"{name}.csv"
+        if p.exists():
+            tables[name], paths[name] = _read_csv(p, required_columns(name)), p
 
     numeric = {
         "event_study": ["event_time", *EST_COLS, "n_treated"],
@@ -481,9 +487,44 @@ def published_sources(inputs: Inputs) -> dict[str, tuple[pd.DataFrame, TableSpec
             ),
         )
 
+    out.update(_estimand_sources(t))
     if inputs.synthetic:
         tc = t["truth_comparison"].reset_index(drop=True)
         out["truth_comparison"] = (tc, TableSpec("truth_comparison", ("estimator", "quantity")))
+    return out
+
+
+def _estimand_sources(t: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, TableSpec]]:
+    """The estimands, attrition, censoring-weight and yearly chronic-absence tables."""
+    out: dict[str, tuple[pd.DataFrame, TableSpec]] = {}
+    if "estimands" in t:
+        e = t["estimands"][required_columns("estimands")].reset_index(drop=True)
+        out["estimands"] = (e, TableSpec("estimands", ("estimand", "inference"), ("n",),
+                                         estimates=(_est("n"),)))  # fmt: skip
+    if "attrition" in t:
+        a = t["attrition"][required_columns("attrition")].reset_index(drop=True)
+        counts = ("retained_treated", "retained_comparison", "censored_comparison")
+        rates = ("attrition_treated", "attrition_comparison", "overall_attrition",
+                 "differential_attrition")  # fmt: skip
+        out["attrition"] = (a, TableSpec(
+            "attrition", ("event_time",), ("n_treated", "n_comparison", *counts),
+            estimates=(_est("n_treated", "n_comparison", value_cols=rates),),
+        ))  # fmt: skip
+    if "censoring_diagnostics" in t:
+        d = t["censoring_diagnostics"][required_columns("censoring_diagnostics")]
+        d = d.reset_index(drop=True)
+        out["censoring_diagnostics"] = (d, TableSpec(
+            "censoring_diagnostics", ("event_time",),
+            ("comparison_rows", "censored_rows", "censoring_events", "truncated_rows"),
+            estimates=(_est("comparison_rows",
+                            value_cols=("effective_sample_size", "max_weight")),),
+        ))  # fmt: skip
+    if "chronic_yearly" in t:
+        c = t["chronic_yearly"][required_columns("chronic_yearly")].reset_index(drop=True)
+        out["chronic_yearly"] = (c, TableSpec(
+            "chronic_yearly", ("school_year", "leap_district"), ("n_students",),
+            rates=(RateRule("n_chronic", "n_students", ("chronic_rate",)),),
+        ))  # fmt: skip
     return out
 
 
@@ -636,6 +677,26 @@ def _validation_summary(v: pd.DataFrame | None, primary: str) -> dict[str, Any] 
     }
 
 
+def _estimand_rows(pubs: dict[str, Published]) -> dict[str, Any]:
+    """Published rows of the estimands table the summary quotes, by short name."""
+    if "estimands" not in pubs:
+        return {}
+    e = pubs["estimands"].table
+    pick = {
+        "itt": ("first attempted visit (intent to treat)", "analytic, clustered by school"),
+        "reached": ("families reached (ITT / share reached)", "delta method"),
+        "design": ("completed visit", "design bootstrap (schools within districts)"),
+        "district": ("completed visit", "wild cluster bootstrap by district"),
+        "lee": ("completed visit", "Lee (2009) bounds, unadjusted matched difference"),
+    }
+    out = {}
+    for k, (est, inf) in pick.items():
+        r = e[(e["estimand"] == est) & (e["inference"] == inf)]
+        if len(r) and pd.notna(r.iloc[0]["ci_low"]):
+            out[k] = r.iloc[0]
+    return out
+
+
 def build_context(
     inputs: Inputs,
     pubs: dict[str, Published],
@@ -727,6 +788,7 @@ def build_context(
             if c in pubs["sample_flow"].table.columns
         ],
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
+        "estimand_rows": _estimand_rows(pubs),
         "step_labels": figures.STEP_LABELS,
     }
 

@@ -316,6 +316,25 @@ class RobustnessSettings(Section):
     honest_mbar: tuple[NonNegFloat, ...] = (0.5, 1.0, 2.0)
 
 
+class EstimandsSettings(Section):
+    """``estimate.estimands``: the estimands and inference beside the headline
+    (:mod:`pipeline.estimands`)."""
+
+    design_bootstrap_draws: NonNegInt = 199  # 0: no design bootstrap
+    bootstrap_workers: PosInt = 2
+    district_wild_draws: NonNegInt = 9999  # 0: no district-level wild bootstrap
+    itt: Bool = True
+    attrition_boundary: Literal["cautious", "optimistic"] = "cautious"
+    attrition_event_times: Window = (1, 12)
+    chronic_min_enrolled_days: PosInt = 1
+
+
+def _truncation(v: tuple[float, float] | None) -> tuple[float, float] | None:
+    if v is not None and not v[0] < v[1]:
+        raise ValueError(f"{list(v)}: the lower quantile must be below the upper one")
+    return v
+
+
 class EstimateSettings(Section):
     """``estimate``: the primary design, its comparators, subgroups and robustness checks.
 
@@ -332,12 +351,18 @@ class EstimateSettings(Section):
     time_effects: Literal["matched_set", "stratum"] = "matched_set"
     cluster: Str = "student_key"
     ipcw: Bool = True
+    ipcw_truncate: Annotated[
+        tuple[Annotated[float, Strict(), Field(ge=0, le=1)],
+              Annotated[float, Strict(), Field(ge=0, le=1)]] | None,
+        AfterValidator(_truncation),
+    ] = (0.01, 0.99)
     wild_bootstrap: Bool = True
     bootstrap_draws: PosInt = 999
     alpha: Level = 0.05
     comparators: tuple[Comparator, ...] = registry.COMPARATORS
     subgroups: tuple[Subgroup, ...] = typing.get_args(Subgroup)
     robustness: RobustnessSettings = Field(default_factory=RobustnessSettings)
+    estimands: EstimandsSettings = Field(default_factory=EstimandsSettings)
 
     @model_validator(mode="after")
     def _windows(self) -> EstimateSettings:

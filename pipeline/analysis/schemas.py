@@ -36,6 +36,35 @@ TRUTH_COLUMNS = [
     "ci_high",
 ]
 
+#: The estimands and inference beside the headline (:mod:`pipeline.estimands`).
+ESTIMANDS_COLUMNS = ["estimand", "inference", *EST_COLUMNS, "n", "note"]
+ATTRITION_COLUMNS = [
+    "event_time",
+    "n_treated",
+    "n_comparison",
+    "retained_treated",
+    "retained_comparison",
+    "censored_comparison",
+    "attrition_treated",
+    "attrition_comparison",
+    "overall_attrition",
+    "differential_attrition",
+    "boundary",
+    "max_differential",
+    "wwc_attrition",
+]
+CENSORING_DIAGNOSTICS_COLUMNS = [
+    "event_time",
+    "comparison_rows",
+    "censored_rows",
+    "censoring_events",
+    "effective_sample_size",
+    "max_weight",
+    "truncated_rows",
+]
+REACH_COLUMNS = ["event_time", "n_treated", "n_reached", "share_reached"]
+CHRONIC_YEARLY_COLUMNS = ["school_year", "leap_district", "n_students", "n_chronic", "chronic_rate"]
+
 #: Table name (``reports/tables/<name>.csv``) → its columns, for every table the
 #: ``estimate`` stage writes.
 ESTIMATE_TABLES: dict[str, list[str]] = {
@@ -47,6 +76,11 @@ ESTIMATE_TABLES: dict[str, list[str]] = {
     "chronic_by_month": CHRONIC_BY_MONTH_COLUMNS,
     "sample_flow": SAMPLE_FLOW_COLUMNS,
     "truth_comparison": TRUTH_COLUMNS,
+    "estimands": ESTIMANDS_COLUMNS,
+    "attrition": ATTRITION_COLUMNS,
+    "censoring_diagnostics": CENSORING_DIAGNOSTICS_COLUMNS,
+    "reach": REACH_COLUMNS,
+    "chronic_yearly": CHRONIC_YEARLY_COLUMNS,
 }
 #: Columns of :data:`ESTIMATE_TABLES` a reader may find missing (informational, or
 #: absent from outputs written before they were added); the rest are required.

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline import registry
 
@@ -46,6 +46,10 @@ class EstimateConfig:
     calipers: tuple[float, ...] = (0.1, 0.5)
     ratios: tuple[int, ...] = (1, 5)
     honest_mbar: tuple[float, ...] = (0.5, 1.0, 2.0)
+    #: censoring-weight truncation quantiles (null: none), :mod:`pipeline.censoring`
+    ipcw_truncate: tuple[float, float] | None = (0.01, 0.99)
+    #: settings of the estimands beside the headline (:class:`pipeline.estimands.EstimandsConfig`)
+    estimands: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:

@@ -199,6 +199,20 @@ class RiskSetSpec:
         # the first-visit month and the grade band are always exact
         return [c for c in self.exact if c not in ("school_month", "grade_band")]
 
+    @classmethod
+    def from_params(cls, section: dict) -> RiskSetSpec:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(section) - known
+        if unknown:
+            raise ValueError(f"params.yaml match: unknown key(s) {sorted(unknown)}")
+        kw = dict(section)
+        if "window" in kw:
+            kw["window"] = tuple(int(v) for v in kw["window"])
+        if kw.get("exact") is not None:
+            kw["exact"] = tuple(kw["exact"])
+        return cls(**kw)
+
+
 @dataclass
 class RiskSetResult:
     """Outcome of :func:`riskset_match`.
@@ -321,61 +335,36 @@ class PropensityCache:
         return self._fits[key]
 
 
-def _logit_propensity(
-    work: pd.DataFrame,
-    work_t: np.ndarray,
-    exact: list[str],
-    spec: RiskSetSpec,
-    ps_cache: PropensityCache | None,
-):
-    """The logit propensity score of every row of ``work``, its model (``None`` when
-    there are no treated or no candidate rows) and the covariates' categorical levels;
-    the controls are subsampled to ``spec.ps_max_controls`` for the fit."""
-    stratum_covs = [c for c in exact if c not in (*COVARIATES, "school_month", "grade_band")]
-    stratum_covs += ["school_month_cat", "grade_band"]
-    covs_ps = COVARIATES + stratum_covs
-    levels = categorical_levels(work, covs_ps)
-    n_c = int((~work_t).sum())
-    if n_c == 0 or not work_t.any():
-        return np.zeros(len(work)), None, levels
-    fit_rows = np.arange(len(work))
-    if n_c > spec.ps_max_controls:
-        rng = np.random.default_rng(spec.seed)
-        cpos = np.nonzero(~work_t)[0]
-        pick = np.sort(rng.choice(cpos, size=spec.ps_max_controls, replace=False))
-        fit_rows = np.sort(np.concatenate([np.nonzero(work_t)[0], pick]))
-    X = design_matrix(work.iloc[fit_rows], covs_ps, levels=levels, name="panel")
-    if ps_cache is None:
-        model = fit_propensity(X, work_t[fit_rows])
-    else:
-        model = ps_cache.fit(X, work_t[fit_rows])
-    del X
-    return linear_predictor(work, covs_ps, model, levels=levels), model, levels
+@dataclass
+class RiskSetWork:
+    """The rows risk-set matching works on (treated rows at ``m`` and their candidates).
 
-
-def riskset_match(
-    panel: pd.DataFrame,
-    spec: RiskSetSpec | None = None,
-    *,
-    ps_cache: PropensityCache | None = None,
-) -> RiskSetResult:
-    """Risk-set matching of first-visited students (see the module docstring).
-
-    Parameters
-    ----------
-    panel : DataFrame
-        The student-month panel (at least :data:`PANEL_MATCH_COLUMNS`).
-    spec : RiskSetSpec
-    ps_cache : PropensityCache, optional
-        Reuse propensity models already fitted on the same design (same results).
-
-    Returns
-    -------
-    RiskSetResult
+    ``idx`` are positions in the panel (reset index), in the deterministic matching order
+    (stratum, then student); ``work`` the prepared covariates of those rows; ``work_t``
+    whether a row is a treated student's row at ``m``; ``work_s`` its stratum code.
     """
-    spec = RiskSetSpec() if spec is None else spec
-    _check_panel(panel)
-    p = panel.reset_index(drop=True)
+
+    idx: np.ndarray
+    work: pd.DataFrame
+    work_t: np.ndarray
+    work_s: np.ndarray
+    exact: list[str]
+    strat_cols: list[str]
+    t_strata: np.ndarray
+    covs_ps: list[str]
+    levels: dict
+    ever: pd.DataFrame
+    t_row: np.ndarray
+    t_ok: np.ndarray
+
+
+def riskset_work(p: pd.DataFrame, spec: RiskSetSpec) -> RiskSetWork:
+    """Treated rows, candidate rows, strata and covariates of risk-set matching.
+
+    ``p`` is the panel with a fresh ``RangeIndex``. Shared by :func:`riskset_match` and
+    the design bootstrap (:mod:`pipeline.design_bootstrap`), which re-fits the propensity
+    model and re-matches on these rows in every draw.
+    """
     sm = p["school_month"].to_numpy(dtype=np.int64)
     fv_s = p["first_visit_school_month"].astype("float64")
     fv = fv_s.to_numpy()
@@ -419,27 +408,39 @@ def riskset_match(
     srt = pd.DataFrame({"s": stratum[idx], "k": p["student_key"].iloc[idx].astype(str).to_numpy()})
     idx = idx[srt.sort_values(["s", "k"], kind="stable").index.to_numpy()]
     work = _prepare(p.iloc[idx])
-    work_t = t_ok[idx]
-    work_s = stratum[idx]
-
-    # --- propensity score --------------------------------------------------------------
+    stratum_covs = [c for c in exact if c not in (*COVARIATES, "school_month", "grade_band")]
+    stratum_covs += ["school_month_cat", "grade_band"]
     for c in exact:
         if c not in work.columns:
             work[c] = p[c].iloc[idx].astype("category").to_numpy()
-    lp, model, levels = _logit_propensity(work, work_t, exact, spec, ps_cache)
-    n_c = int((~work_t).sum())
-    cal = None
-    if spec.caliper is not None and len(lp) > 1:
-        cal = float(spec.caliper) * float(np.std(lp, ddof=1))
+    covs_ps = COVARIATES + stratum_covs
+    levels = categorical_levels(work, covs_ps)
+    return RiskSetWork(
+        idx, work, t_ok[idx], stratum[idx], exact, strat_cols, t_strata, covs_ps, levels,
+        ever, t_row, t_ok,
+    )  # fmt: skip
 
-    # --- greedy matching within strata --------------------------------------------------
+
+def match_in_strata(
+    lp: np.ndarray,
+    work_t: np.ndarray,
+    work_s: np.ndarray,
+    spec: RiskSetSpec,
+    cal: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy nearest-neighbour matching on ``lp`` within each stratum.
+
+    Rows must be ordered by stratum. Returns ``mm`` (treated × ratio positions of the
+    matched rows, ``-1`` for none), ``no_cand`` (treated with no candidate in the stratum)
+    and ``t_pos`` (positions of the treated rows).
+    """
     bounds = np.flatnonzero(np.diff(work_s)) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(work_s)]])
     ratio = int(spec.ratio)
     t_pos = np.nonzero(work_t)[0]
     mm = np.full((len(t_pos), ratio), -1, dtype=np.int64)
-    where_t = np.full(len(work), -1, dtype=np.int64)
+    where_t = np.full(len(work_t), -1, dtype=np.int64)
     where_t[t_pos] = np.arange(len(t_pos))
     no_cand = np.zeros(len(t_pos), dtype=bool)
     rng_order = np.random.default_rng(spec.seed)
@@ -466,6 +467,63 @@ def riskset_match(
         ok = res >= 0
         res[ok] = ic[res[ok]]
         mm[where_t[it]] = res
+    return mm, no_cand, t_pos
+
+
+def riskset_match(
+    panel: pd.DataFrame,
+    spec: RiskSetSpec | None = None,
+    *,
+    ps_cache: PropensityCache | None = None,
+) -> RiskSetResult:
+    """Risk-set matching of first-visited students (see the module docstring).
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The student-month panel (at least :data:`PANEL_MATCH_COLUMNS`).
+    spec : RiskSetSpec
+    ps_cache : PropensityCache, optional
+        Reuse propensity models already fitted on the same design (same results).
+
+    Returns
+    -------
+    RiskSetResult
+    """
+    spec = RiskSetSpec() if spec is None else spec
+    _check_panel(panel)
+    p = panel.reset_index(drop=True)
+    rs = riskset_work(p, spec)
+    idx, work, work_t, work_s = rs.idx, rs.work, rs.work_t, rs.work_s
+    exact, strat_cols, t_strata, levels = rs.exact, rs.strat_cols, rs.t_strata, rs.levels
+    covs_ps, ever, t_row, t_ok = rs.covs_ps, rs.ever, rs.t_row, rs.t_ok
+
+    # --- propensity score --------------------------------------------------------------
+    n_c = int((~work_t).sum())
+    if n_c == 0 or not work_t.any():
+        lp = np.zeros(len(work))
+        model = None
+    else:
+        fit_rows = np.arange(len(work))
+        if n_c > spec.ps_max_controls:
+            rng = np.random.default_rng(spec.seed)
+            cpos = np.nonzero(~work_t)[0]
+            pick = np.sort(rng.choice(cpos, size=spec.ps_max_controls, replace=False))
+            fit_rows = np.sort(np.concatenate([np.nonzero(work_t)[0], pick]))
+        X = design_matrix(work.iloc[fit_rows], covs_ps, levels=levels, name="panel")
+        if ps_cache is None:
+            model = fit_propensity(X, work_t[fit_rows])
+        else:
+            model = ps_cache.fit(X, work_t[fit_rows])
+        del X
+        lp = linear_predictor(work, covs_ps, model, levels=levels)
+    cal = None
+    if spec.caliper is not None and len(lp) > 1:
+        cal = float(spec.caliper) * float(np.std(lp, ddof=1))
+
+    # --- greedy matching within strata --------------------------------------------------
+    ratio = int(spec.ratio)
+    mm, no_cand, t_pos = match_in_strata(lp, work_t, work_s, spec, cal)
 
     # --- matched sets, weights ------------------------------------------------------------
     keys_w = p["student_key"].iloc[idx].astype(str).to_numpy(dtype=object)
