@@ -3,4 +3,9 @@
 Library modules (no stage imports them from another stage; the estimate stage calls them):
 
 * :mod:`pipeline.sensitivity.ovb` — Cinelli–Hazlett omitted-variable sensitivity.
+* :mod:`pipeline.sensitivity.effect_sizes` — Hedges' g, Cox index, improvement index.
+* :mod:`pipeline.sensitivity.wwc` — What Works Clearinghouse attrition, baseline
+  equivalence and rating.
+* :mod:`pipeline.sensitivity.multiplicity` — subgroup equality tests and BH q-values.
+* :mod:`pipeline.sensitivity.falsification` — pre-trend test and TOST equivalence bound.
 """
