@@ -8,6 +8,8 @@ Library modules (no stage imports them from another stage; the estimate stage ca
   equivalence and rating.
 * :mod:`pipeline.sensitivity.multiplicity` — subgroup equality tests and BH q-values.
 * :mod:`pipeline.sensitivity.falsification` — pre-trend test and TOST equivalence bound.
+* :mod:`pipeline.sensitivity.honestdid` — Rambachan–Roth FLCI, conditional and
+  conditional-LF hybrid sets for smoothness and relative magnitudes, breakdown values.
 * :mod:`pipeline.sensitivity.rosenbaum` — Rosenbaum M-test sensitivity (senmv) and the
   breakdown Γ.
 """
