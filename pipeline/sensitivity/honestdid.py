@@ -279,19 +279,18 @@ def _gamma_matrix(lv: np.ndarray) -> np.ndarray:
     return np.vstack(rows)
 
 
-def _highs():
+def _highs_model(cost, col_lo, col_hi, row_lo, row_hi, A: np.ndarray):
+    """A HiGHS model min cost'x s.t. row_lo <= A x <= row_hi, col_lo <= x <= col_hi,
+    quiet and without presolve (re-solved warm many times); returns (highs, optimal)."""
     import highspy
 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("presolve", "off")
-    return h
-
-
-def _set_matrix(lp, A: np.ndarray) -> None:
-    """Column-wise sparse copy of dense ``A`` into a HiGHS LP."""
-    import highspy
-
+    lp = highspy.HighsLp()
+    lp.num_row_, lp.num_col_ = A.shape
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, col_lo, col_hi
+    lp.row_lower_, lp.row_upper_ = row_lo, row_hi
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     starts, idx, vals = [0], [], []
     for j in range(A.shape[1]):
@@ -302,29 +301,20 @@ def _set_matrix(lp, A: np.ndarray) -> None:
     lp.a_matrix_.start_ = np.asarray(starts, dtype=np.int32)
     lp.a_matrix_.index_ = np.asarray(idx, dtype=np.int32)
     lp.a_matrix_.value_ = np.asarray(vals, dtype=float)
+    h.passModel(lp)
+    return h, highspy.HighsModelStatus.kOptimal
 
 
 class _MaxLP:
     """max_γ≥0 f'γ s.t. W'γ = e1 for a fixed W and many f (HiGHS, warm-started)."""
 
     def __init__(self, W: np.ndarray):
-        import highspy
-
         m, p = W.shape
-        h = _highs()
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = m, p
-        lp.col_cost_ = np.zeros(m)
-        lp.col_lower_ = np.zeros(m)
-        lp.col_upper_ = np.full(m, highspy.kHighsInf)
         e1 = np.r_[1.0, np.zeros(p - 1)]
-        lp.row_lower_ = e1
-        lp.row_upper_ = e1
-        _set_matrix(lp, W.T)
-        h.passModel(lp)
-        self.h, self.m = h, m
+        self.h, self.ok_status = _highs_model(np.zeros(m), np.zeros(m), np.full(m, np.inf),
+                                              e1, e1, W.T)
+        self.m = m
         self.cols = np.arange(m, dtype=np.int32)
-        self.ok_status = highspy.HighsModelStatus.kOptimal
 
     def solve(self, f: np.ndarray):
         h = self.h
@@ -342,24 +332,12 @@ class _EtaLP:
     """
 
     def __init__(self, X: np.ndarray, sd: np.ndarray):
-        import highspy
-
         m, k = X.shape
-        self.m = m
-        h = _highs()
-        inf = highspy.kHighsInf
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = k + 1, m
-        lp.col_cost_ = np.r_[1.0, np.zeros(k)]
-        lp.col_lower_ = np.full(k + 1, -inf)
-        lp.col_upper_ = np.full(k + 1, inf)
-        lp.row_lower_ = np.full(m, -inf)
-        lp.row_upper_ = np.zeros(m)
-        _set_matrix(lp, -np.column_stack([sd, X]))
-        h.passModel(lp)
-        self.h, self.inf = h, inf
+        self.m, self.inf = m, np.inf
+        self.h, self.ok_status = _highs_model(
+            np.r_[1.0, np.zeros(k)], np.full(k + 1, -np.inf), np.full(k + 1, np.inf),
+            np.full(m, -np.inf), np.zeros(m), -np.column_stack([sd, X]))
         self.rows = np.arange(m, dtype=np.int32)
-        self.ok_status = highspy.HighsModelStatus.kOptimal
 
     def solve(self, y: np.ndarray):
         h = self.h
