@@ -92,11 +92,14 @@ def hedges_g(diff: float, sd_t: float, sd_c: float, n_t: int, n_c: int, *,
                       int(n_t), int(n_c))
 
 
-def cox_index(p_t: float, p_c: float, n_t: int, n_c: int, *, alpha: float = 0.05) -> EffectSize:
+def cox_index(p_t: float, p_c: float, n_t: int, n_c: int, *, alpha: float = 0.05,
+              ci: tuple[float, float] | None = None) -> EffectSize:
     """Cox index of two proportions (e.g. chronic absence), with its interval.
 
     ``p_t`` may be the comparison proportion plus an adjusted difference; proportions must
-    lie strictly between 0 and 1.
+    lie strictly between 0 and 1. With ``ci`` (the interval of ``p_t`` implied by the
+    effect's own interval) the index's interval is the index at its ends (it then carries
+    the effect's clustering and adjustment); otherwise the formula standard error's.
     """
     if not (0 < p_t < 1 and 0 < p_c < 1):
         raise ValueError(f"cox_index: proportions must be in (0, 1), got {p_t}, {p_c}")
@@ -104,6 +107,11 @@ def cox_index(p_t: float, p_c: float, n_t: int, n_c: int, *, alpha: float = 0.05
     lo_t, lo_c = np.log(p_t / (1 - p_t)), np.log(p_c / (1 - p_c))
     d = om * (lo_t - lo_c) / 1.65
     se = om * float(np.sqrt(1 / (n_t * p_t * (1 - p_t)) + 1 / (n_c * p_c * (1 - p_c)))) / 1.65
-    z = stats.norm.ppf(1 - alpha / 2)
-    return EffectSize("cox_index", float(d), se, float(d - z * se), float(d + z * se),
-                      improvement_index(d), int(n_t), int(n_c))
+    if ci is not None:
+        ends = [om * (np.log(p / (1 - p)) - lo_c) / 1.65 for p in np.clip(ci, 1e-9, 1 - 1e-9)]
+        lo, hi = float(min(ends)), float(max(ends))
+    else:
+        z = stats.norm.ppf(1 - alpha / 2)
+        lo, hi = float(d - z * se), float(d + z * se)
+    return EffectSize("cox_index", float(d), se, lo, hi, improvement_index(d), int(n_t),
+                      int(n_c))
