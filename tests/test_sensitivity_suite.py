@@ -69,3 +69,14 @@ def test_tables_present_and_sensible(world):
     assert es.loc["attendance_rate", "estimate"] > 0
     assert es.loc["chronic_absence", "ci_low"] <= es.loc["chronic_absence", "estimate"]
     assert list(out["subgroup_contrasts"]["reference"]) == ["K-5"]
+
+
+def test_figures_draw(world):
+    from pipeline.sensitivity.plots import honest_figure, ovb_contour_figure
+
+    out = world[2]
+    f = ovb_contour_figure(out["sensitivity_ovb_contour"], out["sensitivity_ovb"].iloc[0],
+                           out["sensitivity_ovb_bounds"], synthetic=True)
+    assert "would bring it to zero" in f.alt and f.fig.axes
+    h = honest_figure(out["sensitivity_honestdid"])
+    assert len(h.fig.axes) == 2 and "C-LF" in h.alt

@@ -10,6 +10,8 @@ Library modules (no stage imports them from another stage; the estimate stage ca
 * :mod:`pipeline.sensitivity.falsification` — pre-trend test and TOST equivalence bound.
 * :mod:`pipeline.sensitivity.honestdid` — Rambachan–Roth FLCI, conditional and
   conditional-LF hybrid sets for smoothness and relative magnitudes, breakdown values.
+* :mod:`pipeline.sensitivity.suite` — the estimate stage's sensitivity tables.
+* :mod:`pipeline.sensitivity.plots` — contour and robust-set figures.
 * :mod:`pipeline.sensitivity.rosenbaum` — Rosenbaum M-test sensitivity (senmv) and the
   breakdown Γ.
 """
