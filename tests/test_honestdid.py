@@ -57,6 +57,12 @@ def test_r_random_stream():
     np.testing.assert_allclose(hd._r_unif(3, 0), [0.8966972, 0.2655087, 0.3721239], atol=5e-8)
 
 
+def test_folded_normal_quantile_is_rs_sample_quantile():
+    d = hd.r_rnorm(10**6, 0)
+    for p, mu in [(0.95, 0.0), (0.975, 2.5), (0.99, -1.2), (0.01, 3.0), (0.5, 0.37)]:
+        assert hd._qfoldednormal(p, mu) == float(np.quantile(np.abs(d + mu), p))
+
+
 def test_medicaid_readme_flci(medicaid):
     ref = json.loads((FIX / "honestdid_medicaid_readme.json").read_text())["sd_flci"]
     b, V = medicaid
@@ -88,6 +94,15 @@ def test_bc_original_and_flci(bc):
         assert (r["lb"], r["ub"]) == pytest.approx((lo, hi), abs=1e-5), m
     assert hd.flci(b, V, 4, 4, M=0)["half_length"] == pytest.approx(ref["half_length_M0"],
                                                                      abs=1e-9)
+
+
+@pytest.mark.slow
+def test_bc_smoothness_conditional(bc):
+    f, b, V = bc
+    ref = f["sd_conditional"]
+    for m, lo, hi in zip(ref["M"], ref["lb"], ref["ub"], strict=True):
+        r = hd.conditional_cs_sd(b, V, 4, 4, M=m, hybrid="ARP")
+        assert (r["lb"], r["ub"]) == pytest.approx((lo, hi), abs=5e-4), m
 
 
 @pytest.mark.slow

@@ -188,13 +188,42 @@ def _min_bias_given_h(h, const, total, Q, q, c0, w_start):
 
 
 def _qfoldednormal(p: float, mu: float) -> float:
-    """``HonestDiD:::.qfoldednormal``: quantile of |N(0,1) + mu| from R's 10^6 draws."""
-    return _quantile7(np.abs(_fold_draws() + mu), p)
+    """``HonestDiD:::.qfoldednormal``: quantile (type 7) of |N(0,1) + mu| over R's 10^6
+    draws (``set.seed(0); rnorm(1e6)``), found on the sorted draws by counting instead of
+    partitioning the folded sample at every call."""
+    s = _fold_draws_sorted()
+    n = s.size
+    h = (n - 1) * p
+    j = int(np.floor(h))
+
+    def count(q):  # #{|d + mu| <= q}
+        return int(np.searchsorted(s, q - mu, "right") - np.searchsorted(s, -q - mu, "left"))
+
+    # invariant: count(lo) <= j < j + 1 < count(hi), so the j-th and (j+1)-th smallest
+    # folded values lie in (lo, hi]
+    lo, hi = 0.0, float(max(abs(s[0] + mu), abs(s[-1] + mu)))
+    while count(hi) - count(lo) > 64:
+        mid = (lo + hi) / 2
+        c = count(mid)
+        if c >= j + 2:
+            hi = mid
+        elif c <= j:
+            lo = mid
+        else:
+            break
+    base = count(lo)
+    a, b = np.searchsorted(s, -hi - mu, "left"), np.searchsorted(s, -lo - mu, "left")
+    c, d = np.searchsorted(s, lo - mu, "right"), np.searchsorted(s, hi - mu, "right")
+    cand = np.abs(np.r_[s[a:b], s[c:d]] + mu)
+    cand = np.sort(cand[(cand > lo) & (cand <= hi)])
+    k = j - base
+    x0, x1 = cand[k], cand[min(k + 1, cand.size - 1)]
+    return float(x0 + (h - j) * (x1 - x0))
 
 
 @lru_cache(maxsize=1)
-def _fold_draws() -> np.ndarray:
-    d = r_rnorm(10**6, 0)
+def _fold_draws_sorted() -> np.ndarray:
+    d = np.sort(r_rnorm(10**6, 0))
     d.setflags(write=False)
     return d
 
@@ -359,7 +388,7 @@ def _vlo_vup_dual(eta, s_T, gt, sigma, W):
     """Truncation points by the bisection of ARP (2023, App. D, Alg. 1), as R: the range
     of c over which max_γ γ'(s_T + Σγ̃ c / γ̃'Σγ̃) s.t. W'γ = e1, γ ≥ 0 equals c."""
     tol = 1e-6
-    sig_b = float(np.sqrt(gt @ sigma @ gt))
+    sig_b = float(np.sqrt(max(float(gt @ sigma @ gt), 0.0)))
     lo0, hi0 = min(-100.0, eta - 20 * sig_b), max(100.0, eta + 20 * sig_b)
     bvec = (sigma @ gt) / float(gt @ sigma @ gt)
     lp = _MaxLP(W)
@@ -431,9 +460,9 @@ def _arp_test(y, X, sigma, alpha, hybrid, kappa, lf_cv, lp=None):
         W = np.column_stack([sd, X])
         gt = lam
         s2 = float(gt @ sigma @ gt)
-        sig_b = np.sqrt(s2)
-        if sig_b < 1e-10:
+        if not s2 > 1e-20:  # zero (or numerically negative) variance: R's rule
             return bool(eta > 0)
+        sig_b = np.sqrt(s2)
         s_T = y - (sigma @ gt) * float(gt @ y) / s2
         vlo, vup = _vlo_vup_dual(eta, s_T, gt, sigma, W)
         maxstat = eta / sig_b
@@ -448,6 +477,8 @@ def _arp_test(y, X, sigma, alpha, hybrid, kappa, lf_cv, lp=None):
         G = np.column_stack([sd[Bc], X[Bc]]) @ Minv @ SB - SBc
         vB = (Minv[0] @ SB)
         s2 = float(vB @ sigma @ vB)
+        if not s2 > 1e-20:  # as the dual branch: a degenerate statistic, reject iff η > 0
+            return bool(eta > 0)
         sig_b = np.sqrt(s2)
         rho = G @ sigma @ vB / s2
         with np.errstate(divide="ignore", invalid="ignore"):

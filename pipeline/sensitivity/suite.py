@@ -67,7 +67,14 @@ from pipeline.sensitivity.ovb import ovb_sensitivity
 from pipeline.sensitivity.rosenbaum import gamma_breakdown, matched_sets_matrix, senmv
 from pipeline.sensitivity.wwc import attrition_row, wwc_table
 
-__all__ = ["SensitivityConfig", "sensitivity_suite", "student_window"]
+__all__ = ["SENSITIVITY_TABLES", "SensitivityConfig", "sensitivity_suite", "student_window"]
+
+#: The tables :func:`sensitivity_suite` returns (``reports/tables/<name>.csv``).
+SENSITIVITY_TABLES = (
+    "sensitivity_ovb", "sensitivity_ovb_bounds", "sensitivity_ovb_contour",
+    "sensitivity_rosenbaum", "sensitivity_honestdid", "sensitivity_falsification", "wwc",
+    "effect_sizes", "subgroup_contrasts", "subgroup_tests",
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +92,7 @@ class SensitivityConfig:
     gammas: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0)
     honest_mbar: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     honest_m: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
-    honest_grid_points: int = 200
+    honest_grid_points: int = 100
     honest_post_max: int = 6
     wwc_boundary: str = "cautious"
     subgroup_order: dict[str, list[str]] = field(default_factory=dict)
@@ -97,6 +104,9 @@ class SensitivityConfig:
         unknown = set(p) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"params.yaml estimate.sensitivity: unknown keys {sorted(unknown)}")
+        if "subgroup_order" in p:
+            p["subgroup_order"] = {k: [str(x) for x in v] for k, v in
+                                   (p["subgroup_order"] or {}).items()}
         for k in ("ovb_benchmarks", "ovb_kd", "gammas", "honest_mbar", "honest_m",
                   "descriptive_subgroups"):
             if k in p:
