@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline import registry
+from pipeline.sensitivity.config import SensitivityConfig
 
 #: ``estimate.design`` → the estimator name its results carry (pipeline/registry.py).
 DESIGNS = registry.DESIGNS
@@ -46,8 +47,12 @@ class EstimateConfig:
     calipers: tuple[float, ...] = (0.1, 0.5)
     ratios: tuple[int, ...] = (1, 5)
     honest_mbar: tuple[float, ...] = (0.5, 1.0, 2.0)
+    #: ``estimate.sensitivity``: the sensitivity and evidence-standards tables
+    sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.sensitivity, dict):  # from EstimateSettings.flat()
+            object.__setattr__(self, "sensitivity", SensitivityConfig.from_params(self.sensitivity))
         if self.design not in DESIGNS:
             raise ValueError(
                 f"params.yaml estimate.design: must be one of {sorted(DESIGNS)},"

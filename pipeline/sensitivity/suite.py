@@ -52,14 +52,14 @@ estimate stage to ``reports/tables/<name>.csv``):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.analysis.schemas import SENSITIVITY_TABLES
 from pipeline.did.results import EventStudyResult
 from pipeline.sensitivity import honestdid as hd
+from pipeline.sensitivity.config import SensitivityConfig
 from pipeline.sensitivity.effect_sizes import cox_index, hedges_g
 from pipeline.sensitivity.falsification import falsification_summary
 from pipeline.sensitivity.multiplicity import subgroup_contrasts
@@ -69,49 +69,11 @@ from pipeline.sensitivity.wwc import attrition_row, wwc_table
 
 __all__ = ["SENSITIVITY_TABLES", "SensitivityConfig", "sensitivity_suite", "student_window"]
 
-#: The tables :func:`sensitivity_suite` returns (``reports/tables/<name>.csv``).
-SENSITIVITY_TABLES = (
-    "sensitivity_ovb", "sensitivity_ovb_bounds", "sensitivity_ovb_contour",
-    "sensitivity_rosenbaum", "sensitivity_honestdid", "sensitivity_falsification", "wwc",
-    "effect_sizes", "subgroup_contrasts", "subgroup_tests",
-)
 
 log = logging.getLogger(__name__)
 
 LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
 PRIOR = "prior_year_rate"
-
-
-@dataclass(frozen=True)
-class SensitivityConfig:
-    """``estimate.sensitivity`` in params.yaml (defaults here)."""
-
-    alpha: float = 0.05
-    ovb_benchmarks: tuple[str, ...] = ("prior_year_rate", "rate_lag1")
-    ovb_kd: tuple[float, ...] = (1.0, 2.0, 3.0)
-    gammas: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0)
-    honest_mbar: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-    honest_m: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
-    honest_grid_points: int = 100
-    honest_post_max: int = 6
-    wwc_boundary: str = "cautious"
-    subgroup_order: dict[str, list[str]] = field(default_factory=dict)
-    descriptive_subgroups: tuple[str, ...] = ("dosage",)
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any] | None) -> SensitivityConfig:
-        p = dict(p or {})
-        unknown = set(p) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"params.yaml estimate.sensitivity: unknown keys {sorted(unknown)}")
-        if "subgroup_order" in p:
-            p["subgroup_order"] = {k: [str(x) for x in v] for k, v in
-                                   (p["subgroup_order"] or {}).items()}
-        for k in ("ovb_benchmarks", "ovb_kd", "gammas", "honest_mbar", "honest_m",
-                  "descriptive_subgroups"):
-            if k in p:
-                p[k] = tuple(p[k])
-        return cls(**p)
 
 
 def _wmean(x, w):
@@ -319,13 +281,19 @@ def _effect_sizes(sw_att, sw_ch, prim, prim_ch, window, cfg) -> pd.DataFrame:
     return pd.DataFrame(rows)[cols]
 
 
+def _failed(name: str, why: str) -> pd.DataFrame:
+    """A table that could not be computed: one row, its schema's columns, the reason in
+    ``note`` (never a silent gap)."""
+    return pd.DataFrame([{"note": why}]).reindex(columns=SENSITIVITY_TABLES[name])
+
+
 def _safe(name: str, fn, *args):
-    """Run one table; a failure becomes a one-row table naming it (never a silent gap)."""
+    """Run one table; a failure becomes :func:`_failed`'s row."""
     try:
         return fn(*args)
     except Exception as exc:  # noqa: BLE001 - reported in the table itself
         log.warning("sensitivity table %s failed: %s", name, exc)
-        return pd.DataFrame([{"error": f"{type(exc).__name__}: {exc}"}])
+        return _failed(name, f"{type(exc).__name__}: {exc}")
 
 
 def sensitivity_suite(matched: pd.DataFrame, prim: EventStudyResult,
@@ -344,10 +312,11 @@ def sensitivity_suite(matched: pd.DataFrame, prim: EventStudyResult,
              else None)
     out: dict[str, pd.DataFrame] = {}
     log.info("omitted-variable sensitivity")
-    ovb = _safe("ovb", _ovb, sw, cfg)
+    ovb = _safe("sensitivity_ovb", _ovb, sw, cfg)
     if isinstance(ovb, pd.DataFrame):  # the failure row
-        out["sensitivity_ovb"] = out["sensitivity_ovb_bounds"] = ovb
-        out["sensitivity_ovb_contour"] = ovb
+        why = ovb["note"].iloc[0]
+        for n in ("sensitivity_ovb", "sensitivity_ovb_bounds", "sensitivity_ovb_contour"):
+            out[n] = _failed(n, why)
     else:
         out["sensitivity_ovb"] = ovb.tidy()
         out["sensitivity_ovb_bounds"] = ovb.bounds
@@ -355,11 +324,12 @@ def sensitivity_suite(matched: pd.DataFrame, prim: EventStudyResult,
                                   *(ovb.bounds[["r2dz_x", "r2yz_dx"]].max().tolist() or [0]))))
         out["sensitivity_ovb_contour"] = ovb.contour(lim=lim, n=41)
     log.info("Rosenbaum bounds")
-    out["sensitivity_rosenbaum"] = _safe("rosenbaum", _rosenbaum, sw, cfg)
+    out["sensitivity_rosenbaum"] = _safe("sensitivity_rosenbaum", _rosenbaum, sw, cfg)
     log.info("HonestDiD")
     out["sensitivity_honestdid"] = (
-        _safe("honestdid", _honest, differences, window, cfg) if differences is not None
-        else pd.DataFrame([{"error": "the matched differences design was not estimated"}]))
+        _safe("sensitivity_honestdid", _honest, differences, window, cfg)
+        if differences is not None
+        else _failed("sensitivity_honestdid", "the matched differences design was not estimated"))
     fals = []
     for design, res in (("primary", prim), ("other", other)):
         if res is None:
@@ -369,7 +339,7 @@ def sensitivity_suite(matched: pd.DataFrame, prim: EventStudyResult,
             fals.append({"design": design, "estimator": res.estimator, **s, "alpha": cfg.alpha})
         except Exception as exc:  # noqa: BLE001 - e.g. no placebo months
             fals.append({"design": design, "estimator": res.estimator,
-                         "error": f"{type(exc).__name__}: {exc}"})
+                         "note": f"{type(exc).__name__}: {exc}"})
     out["sensitivity_falsification"] = pd.DataFrame(fals)
     log.info("WWC standards, effect sizes, subgroup multiplicity")
     out["wwc"] = _safe("wwc", _wwc, matched, sw, window, cfg)
@@ -377,4 +347,4 @@ def sensitivity_suite(matched: pd.DataFrame, prim: EventStudyResult,
                                 window, cfg)
     c, t = subgroup_contrasts(subgroups, cfg.subgroup_order, cfg.descriptive_subgroups)
     out["subgroup_contrasts"], out["subgroup_tests"] = c, t
-    return out
+    return {n: out[n].reindex(columns=cols) for n, cols in SENSITIVITY_TABLES.items()}
