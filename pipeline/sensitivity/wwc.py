@@ -6,10 +6,12 @@ Encodes, from the WWC *Procedures and Standards Handbook, version 5.0* (2022):
   the sample at assignment missing from the analytic sample) and differential attrition
   (absolute difference of the two groups' rates) against the boundary of the largest
   differential attrition still counted as low, for overall attrition 0–65 % under the
-  *cautious* and *optimistic* assumptions. The boundary values are those of the Standards
-  Handbook v4.1, Table II.1, which v5.0 keeps; they are transcribed in
-  :data:`ATTRITION_BOUNDARY` (percentage points; under the cautious assumption overall
-  attrition of 58 % or more is high for any differential).
+  *cautious* and *optimistic* assumptions. The values in :data:`ATTRITION_BOUNDARY`
+  (percentage points; under the cautious assumption overall attrition of 58 % or more is
+  high for any differential) are the Standards Handbook v4.1 Table II.1 boundary, which
+  v5.0's attrition standard uses; they were transcribed from a public implementation of
+  that table and spot-checked against it, not re-read from the v5.0 PDF — check them
+  against the handbook before publication.
 * **Baseline equivalence** on the analytic sample: ``|g| ≤ 0.05`` satisfies the standard;
   ``0.05 < |g| ≤ 0.25`` satisfies it only with statistical adjustment for that
   characteristic in the impact model; ``|g| > 0.25`` fails.
