@@ -335,6 +335,22 @@ def _truncation(v: tuple[float, float] | None) -> tuple[float, float] | None:
     return v
 
 
+class SensitivitySettings(Section):
+    """``estimate.sensitivity``: the sensitivity and evidence-standards tables
+    (:mod:`pipeline.sensitivity.suite`)."""
+
+    ovb_benchmarks: tuple[Str, ...] = ("prior_year_rate", "rate_lag1")
+    ovb_kd: tuple[PosFloat, ...] = (1.0, 2.0, 3.0)
+    gammas: tuple[Annotated[float, Strict(), Field(ge=1)], ...] = (1.0, 1.25, 1.5, 2.0, 3.0)
+    honest_mbar: tuple[NonNegFloat, ...] = (0.5, 1.0, 1.5, 2.0)
+    honest_m: tuple[NonNegFloat, ...] = (0.0, 0.25, 0.5, 1.0)
+    honest_grid_points: Annotated[int, Strict(), Field(ge=10)] = 100
+    honest_post_max: PosInt = 6
+    wwc_boundary: Literal["cautious", "optimistic"] = "cautious"
+    descriptive_subgroups: tuple[Subgroup, ...] = ("dosage",)
+    subgroup_order: dict[Str, tuple[Str, ...]] = Field(default_factory=dict)
+
+
 class EstimateSettings(Section):
     """``estimate``: the primary design, its comparators, subgroups and robustness checks.
 
@@ -363,6 +379,7 @@ class EstimateSettings(Section):
     subgroups: tuple[Subgroup, ...] = typing.get_args(Subgroup)
     robustness: RobustnessSettings = Field(default_factory=RobustnessSettings)
     estimands: EstimandsSettings = Field(default_factory=EstimandsSettings)
+    sensitivity: SensitivitySettings = Field(default_factory=SensitivitySettings)
 
     @model_validator(mode="after")
     def _windows(self) -> EstimateSettings:

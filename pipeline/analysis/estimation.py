@@ -4,13 +4,15 @@
 matched stacks for attendance and chronic absence, the other design beside it, the
 comparators (:mod:`pipeline.analysis.comparators`), the subgroups
 (:mod:`pipeline.analysis.subgroups`) and the robustness checks
-(:mod:`pipeline.analysis.robustness`), and returns every table of
+(:mod:`pipeline.analysis.robustness`), the sensitivity analysis and evidence standards
+(:mod:`pipeline.sensitivity.suite`), and returns every table of
 :data:`pipeline.analysis.tables.ESTIMATE_TABLES` plus ``metrics``.  It writes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from pipeline.did.results import EventStudyResult
 from pipeline.estimands import ESTIMAND_TABLES, PANEL_COLUMNS, EstimandsConfig, estimands
 from pipeline.matching.riskset import RiskSetSpec
 from pipeline.outputs import PanelAccess
+from pipeline.sensitivity.suite import sensitivity_suite
 
 log = logging.getLogger("pipeline.estimate")
 
@@ -157,6 +160,11 @@ def run_estimation(
     for name in ESTIMAND_TABLES:
         out[name] = extra[name]
     metrics["estimands"] = extra["metrics"]
+    log.info("sensitivity analysis and evidence standards")
+    other_res = other[1] if isinstance(other[1], EventStudyResult) else None
+    diff_res = prim if cfg.design == "differences" else other_res
+    out.update(sensitivity_suite(matched, prim, prim_ch, diff_res, other_res, subgroups, w,
+                                 replace(cfg.sensitivity, alpha=cfg.alpha)))
     if meta.get("synthetic") and meta.get("truth"):
         truth = meta["truth"]
         tc = truth_comparison(by_name, truth, w, subgroups, prim.estimator)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline import registry
+from pipeline.sensitivity.config import SensitivityConfig
 
 #: ``estimate.design`` → the estimator name its results carry (pipeline/registry.py).
 DESIGNS = registry.DESIGNS
@@ -50,8 +51,12 @@ class EstimateConfig:
     ipcw_truncate: tuple[float, float] | None = (0.01, 0.99)
     #: settings of the estimands beside the headline (:class:`pipeline.estimands.EstimandsConfig`)
     estimands: dict = field(default_factory=dict)
+    #: ``estimate.sensitivity``: the sensitivity and evidence-standards tables
+    sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.sensitivity, dict):  # from EstimateSettings.flat()
+            object.__setattr__(self, "sensitivity", SensitivityConfig.from_params(self.sensitivity))
         if self.design not in DESIGNS:
             raise ValueError(
                 f"params.yaml estimate.design: must be one of {sorted(DESIGNS)},"
