@@ -140,8 +140,15 @@ def _check_numeric(name: str, path: Path, df: pd.DataFrame, cols: list[str]) -> 
             df[c] = conv
 
 
-def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
+def load_inputs(
+    reports_dir: str | os.PathLike, validation_table: str | os.PathLike | None = None
+) -> Inputs:
     """Read and validate ``metrics.json`` and the input tables under ``reports_dir``.
+
+    ``validation_table`` is the simulation study's table (``report.validation_table``:
+    the committed study, ``benchmarks/results/validation_n100/validation.csv``); by
+    default ``tables/validation.csv`` under ``reports_dir``.  Optional: without it the
+    report has no simulation section.
 
     Raises
     ------
@@ -179,7 +186,7 @@ def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
     for name, cols in wanted.items():
         p = tabdir / f"{name}.csv"
         tables[name], paths[name] = _read_csv(p, cols), p
-    vpath = tabdir / "validation.csv"
+    vpath = Path(validation_table) if validation_table is not None else tabdir / "validation.csv"
     if vpath.exists():
         tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
 
@@ -565,10 +572,17 @@ def make_figures(inputs: Inputs, pubs: dict[str, Published]) -> list[figures.Fig
                     "with a shaded band from 93% to 97%. Values are in the simulation table."
                 ),
                 fig=fig,
-                sources=["tables/validation.csv"],
+                sources=[_validation_source(inputs)],
             )
         )
     return figs
+
+
+def _validation_source(inputs: Inputs) -> str:
+    """The simulation table's path as the report cites it (relative to the reports dir)."""
+    p = inputs.paths.get("validation")
+    rep = inputs.paths["metrics"].parent
+    return os.path.relpath(p, rep) if p is not None else "tables/validation.csv"
 
 
 # --------------------------------------------------------------------------- text
@@ -718,6 +732,7 @@ def build_context(
         "tables": {k: p.table for k, p in pubs.items()},
         "validation": inputs.tables.get("validation"),
         "val": _validation_summary(inputs.tables.get("validation"), m["primary_estimator"]),
+        "val_source": _validation_source(inputs).removeprefix("../"),
         "max_smd": float(m["max_abs_smd_after"]),
         "subgroup_labels": figures.SUBGROUP_LABELS,
         "covariates": [str(c) for c in pubs["balance"].table["covariate"]],
@@ -875,7 +890,8 @@ def run(root: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, Path]:
     want_pdf = bool(rsec.get("pdf", True))
     chromium = find_chromium(rsec.get("chromium")) if want_pdf else None
 
-    inputs = load_inputs(rep)
+    vt = rsec.get("validation_table")
+    inputs = load_inputs(rep, None if vt is None else root / vt)
     pubs = publish(inputs, rules)
     facts = load_facts()
     out = {
