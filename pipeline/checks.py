@@ -73,6 +73,7 @@ import duckdb
 import pandas as pd
 
 from pipeline import contract as C
+from pipeline.runner import progress
 
 log = logging.getLogger(__name__)
 
@@ -977,7 +978,7 @@ def validate_extract(
         form = next(f for f in C.ATTENDANCE_FORMS if f in sources)
         order = ["districts", "students", "enrollment", form, "home_visits"]
         rows: list[tuple[str, str, int]] = []
-        for t in order:
+        for t in progress(order, "checking tables", unit="table"):
             log.info("checking %s (%s)", sources[t].path.name, sources[t].format)
             _process_table(
                 con, sources[t], None if spark is None else _spark_source(spark, sources[t])

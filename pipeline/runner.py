@@ -40,6 +40,9 @@ PROGRESS_ENV = "LEAP_PROGRESS"
 LOG_FORMAT = "%(asctime)s %(stage)s +%(elapsed)6.1fs %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 
+#: A progress bar appears only once its loop has run this long (seconds).
+DELAY_S = 5.0
+
 _state: dict[str, Any] = {"stage": "leap", "t0": time.perf_counter()}
 
 
@@ -124,6 +127,7 @@ def progress(
     *,
     total: int | None = None,
     unit: str = "it",
+    delay: float | None = None,
 ) -> Iterator[T]:
     """``iterable`` with a progress bar on standard error (none under ``--quiet``).
 
@@ -137,6 +141,9 @@ def progress(
         Number of items, when ``iterable`` has no ``len``.
     unit
         Name of one item (``"table"``, ``"month"``, ``"draw"``, ``"replication"``).
+    delay
+        Seconds before the bar appears (:data:`DELAY_S` by default), so that quick
+        loops print nothing.
     """
     if is_quiet() or os.environ.get(PROGRESS_ENV, "1") == "0":
         yield from iterable
@@ -151,6 +158,7 @@ def progress(
         unit=unit,
         file=sys.stderr,
         mininterval=0.5 if tty else 10.0,
+        delay=DELAY_S if delay is None else delay,
         dynamic_ncols=tty,
         leave=True,
     )

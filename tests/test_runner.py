@@ -62,7 +62,7 @@ def test_quiet_keeps_warnings_and_the_summary(capsys):
         log = logging.getLogger("pipeline.demo")
         log.info("chatter")
         log.warning("something to know")
-        list(runner.progress(range(3), "steps"))
+        list(runner.progress(range(3), "steps", delay=0))
         return runner.Summary(rows_out=2, detail="estimate 1.0")
 
     assert runner.main("demo", DOC, run, ["--quiet"]) == 0
@@ -75,11 +75,14 @@ def test_quiet_keeps_warnings_and_the_summary(capsys):
 
 def test_progress_bar_shows_unless_quiet(capsys, monkeypatch):
     runner.setup_logging("demo")
-    assert list(runner.progress(iter(range(4)), "tables", total=4, unit="table")) == [0, 1, 2, 3]
+    assert list(runner.progress(iter(range(4)), "tables", total=4, unit="table", delay=0)) == [0, 1, 2, 3]
     err = capsys.readouterr().err
     assert "demo: tables" in err and "4/4" in err
     monkeypatch.setenv(runner.PROGRESS_ENV, "0")
-    assert list(runner.progress(range(2), "tables")) == [0, 1]
+    assert list(runner.progress(range(2), "tables", delay=0)) == [0, 1]
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv(runner.PROGRESS_ENV)
+    assert list(runner.progress(range(2), "tables")) == [0, 1]  # quick: no bar
     assert capsys.readouterr().err == ""
 
 
