@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline import outputs
+from pipeline import headline, outputs
 from pipeline.analysis.estimation import run_estimation
 from pipeline.analysis.schemas import ESTIMATE_TABLES
 from pipeline.analysis.settings import EstimateConfig
@@ -47,6 +47,7 @@ def write_outputs(out: dict[str, Any], root: str | Path = ".") -> None:
     for name in ESTIMATE_TABLES:
         write_csv(out[name], root / outputs.TABLES_DIR / f"{name}.csv", float_format="%.6g")
     write_json(out["metrics"], root / outputs.METRICS)
+    headline.write(out["metrics"], root)  # reports/headline.json, tables/metrics_long.csv
     es = out["event_study"]
     write_csv(
         es.loc[
