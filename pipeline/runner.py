@@ -164,6 +164,13 @@ def progress(
     )
 
 
+def parquet_rows(path: str | os.PathLike) -> int:
+    """Rows of a Parquet file (from its footer, without reading the data)."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
 def first_paragraph(doc: str | None) -> str:
     """The first paragraph of a module docstring (the stage's one-line description)."""
     text = (doc or "").strip()

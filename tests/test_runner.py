@@ -88,3 +88,10 @@ def test_progress_bar_shows_unless_quiet(capsys, monkeypatch):
 
 def test_summary_without_counts():
     assert runner.Summary().line("report", 2.04) == "report done: 2.0 s"
+
+
+def test_parquet_rows(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"a": range(7)}).to_parquet(tmp_path / "x.parquet")
+    assert runner.parquet_rows(tmp_path / "x.parquet") == 7
