@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline import config, figures
+from pipeline import config, figures, runner
 from pipeline import io as pio
 from pipeline.analysis.schemas import EST_COLUMNS as EST_COLS
 from pipeline.analysis.schemas import FLOW_STEPS, required_columns
@@ -932,14 +932,17 @@ def _readable(*paths: Path) -> None:
                 os.chmod(f, 0o644)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m pipeline.report``."""
+def _stage() -> runner.Summary:
     root = config.project_root()
     stage_settings()  # the whole params.yaml is checked before any work
     out = run(root, config.load_params())
-    for k, p in out.items():
-        print(f"report: wrote {k}: {p.relative_to(root) if p.is_relative_to(root) else p}")
-    return 0
+    names = [str(p.relative_to(root) if p.is_relative_to(root) else p) for p in out.values()]
+    return runner.Summary(detail="wrote " + ", ".join(names))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m pipeline.report`` (``--help``, ``--quiet``)."""
+    return runner.main("report", __doc__, _stage, argv)
 
 
 if __name__ == "__main__":
