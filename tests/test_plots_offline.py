@@ -50,7 +50,14 @@ def _project(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def shown(tmp_path_factory):
     p = _project(tmp_path_factory.mktemp("plots"))
-    r = subprocess.run(["dvc", "plots", "show"], cwd=p, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["dvc", "plots", "show"],
+        cwd=p,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+    )
     assert r.returncode == 0, r.stderr
     return p, p / "dvc_plots" / "index.html"
 
