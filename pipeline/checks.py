@@ -73,6 +73,7 @@ import duckdb
 import pandas as pd
 
 from pipeline import contract as C
+from pipeline.runner import progress
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,22 @@ class IngestError(ValueError):
     """A file-level fault of an extract (or a failed stage-level rule).
 
     The message names the file, the column and the rule that was broken.  No output
-    is written when it is raised.
+    is written when it is raised.  ``file``, ``column`` and ``rule`` hold the same
+    facts for programs (``None`` where they do not apply).
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        column: str | None = None,
+        rule: str | None = None,
+    ):
+        super().__init__(message)
+        self.file = str(file) if file is not None else None
+        self.column = column
+        self.rule = rule
 
 
 class RejectRateError(IngestError):
@@ -217,7 +232,9 @@ def _table_file(extract_dir: Path, table: str) -> Path | None:
     if len(found) == 2:
         raise IngestError(
             f"{extract_dir}: both {table}.csv and {table}.parquet are present "
-            f"(rule: one file per table); remove one"
+            f"(rule: one file per table); remove one",
+            file=extract_dir / f"{table}.*",
+            rule="one_file_per_table",
         )
     return found[0] if found else None
 
@@ -228,10 +245,16 @@ def _csv_header(path: Path) -> list[str]:
             header = next(csv.reader(fh), None)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise IngestError(
-            f"{path}: unreadable file (rule: UTF-8 CSV with a header row): {type(exc).__name__}"
+            f"{path}: unreadable file (rule: UTF-8 CSV with a header row): {type(exc).__name__}",
+            file=path,
+            rule="readable_csv",
         ) from None
     if not header:
-        raise IngestError(f"{path}: no header row (rule: UTF-8 CSV with a header row)")
+        raise IngestError(
+            f"{path}: no header row (rule: UTF-8 CSV with a header row)",
+            file=path,
+            rule="readable_csv",
+        )
     header[0] = header[0].lstrip("\ufeff")
     return header
 
@@ -240,12 +263,18 @@ def _parquet_schema(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(path))})").fetchall()
     except duckdb.Error as exc:
-        raise IngestError(f"{path}: unreadable Parquet file: {str(exc).splitlines()[0]}") from None
+        raise IngestError(
+            f"{path}: unreadable Parquet file: {str(exc).splitlines()[0]}",
+            file=path,
+            rule="readable_parquet",
+        ) from None
     return {r[0]: r[1] for r in rows}
 
 
 def inspect_extract(
-    extract_dir: str | Path, con: duckdb.DuckDBPyConnection | None = None
+    extract_dir: str | Path,
+    con: duckdb.DuckDBPyConnection | None = None,
+    problems: list[IngestError] | None = None,
 ) -> dict[str, SourceFile]:
     """Find the table files of an extract and check the file-level rules.
 
@@ -255,6 +284,10 @@ def inspect_extract(
         The extract folder.
     con
         DuckDB connection used to read Parquet schemas (a fresh one if omitted).
+    problems
+        If given, every file-level fault is appended to it (an :class:`IngestError`
+        with ``file``, ``column`` and ``rule``) and the inspection goes on; the result
+        then holds only the files without a fault.  By default the first fault raises.
 
     Returns
     -------
@@ -270,56 +303,106 @@ def inspect_extract(
         duplicated or reserved column name.
     """
     extract_dir = Path(extract_dir)
+
+    def fault(exc: IngestError) -> None:
+        if problems is None:
+            raise exc
+        problems.append(exc)
+
     if not extract_dir.is_dir():
-        raise IngestError(f"{extract_dir}: extract folder not found")
+        fault(
+            IngestError(
+                f"{extract_dir}: extract folder not found", file=extract_dir, rule="extract_folder"
+            )
+        )
+        return {}
     own = con is None
     con = duckdb.connect() if con is None else con
     try:
         files: dict[str, Path] = {}
         for name, table in C.TABLES.items():
-            p = _table_file(extract_dir, name)
+            try:
+                p = _table_file(extract_dir, name)
+            except IngestError as exc:
+                fault(exc)
+                continue
             if p is None:
                 if table.required:
-                    raise IngestError(
-                        f"{extract_dir}: required table '{name}' is missing "
-                        f"(expected {name}.csv or {name}.parquet)"
+                    fault(
+                        IngestError(
+                            f"{extract_dir}: required table '{name}' is missing "
+                            f"(expected {name}.csv or {name}.parquet)",
+                            file=extract_dir / f"{name}.csv",
+                            rule="required_table",
+                        )
                     )
                 continue
             files[name] = p
         forms = [f for f in C.ATTENDANCE_FORMS if f in files]
         if len(forms) != 1:
             which = "both" if forms else "neither"
-            raise IngestError(
-                f"{extract_dir}: {which} of attendance_monthly and attendance_daily "
-                f"present (rule: exactly one attendance form is required)"
+            fault(
+                IngestError(
+                    f"{extract_dir}: {which} of attendance_monthly and attendance_daily "
+                    f"present (rule: exactly one attendance form is required)",
+                    file=extract_dir / "attendance_*",
+                    rule="one_attendance_form",
+                )
             )
         out: dict[str, SourceFile] = {}
         for name, p in files.items():
-            if p.suffix == ".csv":
-                cols = _csv_header(p)
-                types: dict[str, str] = {}
-                fmt = "csv"
-            else:
-                types = _parquet_schema(con, p)
-                cols = list(types)
-                fmt = "parquet"
+            ok = True
+            try:
+                if p.suffix == ".csv":
+                    cols = _csv_header(p)
+                    types: dict[str, str] = {}
+                    fmt = "csv"
+                else:
+                    types = _parquet_schema(con, p)
+                    cols = list(types)
+                    fmt = "parquet"
+            except IngestError as exc:
+                fault(exc)
+                continue
             seen: set[str] = set()
             for c in cols:
                 if c in seen:
-                    raise IngestError(f"{p}: column '{c}' appears twice in the header")
+                    ok = False
+                    fault(
+                        IngestError(
+                            f"{p}: column '{c}' appears twice in the header",
+                            file=p,
+                            column=c,
+                            rule="unique_column_names",
+                        )
+                    )
                 seen.add(c)
                 if c in RESERVED_COLUMNS or c.startswith("__"):
-                    raise IngestError(
-                        f"{p}: column '{c}' uses a name reserved by the pipeline "
-                        f"({', '.join(RESERVED_COLUMNS)}, or a leading '__'); rename it"
+                    ok = False
+                    fault(
+                        IngestError(
+                            f"{p}: column '{c}' uses a name reserved by the pipeline "
+                            f"({', '.join(RESERVED_COLUMNS)}, or a leading '__'); rename it",
+                            file=p,
+                            column=c,
+                            rule="reserved_column_name",
+                        )
                     )
             for req in C.TABLES[name].required_columns:
                 if req not in seen:
+                    ok = False
                     hint = [c for c in cols if c.strip().lower() == req]
                     extra = f" (found '{hint[0]}': names are lower-case, exact)" if hint else ""
-                    raise IngestError(
-                        f"{p}: required column '{req}' is missing from table '{name}'{extra}"
+                    fault(
+                        IngestError(
+                            f"{p}: required column '{req}' is missing from table '{name}'{extra}",
+                            file=p,
+                            column=req,
+                            rule="required_column",
+                        )
                     )
+            if not ok:
+                continue
             if fmt == "parquet" and types.get("student_id", "VARCHAR") != "VARCHAR":
                 log.warning(
                     "%s: student_id is stored as %s, not text; leading zeros may have been "
@@ -465,49 +548,82 @@ def _row_rules(table: str, cols: tuple[str, ...]) -> list[tuple[str, str]]:
     The conditions read the raw text columns and the parsed columns of
     :func:`_parse_exprs`; each may assume that the earlier ones are false.
     """
+    conds: dict[str, list[str]] = {r: [] for r in C.REASONS}
+    for reason, _column, cond in row_rule_columns(table, cols):
+        conds[reason].append(cond)
+    return [(r, " OR ".join(cs)) for r, cs in conds.items() if cs]
+
+
+#: The column each cross-table rule is about (``duplicate_conflict``: the table's key).
+CROSS_RULE_COLUMNS = {
+    "unknown_student": "student_id",
+    "unknown_district": "district_code",
+    "visit_district_not_leap": "district_code",
+    "visit_outside_enrollment": "visit_date",
+}
+
+
+def row_rule_columns(table: str, cols: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``[(reason, column, SQL condition)]``: the single-row rules, one per column.
+
+    A reason's condition in :func:`_row_rules` is the OR of its conditions here; the
+    column is the one whose value breaks the rule (for rules across columns, the one
+    reported: ``days_present`` for ``present_exceeds_membership``, ``month`` for
+    ``month_school_year_mismatch``, the date for ``date_outside_school_year``).
+    """
     spec = C.TABLES[table]
     present = set(cols)
-    conds: dict[str, list[str]] = {r: [] for r in C.REASONS}
+    conds: dict[str, list[tuple[str, str]]] = {r: [] for r in C.REASONS}
     for col in spec.columns:
         if col.name not in present:
             continue  # only the optional 'mode' can be absent here
         c, p = _q(col.name), _P(col.name)
         nonempty = f"NOT {_empty(c)}"
+        n = col.name
         if col.required and col.type != "date_or_empty":
-            conds["missing_value"].append(_empty(c))
+            conds["missing_value"].append((n, _empty(c)))
         if col.allowed is not None:
-            conds["invalid_value"].append(f"({c} NOT IN {_in_list(col.allowed)} AND {nonempty})")
+            conds["invalid_value"].append(
+                (n, f"({c} NOT IN {_in_list(col.allowed)} AND {nonempty})")
+            )
         if col.type == "bool":
-            conds["invalid_bool"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_bool"].append((n, f"({p} IS NULL AND {nonempty})"))
         elif col.type == "int":
-            conds["invalid_int"].append(f"(NOT {_W(col.name)} AND {nonempty})")
+            conds["invalid_int"].append((n, f"(NOT {_W(col.name)} AND {nonempty})"))
         elif col.type in ("date", "date_or_empty"):
-            conds["invalid_date"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_date"].append((n, f"({p} IS NULL AND {nonempty})"))
         elif col.type == "month":
-            conds["invalid_month"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_month"].append((n, f"({p} IS NULL AND {nonempty})"))
         elif col.type == "school_year":
-            conds["invalid_school_year"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_school_year"].append((n, f"({p} IS NULL AND {nonempty})"))
     if table == "attendance_monthly":
         mem, pres = _P("days_membership"), _P("days_present")
         conds["invalid_value"] += [
-            f"({_W('days_membership')} AND ({mem} IS NULL OR {mem} < 0 "
-            f"OR {mem} > {C.MAX_DAYS_MEMBERSHIP}))",
-            f"({_W('days_present')} AND ({pres} IS NULL OR {pres} < 0))",
+            (
+                "days_membership",
+                f"({_W('days_membership')} AND ({mem} IS NULL OR {mem} < 0 "
+                f"OR {mem} > {C.MAX_DAYS_MEMBERSHIP}))",
+            ),
+            ("days_present", f"({_W('days_present')} AND ({pres} IS NULL OR {pres} < 0))"),
         ]
         sy, m = _P("school_year"), _P("month")
-        conds["month_school_year_mismatch"].append(f"({_school_year_of_date(m)} <> {sy})")
-        conds["present_exceeds_membership"].append(f"({pres} > {mem})")
+        conds["month_school_year_mismatch"].append(
+            ("month", f"({_school_year_of_date(m)} <> {sy})")
+        )
+        conds["present_exceeds_membership"].append(("days_present", f"({pres} > {mem})"))
     elif table == "enrollment":
         sy, entry, exit_ = _P("school_year"), _P("entry_date"), _P("exit_date")
         lo, hi = f"make_date({sy}, 7, 1)", f"make_date({sy} + 1, 6, 30)"
         conds["date_outside_school_year"] += [
-            f"({entry} < {lo} OR {entry} > {hi})",
-            f"({exit_} IS NOT NULL AND ({exit_} < {lo} OR {exit_} > {hi}))",
+            ("entry_date", f"({entry} < {lo} OR {entry} > {hi})"),
+            ("exit_date", f"({exit_} IS NOT NULL AND ({exit_} < {lo} OR {exit_} > {hi}))"),
         ]
-        conds["exit_before_entry"].append(f"({exit_} IS NOT NULL AND {exit_} < {entry})")
+        conds["exit_before_entry"].append(
+            ("exit_date", f"({exit_} IS NOT NULL AND {exit_} < {entry})")
+        )
     elif table == "attendance_daily":
-        conds["not_a_weekday"].append(f"(isodow({_P('date')}) IN (6, 7))")
-    return [(r, " OR ".join(cs)) for r, cs in conds.items() if cs]
+        conds["not_a_weekday"].append(("date", f"(isodow({_P('date')}) IN (6, 7))"))
+    return [(r, col, cond) for r, cs in conds.items() for col, cond in cs]
 
 
 def _typed_exprs(table: str, cols: tuple[str, ...]) -> list[str]:
@@ -862,7 +978,7 @@ def validate_extract(
         form = next(f for f in C.ATTENDANCE_FORMS if f in sources)
         order = ["districts", "students", "enrollment", form, "home_visits"]
         rows: list[tuple[str, str, int]] = []
-        for t in order:
+        for t in progress(order, "checking tables", unit="table"):
             log.info("checking %s (%s)", sources[t].path.name, sources[t].format)
             _process_table(
                 con, sources[t], None if spark is None else _spark_source(spark, sources[t])

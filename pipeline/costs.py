@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
-from pipeline import outputs
+from pipeline import outputs, runner
 from pipeline.analysis.costs import CostConfig, run_costs, visit_counts
 from pipeline.io import write_csv
 from pipeline.settings import stage_settings
@@ -20,10 +21,9 @@ from pipeline.settings import stage_settings
 log = logging.getLogger("pipeline.costs")
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """Entry point: params section ``costs`` → the two cost tables."""
     costs = stage_settings().costs
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = CostConfig.from_params(costs.model_dump())
     metrics = json.loads(outputs.METRICS.read_text())
     attempts, completed, visited = visit_counts(outputs.INTERIM_DIR / "home_visits.parquet")
@@ -35,7 +35,9 @@ def main() -> None:
         "cost per student %.0f, per additional day %.0f, per chronic case averted %.0f",
         *(t.loc[m, "cost_per_unit"] for m in ("per_student", "per_day", "per_chronic_case")),
     )
+    return runner.Summary(rows_out=sum(len(df) for df in out.values()),
+                          detail="cost-effectiveness and its sensitivity to cost assumptions")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("costs", __doc__, main))

@@ -13,13 +13,14 @@ every estimate with the generator's truth (:data:`pipeline.analysis.tables.ESTIM
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline import outputs
+from pipeline import headline, outputs, runner
 from pipeline.analysis.estimation import run_estimation
 from pipeline.analysis.schemas import ESTIMATE_TABLES
 from pipeline.analysis.settings import EstimateConfig
@@ -47,6 +48,7 @@ def write_outputs(out: dict[str, Any], root: str | Path = ".") -> None:
     for name in ESTIMATE_TABLES:
         write_csv(out[name], root / outputs.TABLES_DIR / f"{name}.csv", float_format="%.6g")
     write_json(out["metrics"], root / outputs.METRICS)
+    headline.write(out["metrics"], root)  # reports/headline.json, tables/metrics_long.csv
     es = out["event_study"]
     write_csv(
         es.loc[
@@ -58,9 +60,9 @@ def write_outputs(out: dict[str, Any], root: str | Path = ".") -> None:
     )
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """Entry point: params sections ``estimate`` and ``match`` → the estimate tables."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
     s = stage_settings()
     cfg = EstimateConfig(**s.estimate.flat())
     spec = RiskSetSpec(**s.match.spec_kwargs())
@@ -80,7 +82,13 @@ def main() -> None:
         m["att"]["ci_low"],
         m["att"]["ci_high"],
     )
+    return runner.Summary(
+        rows_in=len(matched),
+        rows_out=sum(len(out[name]) for name in ESTIMATE_TABLES),
+        detail=f"average effect {m['att']['estimate']:.2f} "
+        f"({m['att']['ci_low']:.2f}, {m['att']['ci_high']:.2f})",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("estimate", __doc__, main))

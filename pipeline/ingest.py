@@ -19,11 +19,12 @@ outputs untouched.  See ``docs/interfaces.md`` and :mod:`pipeline.checks`.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline import config
+from pipeline import config, runner
 from pipeline import contract as C
 from pipeline.checks import IngestError
 from pipeline.ingestion import (  # noqa: F401  (run_ingest, INTERIM_TABLES: re-exported)
@@ -37,8 +38,7 @@ from pipeline.settings import IngestSettings, Settings, SparkSettingsModel, stag
 log = logging.getLogger("pipeline.ingest")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+def main() -> runner.Summary:
     s = stage_settings()
     root = config.project_root()
     spark = _engine(s.ingest, s.spark)
@@ -53,6 +53,12 @@ def main() -> None:
         index="table", columns="reason", values="rows"
     )
     log.info("rows read / kept:\n%s", summary.to_string())
+    return runner.Summary(
+        rows_in=int(summary[C.READ].sum()),
+        rows_out=int(summary[C.KEPT].sum()),
+        detail=f"{int(counts.loc[counts['reason'].isin(list(C.REASONS)), 'rows'].sum()):,} "
+        "quarantined",
+    )
 
 
 def _engine(opts: IngestSettings, spark: SparkSettingsModel):
@@ -81,4 +87,4 @@ def _run_from_settings(root: Path, s: Settings, spark=None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("ingest", __doc__, main))

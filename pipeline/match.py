@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import runner
 from pipeline.io import atomic_path, write_csv, write_parquet
 from pipeline.matching.riskset import (
     RiskSetResult,
@@ -127,26 +129,34 @@ def run(params: MatchSettings | Mapping, root: str | os.PathLike = ".") -> RiskS
     return res
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """Entry point: params section ``match`` → matched panel, summary, balance, love plot."""
     from pipeline.config import project_root
 
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    res = run(stage_settings().match, project_root())
+    params = stage_settings().match
+    root = Path(project_root())
+    res = run(params, root)
     s = res.summary_table()
     total = s[s["district_code"] == "ALL"].iloc[0]
-    print(
+    log.info(
         f"treated students: {total['n_treated']}, matched: {total['n_matched']}, "
         f"not in membership at first visit: {total['n_not_in_membership']}, "
         f"no candidates: {total['n_no_candidates']}, "
         f"no match within caliper: {total['n_no_match_in_caliper']}"
     )
-    print(
+    log.info(
+        "balance:\n%s",
         res.balance[
             ["covariate", "smd_before", "smd_after", "variance_ratio_after", "wwc_class_after"]
-        ].to_string(index=False)
+        ].to_string(index=False),
+    )
+    paths = {k: root / v for k, v in params.paths().items()}
+    return runner.Summary(
+        rows_in=runner.parquet_rows(paths["panel"]),
+        rows_out=runner.parquet_rows(paths["output"]),
+        detail=f"{total['n_matched']} of {total['n_treated']} visited students matched",
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("match", __doc__, main))

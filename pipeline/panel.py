@@ -9,15 +9,17 @@ data-quality table are described in :mod:`pipeline.panel_build`.
 from __future__ import annotations
 
 import logging
+import sys
 
+from pipeline import runner
 from pipeline.config import project_root
 from pipeline.panel_build import DuckDBSettings, write_panel
 from pipeline.settings import stage_settings
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """``python -m pipeline.panel``: params section ``panel`` → panel + data-quality table."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
     s = stage_settings()
     root = project_root()
     paths = s.panel.paths()
@@ -38,8 +40,13 @@ def main() -> None:
     finally:
         if spark is not None:
             spark.stop_session()
-    print(quality.to_string(index=False))
+    logging.getLogger("pipeline.panel").info("data quality:\n%s", quality.to_string(index=False))
+    monthly = root / paths["interim_dir"] / "attendance_monthly.parquet"
+    return runner.Summary(
+        rows_in=runner.parquet_rows(monthly) if monthly.exists() else None,
+        rows_out=runner.parquet_rows(root / paths["output"]),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("panel", __doc__, main))

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline import config, figures
+from pipeline import config, figures, runner
 from pipeline import io as pio
 from pipeline.analysis.schemas import EST_COLUMNS as EST_COLS
 from pipeline.analysis.schemas import FLOW_STEPS, required_columns
@@ -142,8 +142,15 @@ def _check_numeric(name: str, path: Path, df: pd.DataFrame, cols: list[str]) -> 
             df[c] = conv
 
 
-def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
+def load_inputs(
+    reports_dir: str | os.PathLike, validation_table: str | os.PathLike | None = None
+) -> Inputs:
     """Read and validate ``metrics.json`` and the input tables under ``reports_dir``.
+
+    ``validation_table`` is the simulation study's table (``report.validation_table``:
+    the committed study, ``benchmarks/results/validation_n100/validation.csv``); by
+    default ``tables/validation.csv`` under ``reports_dir``.  Optional: without it the
+    report has no simulation section.
 
     Raises
     ------
@@ -181,7 +188,7 @@ def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
     for name, cols in wanted.items():
         p = tabdir / f"{name}.csv"
         tables[name], paths[name] = _read_csv(p, cols), p
-    vpath = tabdir / "validation.csv"
+    vpath = Path(validation_table) if validation_table is not None else tabdir / "validation.csv"
     if vpath.exists():
         tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
     for name in ESTIMAND_INPUTS:  # the estimands beside the headline, when computed
@@ -606,10 +613,17 @@ def make_figures(inputs: Inputs, pubs: dict[str, Published]) -> list[figures.Fig
                     "with a shaded band from 93% to 97%. Values are in the simulation table."
                 ),
                 fig=fig,
-                sources=["tables/validation.csv"],
+                sources=[_validation_source(inputs)],
             )
         )
     return figs
+
+
+def _validation_source(inputs: Inputs) -> str:
+    """The simulation table's path as the report cites it (relative to the reports dir)."""
+    p = inputs.paths.get("validation")
+    rep = inputs.paths["metrics"].parent
+    return os.path.relpath(p, rep) if p is not None else "tables/validation.csv"
 
 
 # --------------------------------------------------------------------------- text
@@ -779,6 +793,7 @@ def build_context(
         "tables": {k: p.table for k, p in pubs.items()},
         "validation": inputs.tables.get("validation"),
         "val": _validation_summary(inputs.tables.get("validation"), m["primary_estimator"]),
+        "val_source": _validation_source(inputs).removeprefix("../"),
         "max_smd": float(m["max_abs_smd_after"]),
         "subgroup_labels": figures.SUBGROUP_LABELS,
         "covariates": [str(c) for c in pubs["balance"].table["covariate"]],
@@ -937,7 +952,8 @@ def run(root: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, Path]:
     want_pdf = bool(rsec.get("pdf", True))
     chromium = find_chromium(rsec.get("chromium")) if want_pdf else None
 
-    inputs = load_inputs(rep)
+    vt = rsec.get("validation_table")
+    inputs = load_inputs(rep, None if vt is None else root / vt)
     pubs = publish(inputs, rules)
     facts = load_facts()
     out = {
@@ -978,14 +994,17 @@ def _readable(*paths: Path) -> None:
                 os.chmod(f, 0o644)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m pipeline.report``."""
+def _stage() -> runner.Summary:
     root = config.project_root()
     stage_settings()  # the whole params.yaml is checked before any work
     out = run(root, config.load_params())
-    for k, p in out.items():
-        print(f"report: wrote {k}: {p.relative_to(root) if p.is_relative_to(root) else p}")
-    return 0
+    names = [str(p.relative_to(root) if p.is_relative_to(root) else p) for p in out.values()]
+    return runner.Summary(detail="wrote " + ", ".join(names))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m pipeline.report`` (``--help``, ``--quiet``)."""
+    return runner.main("report", __doc__, _stage, argv)
 
 
 if __name__ == "__main__":

@@ -449,6 +449,9 @@ class ReportSettings(Section):
     pdf: Bool = True
     pdf_timeout_s: PosFloat = 180
     chromium: Str | None = None
+    #: the simulation study the methods appendix reports (the committed one); None:
+    #: ``tables/validation.csv`` under ``reports_dir``
+    validation_table: Str | None = None
 
 
 SCENARIO_NAMES = (

@@ -8,16 +8,17 @@ writes every contract table and ``truth.json`` to ``synthesize.output_dir``
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
+from pipeline import runner
 from pipeline.settings import stage_settings
 from pipeline.synth import SynthConfig, generate, write_extract
 
 log = logging.getLogger("pipeline.synthesize")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+def main() -> runner.Summary:
     params = stage_settings().synthesize
     cfg = SynthConfig.from_params(params.model_dump())
     t0 = time.perf_counter()
@@ -44,7 +45,11 @@ def main() -> None:
         c["treated_students"],
         extract.truth["att_window"] or 0.0,
     )
+    return runner.Summary(
+        rows_out=int(c["attendance_monthly_rows"]),
+        detail=f"{c['students']:,} students, {c['home_visits']:,} visits",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("synthesize", __doc__, main))

@@ -57,11 +57,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline import runner
 from pipeline.analysis.scenarios import FILE_REP_COLUMNS
 from pipeline.analysis.simulation import ValidateConfig, run_replications, summarize
 from pipeline.analysis.simulation_figure import plot
@@ -97,20 +99,26 @@ def run(cfg: ValidateConfig, root: str | Path = ".") -> tuple[pd.DataFrame, pd.D
     return summary, reps
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """Entry point: the ``validate`` section of ``params.yaml`` → validation table, figure."""
     from pipeline.config import project_root
     from pipeline.settings import stage_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     s = stage_settings()
     # the study validates the primary design, chosen by estimate.design
     cfg = ValidateConfig(design=s.estimate.design, **s.validate_section.kwargs())
-    summary, _ = run(cfg, project_root())
+    summary, reps = run(cfg, project_root())
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(summary.drop(columns=["targets_apply"]).to_string(index=False, float_format="%.3f"))
-    print(json.dumps({"n_reps": cfg.n_reps, "seed": cfg.seed}))
+        log.info(
+            "simulation study:\n%s",
+            summary.drop(columns=["targets_apply"]).to_string(index=False, float_format="%.3f"),
+        )
+    log.info(json.dumps({"n_reps": cfg.n_reps, "seed": cfg.seed}))
+    return runner.Summary(
+        rows_out=len(reps),
+        detail=f"{cfg.n_reps} replications x {len(cfg.scenarios)} scenarios",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("validate", __doc__, main))

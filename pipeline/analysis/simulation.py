@@ -46,6 +46,7 @@ from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
 from pipeline.panel_build import write_panel
+from pipeline.runner import progress
 from pipeline.synth import SynthConfig, generate, write_extract
 
 log = logging.getLogger("pipeline.validate")
@@ -264,9 +265,11 @@ def run_replications(cfg: ValidateConfig) -> pd.DataFrame:
     tasks = [(cfg, s, r, seeds[r]) for s in cfg.scenarios for r in range(cfg.n_reps)]
     if cfg.workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=cfg.workers) as ex:
-            parts = list(ex.map(_task, tasks))
+            parts = list(
+                progress(ex.map(_task, tasks), "replications", total=len(tasks), unit="rep")
+            )
     else:
-        parts = [_task(t) for t in tasks]
+        parts = list(progress(map(_task, tasks), "replications", total=len(tasks), unit="rep"))
     reps = pd.concat(parts, ignore_index=True)
     return reps[REP_COLUMNS]
 

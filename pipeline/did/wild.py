@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from pipeline.runner import progress
+
 __all__ = [
     "WEBB_POINTS",
     "WildTest",
@@ -122,7 +124,8 @@ class _WCR:
         q01 = np.empty(B)
         q11 = np.empty(B)
         step = max(1, int(2e7 // max(G, 1)))
-        for s in range(0, B, step):
+        chunks = range(0, B, step)
+        for s in progress(chunks, "bootstrap draws", total=len(chunks), unit="chunk"):
             Vb = V[s : s + step]
             # sc = V∘a − V Mᵀ with M = HAc (A Ŝ)ᵀ + d HAc (A H A c)ᵀ, both rank k
             S0 = Vb * self.a0[None, :] - (Vb @ self.fit.ASh) @ self.HAc.T

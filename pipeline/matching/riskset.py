@@ -104,6 +104,7 @@ from pipeline.matching.propensity import (
     fit_propensity,
     linear_predictor,
 )
+from pipeline.runner import progress
 
 __all__ = [
     "MATCH_COLUMNS",
@@ -444,7 +445,12 @@ def match_in_strata(
     where_t[t_pos] = np.arange(len(t_pos))
     no_cand = np.zeros(len(t_pos), dtype=bool)
     rng_order = np.random.default_rng(spec.seed)
-    for a, b in zip(starts, ends, strict=True):
+    for a, b in progress(
+        zip(starts, ends, strict=True),
+        "matching (district x month x grade band)",
+        total=len(starts),
+        unit="stratum",
+    ):
         sl = np.arange(a, b)
         it = sl[work_t[a:b]]
         if len(it) == 0:
