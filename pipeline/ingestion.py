@@ -88,6 +88,7 @@ def run_ingest(
     temp_dir: str | Path | None = None,
     on_disk: bool | None = None,
     spark=None,
+    synthetic: bool = False,
 ) -> pd.DataFrame:
     """Validate, pseudonymize and write an extract; returns the data-quality counts.
 
@@ -115,7 +116,7 @@ def run_ingest(
     """
     extract_dir, interim_dir, quality_csv = Path(extract_dir), Path(interim_dir), Path(quality_csv)
     t0 = time.perf_counter()
-    key, source = resolve_key(extract_dir, environ)
+    key, source = resolve_key(extract_dir, environ, synthetic=synthetic)
     log.info(
         "pseudonym key: %s",
         "public demo key (synthetic extract)" if source == "demo" else "LEAP_ID_KEY",
@@ -146,21 +147,30 @@ def run_ingest(
                     tmp / "quarantine" / f"{t}.parquet",
                 )
             res.counts.to_csv(tmp_csv, index=False, lineterminator="\n")
-            _write_meta(extract_dir, tmp / "extract_meta.json", source)
+            _write_meta(extract_dir, tmp / "extract_meta.json", synthetic, res.sources)
     log.info("ingest done in %.1f s", time.perf_counter() - t0)
     return res.counts
 
 
-def _write_meta(extract_dir: Path, target: Path, key_source: str) -> None:
-    """``extract_meta.json``: whether the extract is synthetic and, if so, its truth.
+def _write_meta(extract_dir: Path, target: Path, synthetic: bool, sources: dict) -> None:
+    """``extract_meta.json``: whether the extract is synthetic, its truth, dropped columns.
 
     Later stages read this instead of the raw extract folder, so that a synthetic run can
     compare estimates with the generator's truth and label every output as synthetic.
+    ``synthetic`` comes from the configuration (never from a file in the extract); the
+    truth is read only then.  ``dropped_columns`` names the extract's extra columns per
+    table (names only: their values never leave ingest).
     """
-    synthetic = key_source == "demo"
-    meta = {"synthetic": synthetic, "truth": None}
-    if synthetic:
-        with open(extract_dir / "truth.json", encoding="utf-8") as fh:
+    meta = {
+        "synthetic": bool(synthetic),
+        "truth": None,
+        "dropped_columns": {
+            t: list(s.extra_columns) for t, s in sources.items() if s.extra_columns
+        },
+    }
+    truth = extract_dir / "truth.json"
+    if synthetic and truth.is_file():
+        with open(truth, encoding="utf-8") as fh:
             meta["truth"] = json.load(fh)
     with open(target, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=2, sort_keys=True)

@@ -148,7 +148,9 @@ def test_corruptions_never_crash_and_accounting_holds(tmp_path_factory, case):
         }
     # the stage itself: same counts, written; no raw ID column anywhere
     out = tmp_path_factory.mktemp("out")
-    counts = run_ingest(path, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={})
+    counts = run_ingest(
+        path, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={}, synthetic=True
+    )
     pd.testing.assert_frame_equal(counts, res.counts)
     pd.testing.assert_frame_equal(pd.read_csv(out / "dq.csv"), res.counts)
     for f in (out / "interim").rglob("*.parquet"):

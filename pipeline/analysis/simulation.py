@@ -179,7 +179,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         tmp = Path(tmp)
         write_extract(extract, tmp / "raw")
         del extract
-        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1, synthetic=True)
         write_panel(tmp / "interim", tmp / "panel.parquet", None)
         panel = pd.read_parquet(tmp / "panel.parquet")
     res = riskset_match(panel, spec)
