@@ -65,8 +65,7 @@ import datetime
 import logging
 import re
 import shutil
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +73,7 @@ import duckdb
 import pandas as pd
 
 from pipeline import contract as C
+from pipeline.scratch import make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +380,12 @@ class ValidationResult:
     counts
         Data frame ``table, reason, rows`` (``read``, ``kept``, ``duplicate_exact`` and
         every quarantine reason, zeros included) per source table.
+    pseudonymized
+        True when ``student_id`` holds pseudonyms (``validate_extract`` was given
+        ``pseudonymize_ids``): then no raw ID is in any relation or scratch file, and
+        extra columns hold an MD5 digest of their value (for duplicate detection only).
+    n_ids
+        Number of distinct non-empty student IDs pseudonymized.
     """
 
     con: duckdb.DuckDBPyConnection
@@ -390,6 +396,8 @@ class ValidationResult:
     quarantine: dict[str, str]
     counts: pd.DataFrame
     _scratch: Path | None = None
+    pseudonymized: bool = False
+    n_ids: int = 0
 
     # -- access ---------------------------------------------------------------------
     def kept_df(self, table: str) -> pd.DataFrame:
@@ -672,6 +680,60 @@ def _encoding_message(line: int, pos: int, byte: int | None) -> str:
     )
 
 
+def _register_id_map(
+    con: duckdb.DuckDBPyConnection,
+    sources: dict[str, SourceFile],
+    fn: Callable[[list[str]], list[str]],
+) -> int:
+    """Pseudonyms of every distinct non-empty raw ``student_id``, as view ``__idmap``.
+
+    The distinct raw IDs are fetched straight into Python (never stored in DuckDB) and
+    registered as an in-memory data frame (``__raw``, ``__key``).
+    """
+    ids: set[str] = set()
+    for src in sources.values():
+        if "student_id" not in src.columns:
+            continue
+        sql = (
+            f"SELECT DISTINCT student_id FROM ({_source_select(src)}) "
+            f"WHERE NOT {_empty('student_id')}"
+        )
+        try:
+            got = con.execute(sql).fetchnumpy()["student_id"]
+        except duckdb.Error as exc:
+            enc = _utf8_problem(src.path) if src.format == "csv" else None
+            raise IngestError(
+                f"{src.path}: {enc or f'unreadable file (table {src.table!r}): '}"
+                f"{'' if enc else _error_summary(exc)}"
+            ) from None
+        ids.update(str(s) for s in got)
+    raw = sorted(ids)
+    con.register("__idmap", pd.DataFrame({"__raw": raw, "__key": fn(raw)}))
+    del ids
+    return len(raw)
+
+
+def _pseudonymized_select(src: SourceFile) -> str:
+    """The source SELECT with ``student_id`` replaced by its pseudonym as it is read.
+
+    Empty or blank IDs stay as they are (rule ``missing_value``); extra columns become
+    the MD5 digest of their text (they may hold raw IDs; equal values stay equal, so
+    exact-duplicate detection is unchanged).
+    """
+    names = {c.name for c in C.TABLES[src.table].columns}
+    cols = []
+    for c in src.columns:
+        qc = f"s.{_q(c)}"
+        if c == "student_id":
+            cols.append(f"CASE WHEN {_empty(qc)} THEN {qc} ELSE m.__key END AS student_id")
+        elif c in names:
+            cols.append(qc)
+        else:
+            cols.append(f"md5({qc}) AS {_q(c)}")
+    join = " LEFT JOIN __idmap m ON m.__raw = s.student_id" if "student_id" in src.columns else ""
+    return f"SELECT s.__row, {', '.join(cols)} FROM ({_source_select(src)}) s{join}"
+
+
 def _check_not_empty(src: SourceFile, n_read: int) -> None:
     """A required table with a header and no data rows is a file-level fault."""
     if n_read == 0 and src.table in C.NONEMPTY_TABLES:
@@ -909,12 +971,11 @@ def connect(
 
     ``on_disk=True`` puts the database itself in the scratch folder (compressed, so that
     very large extracts fit); otherwise it is in memory, spilling to the folder when
-    ``memory_limit`` is reached.  The folder is made under ``temp_dir`` (or the system's
-    temporary folder); delete it when done — it holds raw IDs.
+    ``memory_limit`` is reached.  The folder is private to the run (0700,
+    :func:`pipeline.scratch.make_private_dir`, under ``temp_dir`` or the per-user scratch
+    base); delete it when done.
     """
-    scratch = Path(
-        tempfile.mkdtemp(prefix="leap-ingest-", dir=None if temp_dir is None else str(temp_dir))
-    )
+    scratch = make_private_dir("ingest", temp_dir)
     con = duckdb.connect(str(scratch / "scratch.duckdb") if on_disk else ":memory:")
     con.execute(f"SET temp_directory = {_lit(str(scratch / 'spill'))}")
     con.execute("SET preserve_insertion_order = true")
@@ -934,6 +995,7 @@ def validate_extract(
     on_disk: bool | None = None,
     spark=None,
     as_of: datetime.date | None = None,
+    pseudonymize_ids: Callable[[list[str]], list[str]] | None = None,
 ) -> ValidationResult:
     """Check an extract against every rule of the data contract.
 
@@ -955,6 +1017,13 @@ def validate_extract(
     as_of
         The last day a record may be dated (rule ``date_out_of_range``); today by
         default.
+    pseudonymize_ids
+        Maps a list of distinct raw IDs to their pseudonyms (one-to-one; e.g.
+        ``lambda ids: pipeline.pseudonym.pseudonymize(ids, key)``).  When given (DuckDB
+        only), IDs are replaced as the files are read: the raw IDs exist only in this
+        process's memory (a Python list and the join's in-memory hash table, about
+        ``n_ids`` short strings), never in a DuckDB table, a spill file or the scratch
+        database, so a killed run leaves no raw ID on disk.
 
     Returns
     -------
@@ -981,14 +1050,17 @@ def validate_extract(
         form = next(f for f in C.ATTENDANCE_FORMS if f in sources)
         order = ["districts", "students", "enrollment", form, "home_visits"]
         rows: list[tuple[str, str, int]] = []
+        early = pseudonymize_ids is not None and spark is None
+        n_ids = _register_id_map(con, sources, pseudonymize_ids) if early else 0
         for t in order:
             log.info("checking %s (%s)", sources[t].path.name, sources[t].format)
-            _process_table(
-                con,
-                sources[t],
-                None if spark is None else _spark_source(spark, sources[t]),
-                as_of,
-            )
+            if spark is not None:
+                source_sql = _spark_source(spark, sources[t])
+            elif early:
+                source_sql = _pseudonymized_select(sources[t])
+            else:
+                source_sql = None
+            _process_table(con, sources[t], source_sql, as_of)
             rows += _counts(con, t)
             _check_not_empty(sources[t], rows[-len(C.REASONS) - 3][2])
             log.info(
@@ -1012,6 +1084,8 @@ def validate_extract(
             quarantine={t: f"quar_{t}" for t in order},
             counts=counts,
             _scratch=scratch,
+            pseudonymized=early,
+            n_ids=n_ids,
         )
     except BaseException:
         with contextlib.suppress(Exception):

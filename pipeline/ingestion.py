@@ -23,6 +23,7 @@ from pipeline.checks import (
 )
 from pipeline.io import atomic_dir, atomic_path
 from pipeline.pseudonym import pseudonymize, resolve_key
+from pipeline.scratch import stage_guard
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -57,11 +58,19 @@ def _columns(con, rel: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
 
 
-def _select_pseudonymized(con, rel: str, order: str) -> str:
-    """SELECT of ``rel`` with ``student_id`` replaced in place by ``student_key``."""
+def _select_pseudonymized(con, rel: str, order: str, early: bool = False) -> str:
+    """SELECT of ``rel`` with ``student_id`` replaced in place by ``student_key``.
+
+    ``early``: the relation's ``student_id`` already holds the pseudonym (renamed only).
+    """
     cols = [c for c in _columns(con, rel) if c != "__row"]
     if "student_id" not in cols:
         return f"SELECT {', '.join(_q(c) for c in cols)} FROM {rel} r ORDER BY {order}"
+    if early:
+        sel = ", ".join(
+            "r.student_id AS student_key" if c == "student_id" else f"r.{_q(c)}" for c in cols
+        )
+        return f"SELECT {sel} FROM {rel} r ORDER BY {order}"
     sel = ", ".join("m.student_key" if c == "student_id" else f"r.{_q(c)}" for c in cols)
     return (
         f"SELECT {sel} FROM {rel} r LEFT JOIN idmap m ON m.student_id = r.student_id "
@@ -121,31 +130,33 @@ def run_ingest(
         "pseudonym key: %s",
         "public demo key (synthetic extract)" if source == "demo" else "LEAP_ID_KEY",
     )
-    with validate_extract(
-        extract_dir,
-        memory_limit=memory_limit,
-        threads=threads,
-        temp_dir=temp_dir,
-        on_disk=on_disk,
-        spark=spark,
-    ) as res:
+    with (
+        stage_guard("ingest", [interim_dir, quality_csv], temp_dir),
+        validate_extract(
+            extract_dir,
+            memory_limit=memory_limit,
+            threads=threads,
+            temp_dir=temp_dir,
+            on_disk=on_disk,
+            spark=spark,
+            pseudonymize_ids=lambda ids: pseudonymize(ids, key),
+        ) as res,
+    ):
         log.info("validated %s in %.1f s", extract_dir, time.perf_counter() - t0)
         check_reject_rates(res.counts, max_reject_rate)
-        n_ids = _build_id_map(res, key)
+        early = res.pseudonymized
+        n_ids = res.n_ids if early else _build_id_map(res, key)
         log.info("pseudonymized %d distinct student IDs", n_ids)
         con = res.con
         with atomic_path(quality_csv, ".csv") as tmp_csv, atomic_dir(interim_dir) as tmp:
             (tmp / "quarantine").mkdir()
             for t in INTERIM_TABLES:
-                rel = res.kept[t]
-                _copy(con, _select_pseudonymized(con, rel, "r.__row"), tmp / f"{t}.parquet")
+                sql = _select_pseudonymized(con, res.kept[t], "r.__row", early)
+                _copy(con, sql, tmp / f"{t}.parquet")
                 log.info("wrote %s.parquet", t)
             for t, rel in res.quarantine.items():
-                _copy(
-                    con,
-                    _select_pseudonymized(con, rel, "r.source_row"),
-                    tmp / "quarantine" / f"{t}.parquet",
-                )
+                sql = _select_pseudonymized(con, rel, "r.source_row", early)
+                _copy(con, sql, tmp / "quarantine" / f"{t}.parquet")
             res.counts.to_csv(tmp_csv, index=False, lineterminator="\n")
             _write_meta(extract_dir, tmp / "extract_meta.json", synthetic, res.sources)
     log.info("ingest done in %.1f s", time.perf_counter() - t0)
