@@ -300,7 +300,7 @@ def finish(src: pd.DataFrame, mask: pd.DataFrame, spec: TableSpec, rules: Rules)
             out[c] = pd.array(v, dtype="Int64" if whole else "Float64")
             out.loc[mask[c], c] = pd.NA
         elif mask[c].any():
-            if not pd.api.types.is_numeric_dtype(out[c]):
+            if not pd.api.types.is_numeric_dtype(out[c]) or pd.api.types.is_bool_dtype(out[c]):
                 out[c] = out[c].astype(object)
             out.loc[mask[c], c] = np.nan
     out[SUPPRESSED_COLUMN] = [";".join(c for c in src.columns if mask.at[i, c]) for i in src.index]

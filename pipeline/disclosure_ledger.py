@@ -55,10 +55,12 @@ import pandas as pd
 
 from pipeline.disclosure import (
     DisclosureError,
+    EstimateRule,
     Published,
     Rules,
     TableSpec,
     _check_columns,
+    assert_published_safe,
     count_columns,
     finish,
     primary_mask,
@@ -231,7 +233,7 @@ class DisclosureLedger:
         for total, parts, label in self._margins:
             if total is not None and total not in cls_of:
                 continue  # an empty total: no identity
-            if total is None and all(x in self._desc for x in parts):
+            if total is None and self._split_of_a_cell(parts, by_desc):
                 continue  # its total is a ledger cell: the descriptions give the identity
             add_eq(
                 cls_of[total] if total is not None else None,
@@ -261,6 +263,24 @@ class DisclosureLedger:
                         eqs.append({a: 1.0, b: -1.0, vid: -1.0})
                         labels.append(f"{da} - {db}")
         return _Model(classes, value, fixed, eqs, labels, virtual)
+
+    def _split_of_a_cell(self, parts: Sequence[Cell], by_desc: Mapping[Count, int]) -> bool:
+        """True when ``parts`` split a registered count along one dimension and add up."""
+        descs = [self._desc.get(x) for x in parts]
+        if not parts or any(d is None for d in descs):
+            return False
+        common = frozenset.intersection(*(d.where for d in descs))
+        pops = {d.population for d in descs}
+        dims = {dim for d in descs for dim, _ in d.where - common}
+        parent = Count(next(iter(pops)), common)
+        if len(pops) != 1 or len(dims) != 1 or parent not in by_desc:
+            return False
+        total = sum(self._value(x) for x in parts)
+        return bool(np.isclose(total, self._value(self._cell_of(by_desc[parent], by_desc))))
+
+    def _cell_of(self, k: int, by_desc: Mapping[Count, int]) -> Cell:
+        d = next(d for d, j in by_desc.items() if j == k)
+        return next(x for x, dd in self._desc.items() if dd == d)
 
     # -- suppression ----------------------------------------------------------------------
     def suppress(self) -> dict[str, Published]:
@@ -406,3 +426,174 @@ def _determined(model: _Model, hidden: np.ndarray) -> list[int]:
     null = vt[rank:].T  # unknowns x nullity
     norms = np.linalg.norm(null, axis=1) if null.size else np.zeros(len(unknown))
     return [k for k, j in pos.items() if norms[j] < 1e-9]
+
+
+# --- the report's tables ------------------------------------------------------------------
+
+#: The sample flow's steps, each a subset of the one before.
+FLOW_STEPS = ("extract", "eligible", "visited", "matched", "analysed")
+#: Names of the same dimension in the match summary and the subgroup table.
+DIMENSION_ALIASES = {"district": "district_code", "tier": "prior_year_tier"}
+STUDENTS = Count.of("students")
+COMPARISON = Count.of("comparison students")
+
+
+def _flow_counts() -> dict[str, Count]:
+    out, cur = {"extract": STUDENTS}, STUDENTS
+    for step in FLOW_STEPS[1:]:
+        cur = cur.refine(**{step: "yes"})
+        out[step] = cur
+    return out
+
+
+def describe_report_counts(
+    sources: Mapping[str, tuple[pd.DataFrame, TableSpec]], metrics: Mapping
+) -> dict[str, dict[tuple[int, str], Count]]:
+    """What the report's shared count cells count (see the module docstring).
+
+    Sample flow steps are nested (extract ⊃ eligible ⊃ visited ⊃ matched ⊃ analysed;
+    ``excluded`` is the previous step less this one); the match summary splits the
+    visited and matched students by a dimension; the subgroup table splits the analysed
+    students and the comparison students; ``metrics.json``'s ``n_treated`` and
+    ``n_comparison`` are the analysed and comparison students; the primary estimator's
+    ``n_treated`` per event time (event studies, treated event means) are the analysed
+    students observed at that event time.
+    """
+    flow = _flow_counts()
+    primary = str(metrics.get("primary_estimator", ""))
+    n_t, n_c = metrics.get("n_treated"), metrics.get("n_comparison")
+    out: dict[str, dict[tuple[int, str], Count]] = {}
+
+    def dim(d) -> str:
+        return DIMENSION_ALIASES.get(str(d), str(d))
+
+    for name, (df, _) in sources.items():
+        df = df.reset_index(drop=True)
+        c: dict[tuple[int, str], Count] = {}
+        if name == "sample_flow":
+            steps = [str(s) for s in df["step"]]
+            for i, s in enumerate(steps):
+                if s in flow:
+                    c[(i, "students")] = flow[s]
+                    if i and steps[i - 1] in flow and "excluded" in df.columns:
+                        c[(i, "excluded")] = flow[steps[i - 1]].refine(**{s: "no"})
+        elif name == "match_summary":
+            for i, r in df.iterrows():
+                w = {dim(r["dimension"]): r["level"]}
+                c[(i, "treated")] = flow["visited"].refine(**w)
+                c[(i, "matched")] = flow["matched"].refine(**w)
+                c[(i, "unmatched")] = flow["visited"].refine(**w, matched="no")
+        elif name == "subgroups":
+            for i, r in df.iterrows():
+                w = {dim(r["subgroup"]): r["level"]}
+                c[(i, "n_treated")] = flow["analysed"].refine(**w)
+                c[(i, "n_comparison")] = COMPARISON.refine(**w)
+        elif name == "main_effects":
+            for i, r in df.iterrows():
+                if n_t is not None and r["n_treated"] == n_t:
+                    c[(i, "n_treated")] = flow["analysed"]
+                if n_c is not None and r["n_comparison"] == n_c:
+                    c[(i, "n_comparison")] = COMPARISON
+        elif name in ("event_study", "event_study_chronic"):
+            for i, r in df.iterrows():
+                if str(r["estimator"]) == primary:
+                    c[(i, "n_treated")] = flow["analysed"].refine(event_time=r["event_time"])
+        elif name == "event_means":
+            for i, r in df.iterrows():
+                base = flow["analysed"] if r["role"] == "treated" else COMPARISON
+                c[(i, "n_students")] = base.refine(event_time=r["event_time"])
+        out[name] = {k: v for k, v in c.items() if pd.notna(df.at[k[0], k[1]])}
+    return out
+
+
+def _truth_with_counts(
+    sources: Mapping[str, tuple[pd.DataFrame, TableSpec]], metrics: Mapping
+) -> tuple[pd.DataFrame, TableSpec]:
+    """``truth_comparison`` with the ``n_treated`` each estimate rests on, and its rule.
+
+    Averages rest on the analysed students; ``event time e`` on the estimator's
+    ``n_treated`` at ``e`` in the event study; ``subgroup=level`` on the subgroup's.
+    """
+    tc = sources["truth_comparison"][0].reset_index(drop=True).copy()
+    es = sources["event_study"][0] if "event_study" in sources else pd.DataFrame()
+    sg = sources["subgroups"][0] if "subgroups" in sources else pd.DataFrame()
+    n_es = {(str(r["estimator"]), int(r["event_time"])): r["n_treated"] for _, r in es.iterrows()}
+    n_sg = {f"{r['subgroup']}={r['level']}": r["n_treated"] for _, r in sg.iterrows()}
+    n = []
+    for _, r in tc.iterrows():
+        q = str(r["quantity"])
+        if q.startswith("event time "):
+            n.append(n_es.get((str(r["estimator"]), int(q.split()[-1])), np.nan))
+        elif q in n_sg:
+            n.append(n_sg[q])
+        else:
+            n.append(metrics.get("n_treated", np.nan))
+    tc["n_treated"] = pd.to_numeric(pd.Series(n, dtype=object), errors="coerce")
+    values = tuple(
+        c for c in ("estimate", "truth", "bias", "covered", "ci_low", "ci_high") if c in tc
+    )
+    spec = TableSpec(
+        "truth_comparison",
+        ("estimator", "quantity"),
+        estimates=(EstimateRule(values, ("n_treated",)),),
+    )
+    return tc, spec
+
+
+def publish_tables(
+    sources: Mapping[str, tuple[pd.DataFrame, TableSpec]], rules: Rules, metrics: Mapping
+) -> dict[str, Published]:
+    """Suppress the report's tables together (one ledger) and check each one.
+
+    Parameters
+    ----------
+    sources
+        ``{name: (unsuppressed table, spec)}`` (the report's ``published_sources``).
+    rules
+        Disclosure thresholds.
+    metrics
+        ``metrics.json`` (its ``n_treated`` and ``n_comparison`` are public for sure).
+
+    Returns
+    -------
+    dict
+        ``{name: Published}``; ``truth_comparison`` gains ``n_treated`` and is published
+        with suppression of estimates resting on fewer than ``min_denominator``.
+
+    Raises
+    ------
+    DisclosureError
+        A cell that cannot be protected, or a table failing
+        :func:`pipeline.disclosure.assert_published_safe`, or a recoverable cell.
+    """
+    sources = dict(sources)
+    if "truth_comparison" in sources:
+        sources["truth_comparison"] = _truth_with_counts(sources, metrics)
+    counts = describe_report_counts(sources, metrics)
+    ledger = DisclosureLedger(rules)
+    for name, (df, spec) in sources.items():
+        ledger.register(name, df, spec, counts=counts.get(name))
+    met = pd.DataFrame(
+        {"n_treated": [metrics.get("n_treated")], "n_comparison": [metrics.get("n_comparison")]}
+    )
+    ledger.register(
+        "metrics.json",
+        met,
+        TableSpec("metrics.json", (), ("n_treated", "n_comparison")),
+        counts={(0, "n_treated"): _flow_counts()["analysed"], (0, "n_comparison"): COMPARISON},
+        public=True,
+    )
+    pubs = ledger.suppress()
+    pubs.pop("metrics.json")
+    for p in pubs.values():
+        assert_published_safe(p.table, p.source, p.spec, rules)
+    left = ledger.recoverable({**pubs, "metrics.json": _as_published(met)})
+    if left:
+        raise DisclosureError("ledger: recoverable after suppression: " + "; ".join(left[:10]))
+    return pubs
+
+
+def _as_published(df: pd.DataFrame) -> Published:
+    spec = TableSpec("metrics.json", (), ("n_treated", "n_comparison"))
+    mask = pd.DataFrame(False, index=df.index, columns=df.columns)
+    return Published("metrics.json", df, mask, df, spec)

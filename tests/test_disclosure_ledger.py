@@ -261,3 +261,82 @@ def test_same_count_in_two_tables_is_suppressed_in_both():
     pubs = led.suppress()
     assert pd.isna(pubs["a"].table.at[0, "n"]) and pd.isna(pubs["b"].table.at[0, "n"])
     assert pubs["a"].table.at[1, "n"] == 50
+
+
+def test_truth_comparison_is_published_with_suppression():
+    """Estimates compared with the truth rest on enough students, like every estimate."""
+    from pipeline.disclosure_ledger import publish_tables
+
+    es = pd.DataFrame(
+        {
+            "estimator": ["p", "p"],
+            "event_time": [1, 12],
+            "estimate": [4.0, 9.0],
+            "n_treated": [300, 11],
+        }
+    )
+    sg = pd.DataFrame(
+        {
+            "subgroup": ["ell", "ell"],
+            "level": ["True", "False"],
+            "estimate": [3.0, 5.0],
+            "n_treated": [12, 288],
+            "n_comparison": [40, 800],
+        }
+    )
+    tc = pd.DataFrame(
+        {
+            "estimator": ["p", "p", "p", "p", "p"],
+            "quantity": ["average 1-6", "event time 1", "event time 12", "ell=True", "ell=False"],
+            "estimate": [5.0, 4.0, 9.0, 3.0, 5.0],
+            "truth": [5.5, 4.2, 10.0, 2.0, 6.0],
+        }
+    )
+    tc["bias"] = tc["estimate"] - tc["truth"]
+    tc["covered"] = [True, True, False, True, True]
+    sources = {
+        "event_study": (
+            es,
+            TableSpec(
+                "event_study",
+                ("estimator", "event_time"),
+                ("n_treated",),
+                estimates=(EstimateRule(("estimate",), ("n_treated",)),),
+            ),
+        ),
+        "subgroups": (
+            sg,
+            TableSpec(
+                "subgroups",
+                ("subgroup", "level"),
+                ("n_treated", "n_comparison"),
+                estimates=(EstimateRule(("estimate",), ("n_treated",)),),
+            ),
+        ),
+        "truth_comparison": (tc, TableSpec("truth_comparison", ("estimator", "quantity"))),
+    }
+    metrics = {"primary_estimator": "p", "n_treated": 300, "n_comparison": 840}
+    pubs = publish_tables(sources, RULES, metrics)
+    t = pubs["truth_comparison"].table
+    hidden = t["estimate"].isna().tolist()
+    assert hidden == [False, False, True, True, False]
+    for c in ("truth", "bias", "covered"):
+        assert t[c].isna().tolist() == hidden
+    assert t["n_treated"].tolist()[:2] == [300, 300]
+
+
+def test_report_tables_leave_nothing_recoverable(tmp_path):
+    """The report's own tables (small cells planted): the attacker finds nothing."""
+    from pipeline import report
+    from pipeline.disclosure_ledger import describe_report_counts, publish_tables
+    from tests.report_fixtures import build_report_inputs
+
+    rep = build_report_inputs(tmp_path, seed=3, small_cells=True)
+    inputs = report.load_inputs(rep)
+    sources = report.published_sources(inputs)
+    pubs = publish_tables(sources, RULES, inputs.metrics)
+    counts = describe_report_counts(sources, inputs.metrics)
+    tables = {n: (df, spec, counts.get(n, {}), False) for n, (df, spec) in sources.items()}
+    assert attack(tables, pubs) == []
+    per_table = {n: suppress(df, spec, RULES) for n, (df, spec) in sources.items()}
+    assert attack(tables, per_table)  # the leak the review found, on the same tables
