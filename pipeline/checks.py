@@ -5,8 +5,10 @@ Parquet per table, monthly or daily attendance), checks every rule of the contra
 DuckDB (out of core: the raw tables are never loaded into pandas), and returns a
 :class:`ValidationResult` holding
 
-* the *kept* rows of every table, typed as ``docs/interfaces.md`` describes (still with
-  the raw ``student_id``: pseudonymization is the ingest stage's job),
+* the *kept* rows of every table, typed as ``docs/interfaces.md`` describes (with the
+  raw ``student_id``, or, when the ingest stage passes ``pseudonymize_ids``, with its
+  pseudonym: then IDs are replaced as the files are read and no raw ID is ever stored
+  by DuckDB, in memory tables, spill files or the scratch database),
 * the *quarantined* rows (values as read, as text) with their reason code and 1-based
   ``source_row``,
 * the accounting ``counts`` (``table, reason, rows``: ``read``, ``kept``,

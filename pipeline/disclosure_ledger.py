@@ -455,17 +455,23 @@ def describe_report_counts(
     ``excluded`` is the previous step less this one); the match summary splits the
     visited and matched students by a dimension; the subgroup table splits the analysed
     students and the comparison students; ``metrics.json``'s ``n_treated`` and
-    ``n_comparison`` are the analysed and comparison students; the primary estimator's
-    ``n_treated`` per event time (event studies, treated event means) are the analysed
-    students observed at that event time.
+    ``n_comparison`` are the treated (:func:`treated_count`) and comparison students,
+    as are the main effects' counts equal to them; the primary estimator's ``n_treated``
+    per event time (event studies, treated event means) are the treated students observed
+    at that event time.
     """
     flow = _flow_counts()
     primary = str(metrics.get("primary_estimator", ""))
     n_t, n_c = metrics.get("n_treated"), metrics.get("n_comparison")
+    treated = treated_count(sources, metrics)
     out: dict[str, dict[tuple[int, str], Count]] = {}
 
     def dim(d) -> str:
         return DIMENSION_ALIASES.get(str(d), str(d))
+
+    def et(v) -> str:
+        f = float(v)
+        return str(int(f)) if f.is_integer() else str(f)
 
     for name, (df, _) in sources.items():
         df = df.reset_index(drop=True)
@@ -486,24 +492,42 @@ def describe_report_counts(
         elif name == "subgroups":
             for i, r in df.iterrows():
                 w = {dim(r["subgroup"]): r["level"]}
-                c[(i, "n_treated")] = flow["analysed"].refine(**w)
+                c[(i, "n_treated")] = treated.refine(**w)
                 c[(i, "n_comparison")] = COMPARISON.refine(**w)
         elif name == "main_effects":
             for i, r in df.iterrows():
                 if n_t is not None and r["n_treated"] == n_t:
-                    c[(i, "n_treated")] = flow["analysed"]
+                    c[(i, "n_treated")] = treated
                 if n_c is not None and r["n_comparison"] == n_c:
                     c[(i, "n_comparison")] = COMPARISON
         elif name in ("event_study", "event_study_chronic"):
             for i, r in df.iterrows():
                 if str(r["estimator"]) == primary:
-                    c[(i, "n_treated")] = flow["analysed"].refine(event_time=r["event_time"])
+                    c[(i, "n_treated")] = treated.refine(event_time=et(r["event_time"]))
         elif name == "event_means":
             for i, r in df.iterrows():
-                base = flow["analysed"] if r["role"] == "treated" else COMPARISON
-                c[(i, "n_students")] = base.refine(event_time=r["event_time"])
+                base = treated if r["role"] == "treated" else COMPARISON
+                c[(i, "n_students")] = base.refine(event_time=et(r["event_time"]))
         out[name] = {k: v for k, v in c.items() if pd.notna(df.at[k[0], k[1]])}
     return out
+
+
+def treated_count(sources: Mapping[str, tuple[pd.DataFrame, TableSpec]], metrics: Mapping) -> Count:
+    """What ``metrics.json``'s ``n_treated`` counts: the last sample-flow step it equals.
+
+    (The estimate stage's treated students are the matched visited students; a flow
+    that also counts those observed after the visit lists them as a further step.)
+    When no step has that number, it is a population of its own.
+    """
+    flow = _flow_counts()
+    n_t = metrics.get("n_treated")
+    if "sample_flow" in sources and n_t is not None:
+        df = sources["sample_flow"][0]
+        same = [str(s) for s, v in zip(df["step"], df["students"], strict=True) if v == n_t]
+        same = [s for s in same if s in flow]
+        if same:
+            return flow[same[-1]]
+    return Count.of("treated students")
 
 
 def _truth_with_counts(
@@ -580,7 +604,7 @@ def publish_tables(
         "metrics.json",
         met,
         TableSpec("metrics.json", (), ("n_treated", "n_comparison")),
-        counts={(0, "n_treated"): _flow_counts()["analysed"], (0, "n_comparison"): COMPARISON},
+        counts={(0, "n_treated"): treated_count(sources, metrics), (0, "n_comparison"): COMPARISON},
         public=True,
     )
     pubs = ledger.suppress()
