@@ -197,8 +197,8 @@ def run_case(case: Case, workdir: Path | None = None) -> dict:
         An exception other than the documented ones, a row not accounted for, or a raw
         ID in any output.
     """
-    from pipeline.ingest import run_ingest
-    from pipeline.panel import PanelInputError, write_panel
+    from pipeline.ingestion import run_ingest
+    from pipeline.panel_build import PanelInputError, write_panel
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)

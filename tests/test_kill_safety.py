@@ -27,7 +27,7 @@ RAW = {s: f"RAWID{s}X" for s in STUDENT_IDS}  # distinctive raw IDs to search by
 INGEST_CHILD = r"""
 import sys, time
 from pathlib import Path
-import pipeline.ingest as ing
+import pipeline.ingestion as ing
 extract, out, ready, mode = sys.argv[1:5]
 orig = ing._copy
 n = [0]
@@ -46,7 +46,7 @@ PANEL_CHILD = r"""
 import sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
-import pipeline.panel as panel
+import pipeline.panel_build as panel
 interim, out, ready, mode = sys.argv[1:5]
 orig = pq.ParquetWriter.write_table
 def slow_write(self, *a, **k):
@@ -155,7 +155,7 @@ def test_ingest_killed_mid_run(tmp_path, sig):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_panel_killed_mid_run(tmp_path, sig):
-    from pipeline.ingest import run_ingest
+    from pipeline.ingestion import run_ingest
 
     extract, out, env = _extract(tmp_path), tmp_path / "out", _env(tmp_path)
     interim = tmp_path / "interim"
