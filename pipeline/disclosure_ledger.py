@@ -195,13 +195,12 @@ class DisclosureLedger:
                 out += [(name, i, c) for i in range(len(src)) if pd.notna(src.at[i, c])]
         return [x for x in out if np.isfinite(self._value(x))]
 
-    def _model(self) -> _Model:
-        cells = self.count_cells()
-        # equality classes: the same Count with the same value
+    def _classes(self) -> tuple[list[list[Cell]], dict[Cell, int], dict[Count, int]]:
+        """Equality classes of the count cells: the same Count with the same value."""
         by_desc: dict[Count, int] = {}
         cls_of: dict[Cell, int] = {}
         classes: list[list[Cell]] = []
-        for x in cells:
+        for x in self.count_cells():
             d = self._desc.get(x)
             k = by_desc.get(d) if d is not None else None
             if k is not None and np.isclose(self._value(classes[k][0]), self._value(x)):
@@ -214,15 +213,17 @@ class DisclosureLedger:
             if d is not None and k is None:
                 by_desc[d] = len(classes)
             classes.append([x])
+        return classes, cls_of, by_desc
+
+    def _model(self) -> _Model:
+        classes, cls_of, by_desc = self._classes()
         value = np.array([self._value(c[0]) for c in classes])
         fixed = np.array([any(x in self._fixed for x in c) for c in classes], dtype=bool)
         eqs: list[dict[int, float]] = []
         labels: list[str] = []
 
         def add_eq(total: int | None, parts: Iterable[int], label: str) -> None:
-            e: dict[int, float] = {}
-            if total is not None:
-                e[total] = e.get(total, 0.0) + 1.0
+            e: dict[int, float] = {} if total is None else {total: 1.0}
             for p in parts:
                 e[p] = e.get(p, 0.0) - 1.0
             e = {k: v for k, v in e.items() if v != 0}
@@ -240,28 +241,13 @@ class DisclosureLedger:
                 [cls_of[x] for x in parts if x in cls_of],
                 label,
             )
-        # partitions implied by the descriptions, where the values add up
-        desc_of = {k: d for d, k in by_desc.items()}
-        groups: dict[tuple[Count, str], list[int]] = {}
-        for k, d in desc_of.items():
-            for dim, lvl in d.where:
-                groups.setdefault((Count(d.population, d.where - {(dim, lvl)}), dim), []).append(k)
-        for (parent, dim), kids in groups.items():
-            p = by_desc.get(parent)
-            if p is not None and np.isclose(value[kids].sum(), value[p]):
-                add_eq(p, kids, f"{parent} = sum over {dim}")
-        # nested pairs with a small difference: a virtual small cell each
+        for p, kids, label in _splits(by_desc, value):
+            add_eq(p, kids, label)
         virtual = []
-        mc = self.rules.min_count
-        for a, da in desc_of.items():
-            for b, db in desc_of.items():
-                if da.contains(db):
-                    diff = value[a] - value[b]
-                    if 0 < diff < mc:
-                        vid = len(classes) + len(virtual)
-                        virtual.append((a, b, float(diff)))
-                        eqs.append({a: 1.0, b: -1.0, vid: -1.0})
-                        labels.append(f"{da} - {db}")
+        for a, b, diff, label in _small_nested(by_desc, value, self.rules.min_count):
+            virtual.append((a, b, diff))
+            eqs.append({a: 1.0, b: -1.0, len(classes) + len(virtual) - 1: -1.0})
+            labels.append(label)
         return _Model(classes, value, fixed, eqs, labels, virtual)
 
     def _split_of_a_cell(self, parts: Sequence[Cell], by_desc: Mapping[Count, int]) -> bool:
@@ -404,6 +390,26 @@ def _sensitive(model: _Model, primary: np.ndarray, v: int) -> bool:
     return v >= model.n or bool(primary[v])
 
 
+def _splits(by_desc: Mapping[Count, int], value: np.ndarray):
+    """``(parent, children, label)``: a count split along one dimension, adding up."""
+    groups: dict[tuple[Count, str], list[int]] = {}
+    for d, k in by_desc.items():
+        for dim, lvl in d.where:
+            groups.setdefault((Count(d.population, d.where - {(dim, lvl)}), dim), []).append(k)
+    for (parent, dim), kids in groups.items():
+        p = by_desc.get(parent)
+        if p is not None and np.isclose(value[kids].sum(), value[p]):
+            yield p, kids, f"{parent} = sum over {dim}"
+
+
+def _small_nested(by_desc: Mapping[Count, int], value: np.ndarray, mc: int):
+    """``(outer, inner, difference, label)`` of nested counts differing by 1..mc-1."""
+    for da, a in by_desc.items():
+        for db, b in by_desc.items():
+            if da.contains(db) and 0 < value[a] - value[b] < mc:
+                yield a, b, float(value[a] - value[b]), f"{da} - {db}"
+
+
 def _determined(model: _Model, hidden: np.ndarray) -> list[int]:
     """Unknowns (hidden classes and small nested differences) the identities determine."""
     used = {k for e in model.equations for k in e}  # an unknown in no identity is free
@@ -466,50 +472,90 @@ def describe_report_counts(
     treated = treated_count(sources, metrics)
     out: dict[str, dict[tuple[int, str], Count]] = {}
 
-    def dim(d) -> str:
-        return DIMENSION_ALIASES.get(str(d), str(d))
-
-    def et(v) -> str:
-        f = float(v)
-        return str(int(f)) if f.is_integer() else str(f)
-
+    ctx = {"flow": flow, "treated": treated, "primary": primary, "n_t": n_t, "n_c": n_c}
     for name, (df, _) in sources.items():
         df = df.reset_index(drop=True)
-        c: dict[tuple[int, str], Count] = {}
-        if name == "sample_flow":
-            steps = [str(s) for s in df["step"]]
-            for i, s in enumerate(steps):
-                if s in flow:
-                    c[(i, "students")] = flow[s]
-                    if i and steps[i - 1] in flow and "excluded" in df.columns:
-                        c[(i, "excluded")] = flow[steps[i - 1]].refine(**{s: "no"})
-        elif name == "match_summary":
-            for i, r in df.iterrows():
-                w = {dim(r["dimension"]): r["level"]}
-                c[(i, "treated")] = flow["visited"].refine(**w)
-                c[(i, "matched")] = flow["matched"].refine(**w)
-                c[(i, "unmatched")] = flow["visited"].refine(**w, matched="no")
-        elif name == "subgroups":
-            for i, r in df.iterrows():
-                w = {dim(r["subgroup"]): r["level"]}
-                c[(i, "n_treated")] = treated.refine(**w)
-                c[(i, "n_comparison")] = COMPARISON.refine(**w)
-        elif name == "main_effects":
-            for i, r in df.iterrows():
-                if n_t is not None and r["n_treated"] == n_t:
-                    c[(i, "n_treated")] = treated
-                if n_c is not None and r["n_comparison"] == n_c:
-                    c[(i, "n_comparison")] = COMPARISON
-        elif name in ("event_study", "event_study_chronic"):
-            for i, r in df.iterrows():
-                if str(r["estimator"]) == primary:
-                    c[(i, "n_treated")] = treated.refine(event_time=et(r["event_time"]))
-        elif name == "event_means":
-            for i, r in df.iterrows():
-                base = treated if r["role"] == "treated" else COMPARISON
-                c[(i, "n_students")] = base.refine(event_time=et(r["event_time"]))
+        describe = _DESCRIBERS.get(name)
+        c = describe(df, ctx) if describe is not None else {}
         out[name] = {k: v for k, v in c.items() if pd.notna(df.at[k[0], k[1]])}
     return out
+
+
+def _dim(d) -> str:
+    return DIMENSION_ALIASES.get(str(d), str(d))
+
+
+def _et(v) -> str:
+    f = float(v)
+    return str(int(f)) if f.is_integer() else str(f)
+
+
+def _describe_flow(df: pd.DataFrame, ctx: dict) -> dict:
+    flow, c = ctx["flow"], {}
+    steps = [str(s) for s in df["step"]]
+    for i, s in enumerate(steps):
+        if s in flow:
+            c[(i, "students")] = flow[s]
+            if i and steps[i - 1] in flow and "excluded" in df.columns:
+                c[(i, "excluded")] = flow[steps[i - 1]].refine(**{s: "no"})
+    return c
+
+
+def _describe_match_summary(df: pd.DataFrame, ctx: dict) -> dict:
+    flow, c = ctx["flow"], {}
+    for i, r in df.iterrows():
+        w = {_dim(r["dimension"]): r["level"]}
+        c[(i, "treated")] = flow["visited"].refine(**w)
+        c[(i, "matched")] = flow["matched"].refine(**w)
+        c[(i, "unmatched")] = flow["visited"].refine(**w, matched="no")
+    return c
+
+
+def _describe_subgroups(df: pd.DataFrame, ctx: dict) -> dict:
+    c = {}
+    for i, r in df.iterrows():
+        w = {_dim(r["subgroup"]): r["level"]}
+        c[(i, "n_treated")] = ctx["treated"].refine(**w)
+        c[(i, "n_comparison")] = COMPARISON.refine(**w)
+    return c
+
+
+def _describe_main_effects(df: pd.DataFrame, ctx: dict) -> dict:
+    c = {}
+    for i, r in df.iterrows():
+        if ctx["n_t"] is not None and r["n_treated"] == ctx["n_t"]:
+            c[(i, "n_treated")] = ctx["treated"]
+        if ctx["n_c"] is not None and r["n_comparison"] == ctx["n_c"]:
+            c[(i, "n_comparison")] = COMPARISON
+    return c
+
+
+def _describe_event_study(df: pd.DataFrame, ctx: dict) -> dict:
+    return {
+        (i, "n_treated"): ctx["treated"].refine(event_time=_et(r["event_time"]))
+        for i, r in df.iterrows()
+        if str(r["estimator"]) == ctx["primary"]
+    }
+
+
+def _describe_event_means(df: pd.DataFrame, ctx: dict) -> dict:
+    return {
+        (i, "n_students"): (ctx["treated"] if r["role"] == "treated" else COMPARISON).refine(
+            event_time=_et(r["event_time"])
+        )
+        for i, r in df.iterrows()
+    }
+
+
+_DESCRIBERS = {
+    "sample_flow": _describe_flow,
+    "match_summary": _describe_match_summary,
+    "subgroups": _describe_subgroups,
+    "main_effects": _describe_main_effects,
+    "event_study": _describe_event_study,
+    "event_study_chronic": _describe_event_study,
+    "event_means": _describe_event_means,
+}
 
 
 def treated_count(sources: Mapping[str, tuple[pd.DataFrame, TableSpec]], metrics: Mapping) -> Count:

@@ -169,28 +169,36 @@ def attack(tables, pubs) -> list[str]:
             leaks.append(f"{a} - {b} = {va - vb:g}")
     # every parent minus the sum of its published children along one dimension
     for parent, vp in shown.items():
-        by_dim: dict[str, list[Count]] = {}
-        for c in list(shown) + list(hidden):
-            extra = c.where - parent.where
-            if c.population == parent.population and parent.where < c.where and len(extra) == 1:
-                by_dim.setdefault(next(iter(extra))[0], []).append(c)
-        for dim, kids in by_dim.items():
-            truth = {k: shown.get(k, hidden.get(k)) for k in kids}
-            if not np.isclose(sum(truth.values()), vp):
-                continue  # not a full split: no identity
-            unknown = [k for k in kids if k not in shown]
-            rest = vp - sum(shown[k] for k in kids if k in shown)
-            if len(unknown) == 1 and truth[unknown[0]] != 0:
-                leaks.append(f"{unknown[0]} = {parent} - published siblings ({dim})")
-            elif unknown and 0 < rest < mc:
-                leaks.append(f"{parent} - published {dim} levels = {rest:g}")
-            # sums of subsets of published siblings
-            pub_kids = [k for k in kids if k in shown]
-            for r in range(1, len(pub_kids) + 1):
-                for sub in itertools.combinations(pub_kids, r):
-                    left = vp - sum(shown[k] for k in sub)
-                    if 0 < left < mc and len(sub) < len(kids):
-                        leaks.append(f"{parent} - {[str(k) for k in sub]} = {left:g}")
+        leaks += _split_leaks(parent, vp, shown, hidden)
+    return leaks
+
+
+def _split_leaks(parent: Count, vp: float, shown: dict, hidden: dict) -> list[str]:
+    """Leaks from one parent count minus (subsets of) its children along one dimension."""
+    leaks = []
+    mc = RULES.min_count
+    by_dim: dict[str, list[Count]] = {}
+    for c in list(shown) + list(hidden):
+        extra = c.where - parent.where
+        if c.population == parent.population and parent.where < c.where and len(extra) == 1:
+            by_dim.setdefault(next(iter(extra))[0], []).append(c)
+    for dim, kids in by_dim.items():
+        truth = {k: shown.get(k, hidden.get(k)) for k in kids}
+        if not np.isclose(sum(truth.values()), vp):
+            continue  # not a full split: no identity
+        unknown = [k for k in kids if k not in shown]
+        rest = vp - sum(shown[k] for k in kids if k in shown)
+        if len(unknown) == 1 and truth[unknown[0]] != 0:
+            leaks.append(f"{unknown[0]} = {parent} - published siblings ({dim})")
+        elif unknown and 0 < rest < mc:
+            leaks.append(f"{parent} - published {dim} levels = {rest:g}")
+        # sums of subsets of published siblings
+        pub_kids = [k for k in kids if k in shown]
+        for r in range(1, len(pub_kids) + 1):
+            for sub in itertools.combinations(pub_kids, r):
+                left = vp - sum(shown[k] for k in sub)
+                if 0 < left < mc and len(sub) < len(kids):
+                    leaks.append(f"{parent} - {[str(k) for k in sub]} = {left:g}")
     return leaks
 
 
