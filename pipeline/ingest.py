@@ -33,6 +33,7 @@ from pipeline.ingestion import (  # noqa: F401  (run_ingest, INTERIM_TABLES: re-
     QUALITY_CSV,
     run_ingest,
 )
+from pipeline.pseudonym import synthetic_from_params
 from pipeline.settings import IngestSettings, Settings, SparkSettingsModel, stage_settings
 
 log = logging.getLogger("pipeline.ingest")
@@ -73,6 +74,13 @@ def _engine(opts: IngestSettings, spark: SparkSettingsModel):
 
 def _run_from_settings(root: Path, s: Settings, spark=None) -> pd.DataFrame:
     extract = Path(s.data.extract_dir)
+    synthetic = synthetic_from_params(
+        {
+            "data": {"extract_dir": s.data.extract_dir},
+            "synthesize": {"output_dir": s.synthesize.output_dir},
+        },
+        root,
+    )
     return run_ingest(
         extract if extract.is_absolute() else root / extract,
         root / INTERIM_DIR,
@@ -83,6 +91,7 @@ def _run_from_settings(root: Path, s: Settings, spark=None) -> pd.DataFrame:
         temp_dir=s.ingest.temp_dir,
         on_disk=s.ingest.on_disk,
         spark=spark,
+        synthetic=synthetic,
     )
 
 

@@ -47,11 +47,10 @@ from pipeline.disclosure import (
     RateRule,
     Rules,
     TableSpec,
-    assert_published_safe,
     group_margins,
     row_margins,
-    suppress,
 )
+from pipeline.disclosure_ledger import publish_tables
 from pipeline.settings import stage_settings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -536,12 +535,8 @@ def _estimand_sources(t: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFram
 
 
 def publish(inputs: Inputs, rules: Rules) -> dict[str, Published]:
-    """Suppress every published table and check the result independently."""
-    pubs = {}
-    for name, (src, spec) in published_sources(inputs).items():
-        p = suppress(src, spec, rules)
-        assert_published_safe(p.table, p.source, spec, rules)
-        pubs[name] = p
+    """Suppress every published table together (one disclosure ledger) and check each."""
+    pubs = publish_tables(published_sources(inputs), rules, inputs.metrics)
     if pd.isna(pubs["main_effects"].table.loc[0, "estimate"]):
         raise DisclosureError(
             "main_effects: the primary estimate rests on fewer than "

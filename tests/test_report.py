@@ -212,7 +212,13 @@ def test_stage_fails_and_writes_nothing_when_a_cell_leaks(tmp_path, monkeypatch)
         src = df.reset_index(drop=True)
         return Published(spec.name, src.assign(suppressed=""), src.isna() & False, src, spec)
 
-    monkeypatch.setattr(report, "suppress", no_suppression)
+    from pipeline.disclosure_ledger import DisclosureLedger
+
+    monkeypatch.setattr(
+        DisclosureLedger,
+        "suppress",
+        lambda self: {n: no_suppression(d, s, None) for n, (d, s) in self._tables.items()},
+    )
     with pytest.raises(DisclosureError, match=r"sample_flow: row 1 \(step=eligible\)"):
         report.run(tmp_path, _params(pdf=False, dpi=50))
     rep = tmp_path / "reports"

@@ -78,7 +78,7 @@ def _duckdb_run(x, out):
     from pipeline.ingest import run_ingest
     from pipeline.panel_build import write_panel
 
-    run_ingest(x, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={})
+    run_ingest(x, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={}, synthetic=True)
     write_panel(out / "interim", out / "panel.parquet", out / "dq_panel.csv")
 
 
@@ -194,6 +194,7 @@ def test_daily_parquet_extract(spark, extract, tmp_path, monkeypatch):
             out / "dq.csv",
             max_reject_rate=1.0,
             environ={},
+            synthetic=True,
             spark=_connection(spark),
         )
     finally:
@@ -308,7 +309,7 @@ def test_unreadable_csv_is_a_file_level_error(spark, tmp_path):
     x = make_extract(tmp_path / "x")
     (x / "students.csv").write_text("student_id,sex,race_ethnicity\n000101,F\n", encoding="utf-8")
     with pytest.raises(IngestError, match=r"students\.csv: unreadable file") as err:
-        run_ingest(x, tmp_path / "i", tmp_path / "dq.csv", environ={}, spark=_connection(spark))
+        run_ingest(x, tmp_path / "i", tmp_path / "dq.csv", environ={}, synthetic=True, spark=_connection(spark))
     assert "000101" not in str(err.value)  # no raw ID in the message
     assert not (tmp_path / "i").exists() and not (tmp_path / "dq.csv").exists()
 

@@ -177,7 +177,7 @@ def synthetic_panel(scfg: SynthConfig) -> tuple[pd.DataFrame, float | None]:
         tmp = Path(tmp)
         write_extract(extract, tmp / "raw")
         del extract
-        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1, synthetic=True)
         write_panel(tmp / "interim", tmp / "panel.parquet", None)
         return pd.read_parquet(tmp / "panel.parquet"), truth
 
