@@ -68,11 +68,17 @@ def _write_published(pubs: dict[str, Published], outdir: Path) -> None:
         p.table.to_csv(outdir / f"{name}.csv", index=False, lineterminator="\n")
 
 
-def run(root: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, Path]:
+def run(
+    root: str | os.PathLike,
+    params: Mapping[str, Any],
+    *,
+    provenance_root: str | os.PathLike | None = None,
+) -> dict[str, Path]:
     """Run the stage under project ``root`` with the ``report``/``disclosure`` sections.
 
     Returns the paths written.  Nothing is written unless every step (inputs,
-    disclosure check, figures, HTML, PDF) succeeds.
+    disclosure check, figures, HTML, PDF) succeeds.  ``provenance_root`` is the git
+    checkout whose code and ``params.yaml`` the front matter names (default ``root``).
     """
     rsec = config.section("report", dict(params))
     rules = Rules.from_params(config.section("disclosure", dict(params)))
@@ -85,7 +91,7 @@ def run(root: str | os.PathLike, params: Mapping[str, Any]) -> dict[str, Path]:
     inputs = load_inputs(rep)
     pubs = publish(inputs, rules)
     facts = load_facts()
-    front = front_matter(root)
+    front = front_matter(provenance_root or root)
     out = {
         "figures": rep / "figures",
         "published": rep / "tables" / "published",
