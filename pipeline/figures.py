@@ -303,7 +303,7 @@ def naive_figure(
     the true effect when the extract is synthetic.
     """
     with plt.rc_context(_RC):
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.0, 3.6), layout="constrained",
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.0, 3.8), layout="constrained",
                                      width_ratios=[1.25, 1])
         for role, colour, fmt in (("treated", OKABE_ITO["blue"], "-o"),
                                   ("comparison", OKABE_ITO["vermillion"], "--s")):
@@ -313,7 +313,7 @@ def naive_figure(
         a1.axvline(-0.5, color="#555555", lw=0.9, ls="--")
         a1.set_xlabel("School months since the first visit")
         a1.set_ylabel("Mean attendance rate (%)")
-        a1.legend(fontsize=MIN_FONT_PT, loc="lower right")
+
         y = np.arange(len(estimates))[::-1]
         e = estimates["estimate"].to_numpy(float)
         a2.errorbar(e, y, xerr=[e - estimates["ci_low"].to_numpy(float),
@@ -325,12 +325,14 @@ def naive_figure(
         if truth is not None:
             a2.axvline(truth, color=OKABE_ITO["bluish_green"], lw=1.2, ls=":",
                        label="True effect (synthetic)")
-            a2.legend(fontsize=MIN_FONT_PT, loc="lower right")
+
         a2.axvline(0, color="black", lw=0.8)
         a2.set_yticks(y, [textwrap_label(t, 16) for t in estimates["label"]])
         a2.set_ylim(-0.6, len(estimates) - 0.3)
         a2.set_xlabel(f"Average effect, months {window[0]}–{window[1]} (points)")
         a2.grid(axis="y", visible=False)
+        handles = a1.get_legend_handles_labels()[0] + a2.get_legend_handles_labels()[0]
+        fig.legend(handles=handles, fontsize=MIN_FONT_PT, loc="outside lower center", ncols=3)
         _finish(fig, synthetic)
     t = em[em["role"] == "treated"].set_index("event_time")["mean_rate"]
     alt = (
@@ -450,7 +452,7 @@ def forest_plot(sg: pd.DataFrame, att: float, synthetic: bool) -> Figure:
                 )
             )
     with plt.rc_context(_RC):
-        fig, ax = _new((7.0, min(9.0, 0.24 * len(rows) + 1.2)))
+        fig, ax = _new((7.0, min(8.2, 0.24 * len(rows) + 1.2)))  # ≤ 8.4 in printed
         ys = np.arange(len(rows))[::-1]
         ticks = []
         for y, (lab, e, lo, hi, head) in zip(ys, rows, strict=True):
