@@ -270,6 +270,8 @@ def variable(name: object) -> str:
     s = str(name)
     if "=" in s:
         var, val = s.split("=", 1)
+        if var == "grade":
+            return f"Grade {val}"
         return f"{VARIABLES.get(var, words(var))}: {level(val)}"
     return VARIABLES.get(s, words(s))
 
