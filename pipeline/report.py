@@ -34,6 +34,7 @@ from pipeline.disclosure import Published, Rules
 from pipeline.reporting.context import build_context
 from pipeline.reporting.figureset import make_figures
 from pipeline.reporting.inputs import (  # noqa: F401  (re-exported for callers)
+    INPUT_COLUMNS,
     Inputs,
     ReportInputError,
     load_inputs,
