@@ -118,16 +118,8 @@ def _check_numeric(name: str, path: Path, df: pd.DataFrame, cols: list[str]) -> 
             df[c] = conv
 
 
-def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
-    """Read and validate ``metrics.json`` and the input tables under ``reports_dir``.
-
-    Raises
-    ------
-    ReportInputError
-        Naming the file and the key or column that is missing or malformed.
-    """
-    rep = Path(reports_dir)
-    mpath = rep / "metrics.json"
+def read_metrics(mpath: Path) -> dict[str, Any]:
+    """``metrics.json``, checked for every key and shape the report reads."""
     if not mpath.exists():
         raise ReportInputError(f"{mpath}: required input file is missing")
     metrics = json.loads(mpath.read_text(encoding="utf-8"))
@@ -148,6 +140,20 @@ def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
         raise ReportInputError(f"{mpath}: 'att_window' must be a list of two integers")
     if metrics["synthetic"] and "att_window" not in (metrics.get("truth") or {}):
         raise ReportInputError(f"{mpath}: synthetic run without 'truth.att_window'")
+    return metrics
+
+
+def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
+    """Read and validate ``metrics.json`` and the input tables under ``reports_dir``.
+
+    Raises
+    ------
+    ReportInputError
+        Naming the file and the key or column that is missing or malformed.
+    """
+    rep = Path(reports_dir)
+    mpath = rep / "metrics.json"
+    metrics = read_metrics(mpath)
 
     tabdir = rep / "tables"
     wanted = dict(INPUT_COLUMNS)
