@@ -49,7 +49,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)
 extract, out, mem, threads, disk = sys.argv[1:6]
 t0 = time.perf_counter()
 counts = run_ingest(extract, out + "/interim", out + "/data_quality.csv",
-                    memory_limit=mem or None, threads=int(threads) or None, environ={},
+                    memory_limit=mem or None, threads=int(threads) or None, environ={}, synthetic=True,
                     on_disk={"auto": None, "disk": True, "memory": False}[disk])
 wall = time.perf_counter() - t0
 kept = counts[counts["reason"] == "kept"].set_index("table")["rows"].to_dict()

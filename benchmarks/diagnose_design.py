@@ -85,7 +85,7 @@ def one(args) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="leap-diag-") as tmp:
         tmp = Path(tmp)
         write_extract(extract, tmp / "raw")
-        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1, synthetic=True)
         write_panel(tmp / "interim", tmp / "panel.parquet", None)
         panel = pd.read_parquet(tmp / "panel.parquet")
     spec = RiskSetSpec()

@@ -18,28 +18,38 @@ of the estimated probability of having remained unvisited through ``k``,
 
 where ``h[j, l]`` is a discrete-time hazard of being first reached at event time ``l``
 given the recorded attendance history (the three previous school months' rates, their
-squares, missing-lag indicators and the calendar month), fitted by logistic regression on
-the comparison rows at risk, and ``h0[l]`` is the marginal hazard at ``l`` (stabilized
+squares, missing-lag indicators), the prior-year rate (with a missing indicator), the
+calendar month, the district and the grade band, fitted by logistic regression on the
+comparison rows at risk, and ``h0[l]`` is the marginal hazard at ``l`` (stabilized
 weights).  Because referral lists are built from recorded attendance, censoring is
 explained by the modelled history and the weighted comparison rows stand for the whole
 comparison group as if nobody had been visited.  Treated rows and rows before event time
-1 get weight 1.  Weights can be truncated at a quantile (``truncate``) to limit variance;
-the default is no truncation, since truncation reintroduces part of the bias the weights
-remove (``tests/test_censoring.py`` shows both).
+1 get weight 1.  Weights are truncated at quantiles of the uncensored weights
+(``truncate``, default the 1st and 99th percentiles; ``None`` for none): truncation limits
+the variance a few extreme weights add and reintroduces a little of the bias the weights
+remove (``tests/test_censoring.py`` shows both).  :attr:`CensoringModel.diagnostics` has,
+per event time, the comparison rows at risk, the censored rows, the effective sample size
+``(Σw)²/Σw²`` of the uncensored comparison rows (censoring × matching weight) and the
+largest weight — the table the report shows.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from pipeline.analysis.schemas import CENSORING_DIAGNOSTICS_COLUMNS
+
 DEFAULT_HISTORY = ("rate_lag1", "rate_lag2", "rate_lag3")
+DEFAULT_CATEGORICAL = ("month", "district_code", "grade_band")
+DEFAULT_TRUNCATE = (0.01, 0.99)
+DIAGNOSTIC_COLUMNS = CENSORING_DIAGNOSTICS_COLUMNS
 
 
 @dataclass
@@ -50,11 +60,16 @@ class CensoringModel:
     n_events: int
     coef: pd.Series
     weight_summary: dict
+    diagnostics: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(DIAGNOSTIC_COLUMNS))
+    )
 
 
-def _design(df: pd.DataFrame, history: Sequence[str], categorical: Sequence[str]) -> np.ndarray:
+def _design(
+    df: pd.DataFrame, history: Sequence[str], categorical: Sequence[str], prior: str | None = None
+) -> np.ndarray:
     cols = []
-    for h in history:
+    for h in (*history, *([prior] if prior else [])):
         x = df[h].to_numpy(dtype=float)
         miss = np.isnan(x)
         x = np.where(miss, 0.0, (x - 90.0) / 10.0)
@@ -76,31 +91,66 @@ def ipcw_weights(
     school_month: str = "school_month",
     own_first: str = "first_visit_school_month",
     history: Sequence[str] = DEFAULT_HISTORY,
-    categorical: Sequence[str] = ("month",),
+    prior: str | None = "prior_year_rate",
+    categorical: Sequence[str] = DEFAULT_CATEGORICAL,
+    match_weight: str | None = "weight",
     stabilize: bool = True,
-    truncate: float | None = None,
+    truncate: float | tuple[float, float] | None = DEFAULT_TRUNCATE,
 ) -> tuple[pd.Series, CensoringModel]:
     """Censoring weights for the rows of stacked matched data.
 
-    Returns a weight per row (index aligned with ``stacked``): 0 for censored comparison
-    rows, 1 for treated rows and rows before event time 1, and the stabilized inverse
-    probability of remaining unvisited for the other comparison rows.
+    Parameters
+    ----------
+    stacked : DataFrame
+        Stacked matched panels (``matched.parquet``).
+    unit, match_id, role, event_time, school_month, own_first : str
+        Columns: student, matched set, ``treated``/``comparison``, event time in the
+        stack, school month, the student's own first (completed) visit month.
+    history : sequence of str
+        Recent months' rates in the hazard (each with its square and a missing flag).
+    prior : str or None
+        Prior-year rate in the hazard (with its square and a missing flag).
+    categorical : sequence of str
+        Categorical columns of the hazard (dummies): calendar month, district, grade band.
+    match_weight : str or None
+        Matching weight column used in the diagnostics' effective sample size (ignored
+        when absent).
+    stabilize : bool
+        Multiply by the marginal probability of remaining unvisited.
+    truncate : float, (float, float) or None
+        Quantiles of the uncensored comparison weights at which they are truncated: a pair
+        ``(low, high)``, or one upper quantile; ``None``: no truncation.
+
+    Returns
+    -------
+    (Series, CensoringModel)
+        A weight per row (index aligned with ``stacked``): 0 for censored comparison
+        rows, 1 for treated rows and rows before event time 1, and the stabilized inverse
+        probability of remaining unvisited for the other comparison rows; and the fitted
+        model with its per-event-time diagnostics.
     """
-    for c in (unit, match_id, role, event_time, school_month, own_first, *history, *categorical):
+    need = [unit, match_id, role, event_time, school_month, own_first, *history, *categorical]
+    if prior:
+        need.append(prior)
+    for c in need:
         if c not in stacked.columns:
             raise KeyError(f"ipcw_weights: column '{c}' missing from the stacked data")
-    df = stacked[
-        [unit, match_id, role, event_time, school_month, own_first, *history, *categorical]
-    ].copy()
+    lo_q, hi_q = _truncation(truncate)
+    df = stacked[list(dict.fromkeys(need))]
     comp = (df[role] == "comparison").to_numpy()
     k = df[event_time].to_numpy()
-    first = df[own_first].to_numpy(dtype=float)
+    first = df[own_first].to_numpy(dtype=float, na_value=np.nan)
     sm = df[school_month].to_numpy(dtype=float)
     censored = comp & ~np.isnan(first) & (first <= sm)
     event = comp & ~np.isnan(first) & (first == sm) & (k >= 1)
     at_risk = comp & (k >= 1) & (~censored | event)
     w = np.ones(len(df))
     w[censored] = 0.0
+    mw = (
+        stacked[match_weight].to_numpy(dtype=float)
+        if match_weight and match_weight in stacked.columns
+        else np.ones(len(df))
+    )
     risk = df.loc[at_risk]
     y = event[at_risk].astype(int)
     n_events = int(y.sum())
@@ -110,10 +160,13 @@ def ipcw_weights(
             n_events,
             pd.Series(dtype=float),
             {"note": "no censoring events: all weights 1"},
+            _diagnostics(k, comp, censored, event, w, mw, np.zeros(len(df), dtype=bool)),
         )
         return pd.Series(w, index=stacked.index, name="ipcw"), model
-    X = _design(risk, history, categorical)
-    names = [f"{h}{s}" for h in history for s in ("", "_sq", "_missing")]
+    X = _design(risk, history, categorical, prior)
+    names = [
+        f"{h}{s}" for h in (*history, *([prior] if prior else [])) for s in ("", "_sq", "_missing")
+    ]
     varies = X.std(axis=0) > 0  # e.g. a missing-lag indicator that is always 0
     names = [n for n, v in zip(names, varies[: len(names)], strict=True) if v]
     X = X[:, varies]
@@ -144,10 +197,16 @@ def ipcw_weights(
     key = key.sort_values(["m", "u", "k"], kind="stable")
     key["W"] = key.groupby(["m", "u"], sort=False)["r"].cumprod()
     W = key["W"].to_numpy()
-    if truncate is not None and W.size:
-        cap = np.quantile(W, truncate)
-        W = np.minimum(W, cap)
-    w[key["pos"].to_numpy()] = W
+    pos = key["pos"].to_numpy()
+    trunc = np.zeros(len(df), dtype=bool)
+    live_pos = ~censored[pos]
+    if W.size and live_pos.any() and (lo_q is not None or hi_q is not None):
+        lw = W[live_pos]
+        lo = np.quantile(lw, lo_q) if lo_q is not None else -np.inf
+        hi = np.quantile(lw, hi_q) if hi_q is not None else np.inf
+        trunc[pos] = live_pos & ((W < lo) | (W > hi))
+        W = np.clip(W, lo, hi)
+    w[pos] = W
     w[censored] = 0.0
     live = w[at_risk & ~censored]
     summary = {
@@ -156,8 +215,50 @@ def ipcw_weights(
         "censored_rows": int(censored.sum()),
         "weight_mean": float(live.mean()) if live.size else float("nan"),
         "weight_max": float(live.max()) if live.size else float("nan"),
+        "truncate": [lo_q, hi_q],
+        "truncated_rows": int(trunc.sum()),
     }
     coef = pd.Series(lr.coef_[0][: len(names)], index=names)
     return pd.Series(w, index=stacked.index, name="ipcw"), CensoringModel(
-        int(y.size), n_events, coef, summary
+        int(y.size), n_events, coef, summary, _diagnostics(k, comp, censored, event, w, mw, trunc)
     )
+
+
+def _truncation(truncate) -> tuple[float | None, float | None]:
+    if truncate is None:
+        return None, None
+    if np.isscalar(truncate):
+        lo, hi = None, float(truncate)
+    else:
+        lo, hi = (None if v is None else float(v) for v in truncate)
+    for v in (lo, hi):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ValueError(
+                f"ipcw_weights: truncate quantiles must lie in [0, 1], not {truncate!r}"
+            )
+    if lo is not None and hi is not None and lo >= hi:
+        raise ValueError(f"ipcw_weights: truncate needs low < high, not {truncate!r}")
+    return lo, hi
+
+
+def _diagnostics(k, comp, censored, event, w, mw, trunc) -> pd.DataFrame:
+    """Per event time ≥ 1: comparison rows, censored rows, ESS and largest weight."""
+    sel = comp & (k >= 1)
+    d = pd.DataFrame(
+        {
+            "event_time": k[sel].astype(int),
+            "comparison_rows": 1,
+            "censored_rows": censored[sel].astype(int),
+            "censoring_events": event[sel].astype(int),
+            "w": np.where(censored[sel], 0.0, w[sel]),
+            "tw": np.where(censored[sel], 0.0, w[sel] * mw[sel]),
+            "truncated_rows": trunc[sel].astype(int),
+        }
+    )
+    d["tw2"] = d["tw"] ** 2
+    g = d.groupby("event_time")
+    out = g[["comparison_rows", "censored_rows", "censoring_events", "truncated_rows"]].sum()
+    s1, s2 = g["tw"].sum(), g["tw2"].sum()
+    out["effective_sample_size"] = np.where(s2 > 0, s1**2 / s2.where(s2 > 0, 1.0), 0.0)
+    out["max_weight"] = g["w"].max()
+    return out.reset_index()[list(DIAGNOSTIC_COLUMNS)]

@@ -5,8 +5,10 @@ Parquet per table, monthly or daily attendance), checks every rule of the contra
 DuckDB (out of core: the raw tables are never loaded into pandas), and returns a
 :class:`ValidationResult` holding
 
-* the *kept* rows of every table, typed as ``docs/interfaces.md`` describes (still with
-  the raw ``student_id``: pseudonymization is the ingest stage's job),
+* the *kept* rows of every table, typed as ``docs/interfaces.md`` describes (with the
+  raw ``student_id``, or, when the ingest stage passes ``pseudonymize_ids``, with its
+  pseudonym: then IDs are replaced as the files are read and no raw ID is ever stored
+  by DuckDB, in memory tables, spill files or the scratch database),
 * the *quarantined* rows (values as read, as text) with their reason code and 1-based
   ``source_row``,
 * the accounting ``counts`` (``table, reason, rows``: ``read``, ``kept``,
@@ -61,11 +63,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import logging
 import re
 import shutil
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +75,8 @@ import duckdb
 import pandas as pd
 
 from pipeline import contract as C
+from pipeline.runner import progress
+from pipeline.scratch import make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +88,22 @@ class IngestError(ValueError):
     """A file-level fault of an extract (or a failed stage-level rule).
 
     The message names the file, the column and the rule that was broken.  No output
-    is written when it is raised.
+    is written when it is raised.  ``file``, ``column`` and ``rule`` hold the same
+    facts for programs (``None`` where they do not apply).
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        column: str | None = None,
+        rule: str | None = None,
+    ):
+        super().__init__(message)
+        self.file = str(file) if file is not None else None
+        self.column = column
+        self.rule = rule
 
 
 class RejectRateError(IngestError):
@@ -217,7 +235,9 @@ def _table_file(extract_dir: Path, table: str) -> Path | None:
     if len(found) == 2:
         raise IngestError(
             f"{extract_dir}: both {table}.csv and {table}.parquet are present "
-            f"(rule: one file per table); remove one"
+            f"(rule: one file per table); remove one",
+            file=extract_dir / f"{table}.*",
+            rule="one_file_per_table",
         )
     return found[0] if found else None
 
@@ -226,12 +246,20 @@ def _csv_header(path: Path) -> list[str]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        raise IngestError(f"{path}: {_utf8_problem(path)}") from None
+    except (OSError, csv.Error) as exc:
         raise IngestError(
-            f"{path}: unreadable file (rule: UTF-8 CSV with a header row): {type(exc).__name__}"
+            f"{path}: unreadable file (rule: UTF-8 CSV with a header row): {type(exc).__name__}",
+            file=path,
+            rule="readable_csv",
         ) from None
     if not header:
-        raise IngestError(f"{path}: no header row (rule: UTF-8 CSV with a header row)")
+        raise IngestError(
+            f"{path}: no header row (rule: UTF-8 CSV with a header row)",
+            file=path,
+            rule="readable_csv",
+        )
     header[0] = header[0].lstrip("\ufeff")
     return header
 
@@ -240,12 +268,72 @@ def _parquet_schema(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(path))})").fetchall()
     except duckdb.Error as exc:
-        raise IngestError(f"{path}: unreadable Parquet file: {str(exc).splitlines()[0]}") from None
+        raise IngestError(
+            f"{path}: unreadable Parquet file: {str(exc).splitlines()[0]}",
+            file=path,
+            rule="readable_parquet",
+        ) from None
     return {r[0]: r[1] for r in rows}
 
 
+def _checked_source(
+    name: str,
+    p: Path,
+    fmt: str,
+    cols: list[str],
+    types: dict[str, str],
+    fault: Callable[[IngestError], None],
+) -> SourceFile | None:
+    """The file-level column rules of one table file (each fault passed to ``fault``;
+    ``None`` when any rule fails); warns about extra columns, which ingest drops."""
+    ok = True
+    seen: set[str] = set()
+    for c in cols:
+        if c in seen:
+            ok = False
+            fault(IngestError(f"{p}: column '{c}' appears twice in the header",
+                              file=p, column=c, rule="unique_column_names"))
+        seen.add(c)
+        if c in RESERVED_COLUMNS or c.startswith("__"):
+            ok = False
+            fault(IngestError(
+                f"{p}: column '{c}' uses a name reserved by the pipeline "
+                f"({', '.join(RESERVED_COLUMNS)}, or a leading '__'); rename it",
+                file=p, column=c, rule="reserved_column_name",
+            ))
+    for req in C.TABLES[name].required_columns:
+        if req not in seen:
+            ok = False
+            hint = [c for c in cols if c.strip().lower() == req]
+            extra = f" (found '{hint[0]}': names are lower-case, exact)" if hint else ""
+            fault(IngestError(
+                f"{p}: required column '{req}' is missing from table '{name}'{extra}",
+                file=p, column=req, rule="required_column",
+            ))
+    if not ok:
+        return None
+    if fmt == "parquet" and types.get("student_id", "VARCHAR") != "VARCHAR":
+        log.warning(
+            "%s: student_id is stored as %s, not text; leading zeros may have been "
+            "lost before ingest",
+            p,
+            types["student_id"],
+        )
+    src = SourceFile(name, p, fmt, tuple(cols), types)
+    for c in src.extra_columns:
+        log.warning(
+            "%s: column '%s' is not in the data contract; it is dropped at ingest "
+            "(never written to data/interim)",
+            p,
+            c,
+        )
+    return src
+
+
 def inspect_extract(
-    extract_dir: str | Path, con: duckdb.DuckDBPyConnection | None = None
+    extract_dir: str | Path,
+    con: duckdb.DuckDBPyConnection | None = None,
+    problems: list[IngestError] | None = None,
 ) -> dict[str, SourceFile]:
     """Find the table files of an extract and check the file-level rules.
 
@@ -255,6 +343,10 @@ def inspect_extract(
         The extract folder.
     con
         DuckDB connection used to read Parquet schemas (a fresh one if omitted).
+    problems
+        If given, every file-level fault is appended to it (an :class:`IngestError`
+        with ``file``, ``column`` and ``rule``) and the inspection goes on; the result
+        then holds only the files without a fault.  By default the first fault raises.
 
     Returns
     -------
@@ -270,64 +362,69 @@ def inspect_extract(
         duplicated or reserved column name.
     """
     extract_dir = Path(extract_dir)
+
+    def fault(exc: IngestError) -> None:
+        if problems is None:
+            raise exc
+        problems.append(exc)
+
     if not extract_dir.is_dir():
-        raise IngestError(f"{extract_dir}: extract folder not found")
+        fault(
+            IngestError(
+                f"{extract_dir}: extract folder not found", file=extract_dir, rule="extract_folder"
+            )
+        )
+        return {}
     own = con is None
     con = duckdb.connect() if con is None else con
     try:
         files: dict[str, Path] = {}
         for name, table in C.TABLES.items():
-            p = _table_file(extract_dir, name)
+            try:
+                p = _table_file(extract_dir, name)
+            except IngestError as exc:
+                fault(exc)
+                continue
             if p is None:
                 if table.required:
-                    raise IngestError(
-                        f"{extract_dir}: required table '{name}' is missing "
-                        f"(expected {name}.csv or {name}.parquet)"
+                    fault(
+                        IngestError(
+                            f"{extract_dir}: required table '{name}' is missing "
+                            f"(expected {name}.csv or {name}.parquet)",
+                            file=extract_dir / f"{name}.csv",
+                            rule="required_table",
+                        )
                     )
                 continue
             files[name] = p
         forms = [f for f in C.ATTENDANCE_FORMS if f in files]
         if len(forms) != 1:
             which = "both" if forms else "neither"
-            raise IngestError(
-                f"{extract_dir}: {which} of attendance_monthly and attendance_daily "
-                f"present (rule: exactly one attendance form is required)"
+            fault(
+                IngestError(
+                    f"{extract_dir}: {which} of attendance_monthly and attendance_daily "
+                    f"present (rule: exactly one attendance form is required)",
+                    file=extract_dir / "attendance_*",
+                    rule="one_attendance_form",
+                )
             )
         out: dict[str, SourceFile] = {}
         for name, p in files.items():
-            if p.suffix == ".csv":
-                cols = _csv_header(p)
-                types: dict[str, str] = {}
-                fmt = "csv"
-            else:
-                types = _parquet_schema(con, p)
-                cols = list(types)
-                fmt = "parquet"
-            seen: set[str] = set()
-            for c in cols:
-                if c in seen:
-                    raise IngestError(f"{p}: column '{c}' appears twice in the header")
-                seen.add(c)
-                if c in RESERVED_COLUMNS or c.startswith("__"):
-                    raise IngestError(
-                        f"{p}: column '{c}' uses a name reserved by the pipeline "
-                        f"({', '.join(RESERVED_COLUMNS)}, or a leading '__'); rename it"
-                    )
-            for req in C.TABLES[name].required_columns:
-                if req not in seen:
-                    hint = [c for c in cols if c.strip().lower() == req]
-                    extra = f" (found '{hint[0]}': names are lower-case, exact)" if hint else ""
-                    raise IngestError(
-                        f"{p}: required column '{req}' is missing from table '{name}'{extra}"
-                    )
-            if fmt == "parquet" and types.get("student_id", "VARCHAR") != "VARCHAR":
-                log.warning(
-                    "%s: student_id is stored as %s, not text; leading zeros may have been "
-                    "lost before ingest",
-                    p,
-                    types["student_id"],
-                )
-            out[name] = SourceFile(name, p, fmt, tuple(cols), types)
+            try:
+                if p.suffix == ".csv":
+                    cols = _csv_header(p)
+                    types: dict[str, str] = {}
+                    fmt = "csv"
+                else:
+                    types = _parquet_schema(con, p)
+                    cols = list(types)
+                    fmt = "parquet"
+            except IngestError as exc:
+                fault(exc)
+                continue
+            src = _checked_source(name, p, fmt, cols, types, fault)
+            if src is not None:
+                out[name] = src
         return out
     finally:
         if own:
@@ -359,10 +456,17 @@ class ValidationResult:
         1-based source row; for the aggregate, the first daily row of the group).
     quarantine
         ``{source table: relation name}`` of the quarantined rows: ``source_row``,
-        ``reason`` and every column as read (text, raw IDs).
+        ``reason`` and every contract column as read (text, raw IDs; extra columns
+        are left out).
     counts
         Data frame ``table, reason, rows`` (``read``, ``kept``, ``duplicate_exact`` and
         every quarantine reason, zeros included) per source table.
+    pseudonymized
+        True when ``student_id`` holds pseudonyms (``validate_extract`` was given
+        ``pseudonymize_ids``): then no raw ID is in any relation or scratch file, and
+        extra columns hold an MD5 digest of their value (for duplicate detection only).
+    n_ids
+        Number of distinct non-empty student IDs pseudonymized.
     """
 
     con: duckdb.DuckDBPyConnection
@@ -373,6 +477,8 @@ class ValidationResult:
     quarantine: dict[str, str]
     counts: pd.DataFrame
     _scratch: Path | None = None
+    pseudonymized: bool = False
+    n_ids: int = 0
 
     # -- access ---------------------------------------------------------------------
     def kept_df(self, table: str) -> pd.DataFrame:
@@ -459,59 +565,123 @@ def _parse_exprs(table: str, cols: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _row_rules(table: str, cols: tuple[str, ...]) -> list[tuple[str, str]]:
+def _sql_date(d: datetime.date) -> str:
+    return f"make_date({d.year}, {d.month}, {d.day})"
+
+
+def _range_rule(col: C.Column, as_of: datetime.date) -> str | None:
+    """``date_out_of_range`` condition of one parsed column (None for other types)."""
+    p = _P(col.name)
+    lo, hi = _sql_date(datetime.date.fromisoformat(C.EARLIEST_DATE)), _sql_date(as_of)
+    if col.type in ("date", "date_or_empty", "month"):
+        return f"({p} < {lo} OR {p} > {hi})"
+    if col.type == "school_year":
+        return f"({p} < {int(C.EARLIEST_DATE[:4])} OR make_date({p}, 7, 1) > {hi})"
+    return None
+
+
+def _row_rules(
+    table: str, cols: tuple[str, ...], as_of: datetime.date | None = None
+) -> list[tuple[str, str]]:
     """``[(reason, SQL condition)]`` of the single-row rules, in REASONS order.
 
     The conditions read the raw text columns and the parsed columns of
-    :func:`_parse_exprs`; each may assume that the earlier ones are false.
+    :func:`_parse_exprs`; each may assume that the earlier ones are false.  ``as_of`` is
+    the last day a record may be dated (default: today).
+    """
+    conds: dict[str, list[str]] = {r: [] for r in C.REASONS}
+    for reason, _column, cond in row_rule_columns(table, cols, as_of):
+        conds[reason].append(cond)
+    return [(r, " OR ".join(cs)) for r, cs in conds.items() if cs]
+
+
+#: The column each cross-table rule is about (``duplicate_conflict``: the table's key).
+CROSS_RULE_COLUMNS = {
+    "unknown_student": "student_id",
+    "unknown_district": "district_code",
+    "visit_district_not_leap": "district_code",
+    "visit_outside_enrollment": "visit_date",
+    "visit_district_mismatch": "district_code",
+    "visit_before_program": "visit_date",
+}
+
+
+def row_rule_columns(
+    table: str, cols: tuple[str, ...], as_of: datetime.date | None = None
+) -> list[tuple[str, str, str]]:
+    """``[(reason, column, SQL condition)]``: the single-row rules, one per column.
+
+    A reason's condition in :func:`_row_rules` is the OR of its conditions here; the
+    column is the one whose value breaks the rule (for rules across columns, the one
+    reported: ``days_present`` for ``present_exceeds_membership``, ``month`` for
+    ``month_school_year_mismatch``, the date for ``date_outside_school_year``).
     """
     spec = C.TABLES[table]
     present = set(cols)
-    conds: dict[str, list[str]] = {r: [] for r in C.REASONS}
+    as_of = as_of or datetime.date.today()
+    conds: dict[str, list[tuple[str, str]]] = {r: [] for r in C.REASONS}
     for col in spec.columns:
         if col.name not in present:
             continue  # only the optional 'mode' can be absent here
         c, p = _q(col.name), _P(col.name)
         nonempty = f"NOT {_empty(c)}"
+        n = col.name
         if col.required and col.type != "date_or_empty":
-            conds["missing_value"].append(_empty(c))
+            conds["missing_value"].append((n, _empty(c)))
         if col.allowed is not None:
-            conds["invalid_value"].append(f"({c} NOT IN {_in_list(col.allowed)} AND {nonempty})")
+            conds["invalid_value"].append(
+                (n, f"({c} NOT IN {_in_list(col.allowed)} AND {nonempty})")
+            )
         if col.type == "bool":
-            conds["invalid_bool"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_bool"].append((n, f"({p} IS NULL AND {nonempty})"))
         elif col.type == "int":
-            conds["invalid_int"].append(f"(NOT {_W(col.name)} AND {nonempty})")
+            conds["invalid_int"].append((n, f"(NOT {_W(col.name)} AND {nonempty})"))
         elif col.type in ("date", "date_or_empty"):
-            conds["invalid_date"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_date"].append((n, f"({p} IS NULL AND {nonempty})"))
         elif col.type == "month":
-            conds["invalid_month"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_month"].append((n, f"({p} IS NULL AND {nonempty})"))
         elif col.type == "school_year":
-            conds["invalid_school_year"].append(f"({p} IS NULL AND {nonempty})")
+            conds["invalid_school_year"].append((n, f"({p} IS NULL AND {nonempty})"))
+        rng = _range_rule(col, as_of)
+        if rng is not None:
+            conds["date_out_of_range"].append((n, rng))
     if table == "attendance_monthly":
         mem, pres = _P("days_membership"), _P("days_present")
         conds["invalid_value"] += [
-            f"({_W('days_membership')} AND ({mem} IS NULL OR {mem} < 0 "
-            f"OR {mem} > {C.MAX_DAYS_MEMBERSHIP}))",
-            f"({_W('days_present')} AND ({pres} IS NULL OR {pres} < 0))",
+            (
+                "days_membership",
+                f"({_W('days_membership')} AND ({mem} IS NULL OR {mem} < 0 "
+                f"OR {mem} > {C.MAX_DAYS_MEMBERSHIP}))",
+            ),
+            ("days_present", f"({_W('days_present')} AND ({pres} IS NULL OR {pres} < 0))"),
         ]
         sy, m = _P("school_year"), _P("month")
-        conds["month_school_year_mismatch"].append(f"({_school_year_of_date(m)} <> {sy})")
-        conds["present_exceeds_membership"].append(f"({pres} > {mem})")
+        conds["month_school_year_mismatch"].append(
+            ("month", f"({_school_year_of_date(m)} <> {sy})")
+        )
+        conds["present_exceeds_membership"].append(("days_present", f"({pres} > {mem})"))
     elif table == "enrollment":
         sy, entry, exit_ = _P("school_year"), _P("entry_date"), _P("exit_date")
         lo, hi = f"make_date({sy}, 7, 1)", f"make_date({sy} + 1, 6, 30)"
         conds["date_outside_school_year"] += [
-            f"({entry} < {lo} OR {entry} > {hi})",
-            f"({exit_} IS NOT NULL AND ({exit_} < {lo} OR {exit_} > {hi}))",
+            ("entry_date", f"({entry} < {lo} OR {entry} > {hi})"),
+            ("exit_date", f"({exit_} IS NOT NULL AND ({exit_} < {lo} OR {exit_} > {hi}))"),
         ]
-        conds["exit_before_entry"].append(f"({exit_} IS NOT NULL AND {exit_} < {entry})")
+        conds["exit_before_entry"].append(
+            ("exit_date", f"({exit_} IS NOT NULL AND {exit_} < {entry})")
+        )
     elif table == "attendance_daily":
-        conds["not_a_weekday"].append(f"(isodow({_P('date')}) IN (6, 7))")
-    return [(r, " OR ".join(cs)) for r, cs in conds.items() if cs]
+        conds["not_a_weekday"].append(("date", f"(isodow({_P('date')}) IN (6, 7))"))
+    return [(r, col, cond) for r, cs in conds.items() for col, cond in cs]
 
 
-def _typed_exprs(table: str, cols: tuple[str, ...]) -> list[str]:
-    """SELECT list of the typed interim columns (from the raw and parsed columns)."""
+def _typed_exprs(table: str, cols: tuple[str, ...], extras: bool = False) -> list[str]:
+    """SELECT list of the typed interim columns (from the raw and parsed columns).
+
+    Columns the contract does not name are left out (they never reach ``data/interim``:
+    they may hold raw IDs); ``extras=True`` appends them as text (for the duplicate
+    comparison only).
+    """
     spec = C.TABLES[table]
     present = set(cols)
     out = []
@@ -527,8 +697,9 @@ def _typed_exprs(table: str, cols: tuple[str, ...]) -> list[str]:
             out.append(f"(CASE WHEN {_empty(c)} THEN NULL ELSE {c} END) AS {c}")
         else:
             out.append(f"{c}")
-    names = {c.name for c in spec.columns}
-    out += [_q(c) for c in cols if c not in names]
+    if extras:
+        names = {c.name for c in spec.columns}
+        out += [_q(c) for c in cols if c not in names]
     return out
 
 
@@ -572,7 +743,7 @@ def _parquet_text_exprs(src: SourceFile) -> list[str]:
 
 def _canonical_hash(table: str, cols: tuple[str, ...]) -> str:
     """hash() of a row's parsed values (equal for rows that mean the same)."""
-    exprs = [e.rsplit(" AS ", 1)[0] for e in _typed_exprs(table, cols)]
+    exprs = [e.rsplit(" AS ", 1)[0] for e in _typed_exprs(table, cols, extras=True)]
     return "hash(" + ", ".join(exprs) + ")"
 
 
@@ -582,9 +753,113 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, src: SourceFile | None = Non
     except getattr(con, "errors", duckdb.Error) as exc:
         if src is None:
             raise
+        enc = _utf8_problem(src.path) if src.format == "csv" else None
+        if enc is not None:
+            raise IngestError(f"{src.path}: {enc}") from None
         raise IngestError(
             f"{src.path}: unreadable file (table '{src.table}'): {_error_summary(exc)}"
         ) from None
+
+
+def _utf8_problem(path: Path, chunk: int = 1 << 20) -> str | None:
+    """Where a file stops being UTF-8 (line, byte offset, byte), or None when it is UTF-8.
+
+    The message quotes no content (the file may hold raw IDs), only the offending byte.
+    """
+    import codecs
+
+    dec = codecs.getincrementaldecoder("utf-8")()
+    offset = lines = 0
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                try:
+                    dec.decode(block)
+                except UnicodeDecodeError as exc:
+                    pos = offset + exc.start
+                    line = lines + block.count(b"\n", 0, exc.start) + 1
+                    return _encoding_message(line, pos, block[exc.start])
+                offset += len(block)
+                lines += block.count(b"\n")
+            dec.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return _encoding_message(lines + 1, offset, None)
+    except OSError:
+        return None
+    return None
+
+
+def _encoding_message(line: int, pos: int, byte: int | None) -> str:
+    what = f"byte 0x{byte:02X}" if byte is not None else "a truncated multi-byte sequence"
+    hint = " (it looks like Latin-1/Windows-1252)" if byte is not None and byte >= 0xA0 else ""
+    return (
+        f"not valid UTF-8: {what} at line {line} (byte offset {pos}){hint} "
+        "(rule: CSV files are UTF-8; re-export the file as UTF-8)"
+    )
+
+
+def _register_id_map(
+    con: duckdb.DuckDBPyConnection,
+    sources: dict[str, SourceFile],
+    fn: Callable[[list[str]], list[str]],
+) -> int:
+    """Pseudonyms of every distinct non-empty raw ``student_id``, as view ``__idmap``.
+
+    The distinct raw IDs are fetched straight into Python (never stored in DuckDB) and
+    registered as an in-memory data frame (``__raw``, ``__key``).
+    """
+    ids: set[str] = set()
+    for src in sources.values():
+        if "student_id" not in src.columns:
+            continue
+        sql = (
+            f"SELECT DISTINCT student_id FROM ({_source_select(src)}) "
+            f"WHERE NOT {_empty('student_id')}"
+        )
+        try:
+            got = con.execute(sql).fetchnumpy()["student_id"]
+        except duckdb.Error as exc:
+            enc = _utf8_problem(src.path) if src.format == "csv" else None
+            raise IngestError(
+                f"{src.path}: {enc or f'unreadable file (table {src.table!r}): '}"
+                f"{'' if enc else _error_summary(exc)}"
+            ) from None
+        ids.update(str(s) for s in got)
+    raw = sorted(ids)
+    con.register("__idmap", pd.DataFrame({"__raw": raw, "__key": fn(raw)}))
+    del ids
+    return len(raw)
+
+
+def _pseudonymized_select(src: SourceFile) -> str:
+    """The source SELECT with ``student_id`` replaced by its pseudonym as it is read.
+
+    Empty or blank IDs stay as they are (rule ``missing_value``); extra columns become
+    the MD5 digest of their text (they may hold raw IDs; equal values stay equal, so
+    exact-duplicate detection is unchanged).
+    """
+    names = {c.name for c in C.TABLES[src.table].columns}
+    cols = []
+    for c in src.columns:
+        qc = f"s.{_q(c)}"
+        if c == "student_id":
+            cols.append(f"CASE WHEN {_empty(qc)} THEN {qc} ELSE m.__key END AS student_id")
+        elif c in names:
+            cols.append(qc)
+        else:
+            cols.append(f"md5({qc}) AS {_q(c)}")
+    join = " LEFT JOIN __idmap m ON m.__raw = s.student_id" if "student_id" in src.columns else ""
+    return f"SELECT s.__row, {', '.join(cols)} FROM ({_source_select(src)}) s{join}"
+
+
+def _check_not_empty(src: SourceFile, n_read: int) -> None:
+    """A required table with a header and no data rows is a file-level fault."""
+    if n_read == 0 and src.table in C.NONEMPTY_TABLES:
+        raise IngestError(
+            f"{src.path}: table '{src.table}' has a header but no data rows "
+            f"(rule: the extract must hold at least one {src.table} row); "
+            "was the export cut short?"
+        )
 
 
 def _error_summary(exc: BaseException) -> str:
@@ -609,18 +884,22 @@ def _spark_source(spark, src: SourceFile) -> str:
 
 
 def _process_table(
-    con: duckdb.DuckDBPyConnection, src: SourceFile, source_sql: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    src: SourceFile,
+    source_sql: str | None = None,
+    as_of: datetime.date | None = None,
 ) -> None:
     """Create chk_/bad_/kept_/quar_ relations of one source table.
 
     ``source_sql`` is the SELECT of the raw file (``__row`` and every column as text);
-    by default DuckDB's reader (:func:`_source_select`).
+    by default DuckDB's reader (:func:`_source_select`).  ``as_of``: see
+    :func:`_row_rules`.
     """
     if source_sql is None:
         source_sql = _source_select(src)
     t = src.table
     cols = src.columns
-    rules = _row_rules(t, cols)
+    rules = _row_rules(t, cols, as_of)
     case = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(r)}" for r, cond in rules) + " END"
     parsed = ", ".join(["*", *_parse_exprs(t, cols)])
     _exec(
@@ -646,17 +925,7 @@ def _process_table(
         )
         cross.append(("unknown_district", "kd.__dc IS NULL"))
     if t == "home_visits":
-        cross.append(("visit_district_not_leap", "NOT kd.__leap"))
-        vd = f"v.{_P('visit_date')}"
-        con.execute(
-            f"CREATE TABLE hv_enrolled AS SELECT DISTINCT v.__row FROM chk_home_visits v "
-            f"JOIN kept_enrollment e ON e.student_id = v.student_id "
-            f"AND {vd} >= e.entry_date AND {vd} <= coalesce(e.exit_date, "
-            f"make_date(CAST(substr(e.school_year, 1, 4) AS INTEGER) + 1, 6, 30)) "
-            f"WHERE v.__rr IS NULL"
-        )
-        joins.append("LEFT JOIN hv_enrolled he ON he.__row = c.__row")
-        cross.append(("visit_outside_enrollment", "he.__row IS NULL"))
+        _visit_rules(con, joins, cross)
     pre_case = (
         "CASE WHEN c.__rr IS NOT NULL THEN c.__rr "
         + " ".join(f"WHEN {cond} THEN {_lit(r)}" for r, cond in cross)
@@ -713,12 +982,38 @@ def _process_table(
     )
     kind = "VIEW" if t in C.ATTENDANCE_FORMS else "TABLE"
     con.execute(f"CREATE {kind} kept_{t} AS {kept_sql}")
-    raw = ", ".join(f"c.{_q(c)}" for c in cols)
+    names = {c.name for c in C.TABLES[t].columns}
+    raw = ", ".join(f"c.{_q(c)}" for c in cols if c in names)
     con.execute(
         f"CREATE VIEW quar_{t} AS SELECT b.__row AS source_row, b.reason, {raw} "
         f"FROM bad_{t} b JOIN chk_{t} c ON c.__row = b.__row "
         f"WHERE b.reason <> {_lit(C.DUPLICATE_EXACT)}"
     )
+
+
+def _visit_rules(con, joins: list[str], cross: list[tuple[str, str]]) -> None:
+    """The cross-table rules of home visits (joins and conditions, in REASONS order).
+
+    ``hv_enrolled``: per visit, whether the student has a kept enrollment spell covering
+    the visit date (``__any``) and whether one of them is in the visit's district
+    (``__same``).
+    """
+    cross.append(("visit_district_not_leap", "NOT kd.__leap"))
+    vd = f"v.{_P('visit_date')}"
+    con.execute(
+        f"CREATE TABLE hv_enrolled AS SELECT v.__row, "
+        f"bool_or(e.district_code = v.district_code) AS __same "
+        f"FROM chk_home_visits v "
+        f"JOIN kept_enrollment e ON e.student_id = v.student_id "
+        f"AND {vd} >= e.entry_date AND {vd} <= coalesce(e.exit_date, "
+        f"make_date(CAST(substr(e.school_year, 1, 4) AS INTEGER) + 1, 6, 30)) "
+        f"WHERE v.__rr IS NULL GROUP BY v.__row"
+    )
+    joins.append("LEFT JOIN hv_enrolled he ON he.__row = c.__row")
+    cross.append(("visit_outside_enrollment", "he.__row IS NULL"))
+    cross.append(("visit_district_mismatch", "NOT he.__same"))
+    start = datetime.date.fromisoformat(C.PROGRAM_START_DATE)
+    cross.append(("visit_before_program", f"c.{_P('visit_date')} < {_sql_date(start)}"))
 
 
 def _daily_to_monthly(con: duckdb.DuckDBPyConnection) -> None:
@@ -794,12 +1089,11 @@ def connect(
 
     ``on_disk=True`` puts the database itself in the scratch folder (compressed, so that
     very large extracts fit); otherwise it is in memory, spilling to the folder when
-    ``memory_limit`` is reached.  The folder is made under ``temp_dir`` (or the system's
-    temporary folder); delete it when done — it holds raw IDs.
+    ``memory_limit`` is reached.  The folder is private to the run (0700,
+    :func:`pipeline.scratch.make_private_dir`, under ``temp_dir`` or the per-user scratch
+    base); delete it when done.
     """
-    scratch = Path(
-        tempfile.mkdtemp(prefix="leap-ingest-", dir=None if temp_dir is None else str(temp_dir))
-    )
+    scratch = make_private_dir("ingest", temp_dir)
     con = duckdb.connect(str(scratch / "scratch.duckdb") if on_disk else ":memory:")
     con.execute(f"SET temp_directory = {_lit(str(scratch / 'spill'))}")
     con.execute("SET preserve_insertion_order = true")
@@ -818,6 +1112,8 @@ def validate_extract(
     temp_dir: str | Path | None = None,
     on_disk: bool | None = None,
     spark=None,
+    as_of: datetime.date | None = None,
+    pseudonymize_ids: Callable[[list[str]], list[str]] | None = None,
 ) -> ValidationResult:
     """Check an extract against every rule of the data contract.
 
@@ -836,6 +1132,16 @@ def validate_extract(
     spark
         A :class:`pipeline.spark_engine.SparkConnection`: run the same checks on Spark
         (the relations are then Spark temporary views; the DuckDB settings are unused).
+    as_of
+        The last day a record may be dated (rule ``date_out_of_range``); today by
+        default.
+    pseudonymize_ids
+        Maps a list of distinct raw IDs to their pseudonyms (one-to-one; e.g.
+        ``lambda ids: pipeline.pseudonym.pseudonymize(ids, key)``).  When given (DuckDB
+        only), IDs are replaced as the files are read: the raw IDs exist only in this
+        process's memory (a Python list and the join's in-memory hash table, about
+        ``n_ids`` short strings), never in a DuckDB table, a spill file or the scratch
+        database, so a killed run leaves no raw ID on disk.
 
     Returns
     -------
@@ -862,12 +1168,19 @@ def validate_extract(
         form = next(f for f in C.ATTENDANCE_FORMS if f in sources)
         order = ["districts", "students", "enrollment", form, "home_visits"]
         rows: list[tuple[str, str, int]] = []
-        for t in order:
+        early = pseudonymize_ids is not None and spark is None
+        n_ids = _register_id_map(con, sources, pseudonymize_ids) if early else 0
+        for t in progress(order, "checking tables", unit="table"):
             log.info("checking %s (%s)", sources[t].path.name, sources[t].format)
-            _process_table(
-                con, sources[t], None if spark is None else _spark_source(spark, sources[t])
-            )
+            if spark is not None:
+                source_sql = _spark_source(spark, sources[t])
+            elif early:
+                source_sql = _pseudonymized_select(sources[t])
+            else:
+                source_sql = None
+            _process_table(con, sources[t], source_sql, as_of)
             rows += _counts(con, t)
+            _check_not_empty(sources[t], rows[-len(C.REASONS) - 3][2])
             log.info(
                 "%s: read %d, kept %d",
                 t,
@@ -889,6 +1202,8 @@ def validate_extract(
             quarantine={t: f"quar_{t}" for t in order},
             counts=counts,
             _scratch=scratch,
+            pseudonymized=early,
+            n_ids=n_ids,
         )
     except BaseException:
         with contextlib.suppress(Exception):

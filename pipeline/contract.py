@@ -4,6 +4,32 @@ This module is the single machine-readable statement of the contract: the tables
 columns and types, the allowed values, and the reason codes that row-level faults are
 quarantined under.  The checks themselves live in :mod:`pipeline.checks`; the synthetic
 generator, the ingest stage and the tests all read the contract from here.
+
+Project extensions of contract v1
+---------------------------------
+The shared contract is the state's interface; the project adds these rules (each a
+row-level quarantine reason in :data:`REASONS`, so no row is dropped silently) and
+these file-level readings:
+
+* ``date_out_of_range`` — every ``date``, ``month`` and ``school_year`` value lies in
+  the school years the pipeline's calendar covers (from :data:`EARLIEST_DATE`, the start
+  of school year 2000-01) and not after the day ingest runs (an extract cannot hold
+  records of days that have not happened; the bound is that day, so only a faulty row
+  can depend on it).  Before this rule, months before 2000 fell outside the school-month
+  index and were counted as summer months by the panel.
+* ``visit_before_program`` — a home visit dated before :data:`PROGRAM_START_DATE`
+  (CSDE created LEAP in April 2021): quarantined.
+* ``visit_district_mismatch`` — a visit recorded in a district other than the one the
+  student was enrolled in on the visit date (the student has an enrollment spell covering
+  the date, but none in the visit's district): quarantined, since the visit cannot be
+  attributed to the district's program.
+* Extra columns (not named in the contract) are dropped at ingest with a warning naming
+  the file and the column, and listed in ``data/interim/extract_meta.json``; they never
+  reach ``data/interim`` (they may hold raw IDs).  This narrows the contract's "carried
+  along where it makes sense".
+* A required table with a header and no rows (other than ``home_visits``) is a
+  file-level error; so is a CSV file that is not valid UTF-8 (the message names the file,
+  the line and the byte that cannot be decoded).
 """
 
 from __future__ import annotations
@@ -23,6 +49,15 @@ MAX_DAYS_MEMBERSHIP = 23
 
 #: Chronic absence: attendance rate at or below this percentage.
 CHRONIC_THRESHOLD = 90.0
+
+#: First day the school-month calendar covers (school year 2000-01; see pipeline.calendar).
+EARLIEST_DATE = "2000-07-01"
+
+#: CSDE created the program in April 2021: no home visit can precede this date.
+PROGRAM_START_DATE = "2021-04-01"
+
+#: Required tables that may not be empty (a table with a header and no rows is an error).
+NONEMPTY_TABLES = ("districts", "students", "enrollment", "attendance_monthly", "attendance_daily")
 
 #: Demo key for pseudonymizing the *synthetic* extract only (public by design).
 DEMO_ID_KEY = "leap-synthetic-demo-key-not-secret"
@@ -140,6 +175,8 @@ REASONS: dict[str, str] = {
     "invalid_date": "an unparseable date (not ISO YYYY-MM-DD)",
     "invalid_month": "an unparseable month (not YYYY-MM)",
     "invalid_school_year": "a school year not of the form YYYY-YY",
+    "date_out_of_range": "a date, month or school year before school year 2000-01 or after "
+    "the day of ingest",
     "date_outside_school_year": "a date outside its school year (July 1 to June 30)",
     "exit_before_entry": "exit_date earlier than entry_date",
     "month_school_year_mismatch": "month not in the row's school year",
@@ -149,6 +186,8 @@ REASONS: dict[str, str] = {
     "unknown_district": "district_code not in districts",
     "visit_district_not_leap": "a home visit in a district that did not run the program",
     "visit_outside_enrollment": "a visit on a date the student was not enrolled",
+    "visit_district_mismatch": "a visit in a district other than the student's on that date",
+    "visit_before_program": "a home visit dated before the program started (April 2021)",
     "duplicate_conflict": "another row with the same key and different values",
 }
 DUPLICATE_EXACT = "duplicate_exact"

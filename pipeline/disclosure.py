@@ -246,9 +246,18 @@ def suppress(df: pd.DataFrame, spec: TableSpec, rules: Rules) -> Published:
     """
     _check_columns(df, spec)
     src = df.reset_index(drop=True)
+    mask = primary_mask(src, spec, rules)
+    _complementary(src, mask, spec)
+    return finish(src, mask, spec, rules)
+
+
+def primary_mask(src: pd.DataFrame, spec: TableSpec, rules: Rules) -> pd.DataFrame:
+    """Cells suppressed by the primary rules (small counts, rates on small numbers).
+
+    ``src`` must have a default ``RangeIndex``; the result is a boolean frame like it.
+    """
     mask = pd.DataFrame(False, index=src.index, columns=src.columns)
     mc, md = rules.min_count, rules.min_denominator
-
     for c in spec.count_cols:
         mask[c] |= _small(src[c], mc, spec.suppress_zero)
     for r in spec.rates:
@@ -260,9 +269,16 @@ def suppress(df: pd.DataFrame, spec: TableSpec, rules: Rules) -> Published:
             | _small(den - num, mc, spec.suppress_zero)
         )
         mask[r.numerator] |= bad
+    return mask
 
-    _complementary(src, mask, spec)
 
+def finish(src: pd.DataFrame, mask: pd.DataFrame, spec: TableSpec, rules: Rules) -> Published:
+    """Apply the rate and estimate rules on top of ``mask`` and build the published table.
+
+    ``mask`` holds the primary and complementary count suppressions (it is updated in
+    place with the rate values and estimates that must go as well).
+    """
+    md = rules.min_denominator
     for r in spec.rates:
         for c in r.value_cols:
             mask[c] |= mask[r.numerator] | ~(
@@ -276,7 +292,7 @@ def suppress(df: pd.DataFrame, spec: TableSpec, rules: Rules) -> Published:
             mask[c] |= bad
 
     out = src.copy()
-    counts = _count_like(spec)
+    counts = count_columns(spec)
     for c in src.columns:
         if c in counts:
             v = pd.to_numeric(src[c], errors="coerce")
@@ -284,14 +300,15 @@ def suppress(df: pd.DataFrame, spec: TableSpec, rules: Rules) -> Published:
             out[c] = pd.array(v, dtype="Int64" if whole else "Float64")
             out.loc[mask[c], c] = pd.NA
         elif mask[c].any():
-            if not pd.api.types.is_numeric_dtype(out[c]):
+            if not pd.api.types.is_numeric_dtype(out[c]) or pd.api.types.is_bool_dtype(out[c]):
                 out[c] = out[c].astype(object)
             out.loc[mask[c], c] = np.nan
     out[SUPPRESSED_COLUMN] = [";".join(c for c in src.columns if mask.at[i, c]) for i in src.index]
     return Published(name=spec.name, table=out, mask=mask, source=src, spec=spec)
 
 
-def _count_like(spec: TableSpec) -> set[str]:
+def count_columns(spec: TableSpec) -> set[str]:
+    """The columns of ``spec`` that hold counts of students (counts, rate parts, n's)."""
     cols = set(spec.count_cols)
     for r in spec.rates:
         cols |= {r.numerator, r.denominator}

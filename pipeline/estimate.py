@@ -13,19 +13,20 @@ every estimate with the generator's truth (:data:`pipeline.analysis.tables.ESTIM
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline import outputs
+from pipeline import headline, outputs, runner
 from pipeline.analysis.estimation import run_estimation
 from pipeline.analysis.schemas import ESTIMATE_TABLES
 from pipeline.analysis.settings import EstimateConfig
-from pipeline.config import load_params
 from pipeline.io import write_csv, write_json
 from pipeline.matching.riskset import RiskSetSpec
+from pipeline.settings import stage_settings
 
 log = logging.getLogger("pipeline.estimate")
 
@@ -47,6 +48,7 @@ def write_outputs(out: dict[str, Any], root: str | Path = ".") -> None:
     for name in ESTIMATE_TABLES:
         write_csv(out[name], root / outputs.TABLES_DIR / f"{name}.csv", float_format="%.6g")
     write_json(out["metrics"], root / outputs.METRICS)
+    headline.write(out["metrics"], root)  # reports/headline.json, tables/metrics_long.csv
     es = out["event_study"]
     write_csv(
         es.loc[
@@ -58,15 +60,12 @@ def write_outputs(out: dict[str, Any], root: str | Path = ".") -> None:
     )
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """Entry point: params sections ``estimate`` and ``match`` → the estimate tables."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    params = load_params()
-    cfg = EstimateConfig.from_params(params.get("estimate", {}))
-    msec = params.get("match", {})
-    spec = RiskSetSpec.from_params(
-        {k: v for k, v in msec.items() if k in RiskSetSpec.__dataclass_fields__}
-    )
+
+    s = stage_settings()
+    cfg = EstimateConfig(**s.estimate.flat())
+    spec = RiskSetSpec(**s.match.spec_kwargs())
     matched = pd.read_parquet(outputs.MATCHED)
     balance = pd.read_csv(outputs.BALANCE)
     meta = outputs.read_extract_meta()
@@ -83,7 +82,13 @@ def main() -> None:
         m["att"]["ci_low"],
         m["att"]["ci_high"],
     )
+    return runner.Summary(
+        rows_in=len(matched),
+        rows_out=sum(len(out[name]) for name in ESTIMATE_TABLES),
+        detail=f"average effect {m['att']['estimate']:.2f} "
+        f"({m['att']['ci_low']:.2f}, {m['att']['ci_high']:.2f})",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("estimate", __doc__, main))

@@ -19,35 +19,32 @@ outputs untouched.  See ``docs/interfaces.md`` and :mod:`pipeline.checks`.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline import config
+from pipeline import config, runner
 from pipeline import contract as C
 from pipeline.checks import IngestError
 from pipeline.ingestion import (  # noqa: F401  (run_ingest, INTERIM_TABLES: re-exported)
-    DEFAULT_MAX_REJECT_RATE,
     INTERIM_DIR,
     INTERIM_TABLES,
     QUALITY_CSV,
     run_ingest,
 )
+from pipeline.pseudonym import synthetic_from_params
+from pipeline.settings import IngestSettings, Settings, SparkSettingsModel, stage_settings
 
 log = logging.getLogger("pipeline.ingest")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    params = config.load_params()
-    data = config.section("data", params)
-    quality = params.get("quality") or {}
-    opts = params.get("ingest") or {}
+def main() -> runner.Summary:
+    s = stage_settings()
     root = config.project_root()
-    extract = Path(data["extract_dir"])
-    spark = _engine(opts, params.get("spark"))
+    spark = _engine(s.ingest, s.spark)
     try:
-        counts = _run_from_params(root, extract, quality, opts, spark)
+        counts = _run_from_settings(root, s, spark)
     except IngestError as exc:
         raise SystemExit(f"ingest failed: {exc}") from None
     finally:
@@ -57,41 +54,46 @@ def main() -> None:
         index="table", columns="reason", values="rows"
     )
     log.info("rows read / kept:\n%s", summary.to_string())
+    return runner.Summary(
+        rows_in=int(summary[C.READ].sum()),
+        rows_out=int(summary[C.KEPT].sum()),
+        detail=f"{int(counts.loc[counts['reason'].isin(list(C.REASONS)), 'rows'].sum()):,} "
+        "quarantined",
+    )
 
 
-ENGINES = ("duckdb", "spark")
-
-
-def _engine(opts: dict, spark_params: dict | None):
+def _engine(opts: IngestSettings, spark: SparkSettingsModel):
     """``ingest.engine``: None for DuckDB, a SparkConnection for ``spark``."""
-    engine = opts.get("engine", "duckdb")
-    if engine not in ENGINES:
-        raise config.ConfigError(
-            f"params.yaml: ingest.engine must be one of {ENGINES}, not {engine!r}"
-        )
-    if engine == "duckdb":
+    if opts.engine == "duckdb":
         return None
     from pipeline.spark_engine import SparkSettings, open_connection
 
     log.info("engine: spark")
-    return open_connection(SparkSettings.from_params(spark_params))
+    return open_connection(SparkSettings(**spark.kwargs()))
 
 
-def _run_from_params(
-    root: Path, extract: Path, quality: dict, opts: dict, spark=None
-) -> pd.DataFrame:
+def _run_from_settings(root: Path, s: Settings, spark=None) -> pd.DataFrame:
+    extract = Path(s.data.extract_dir)
+    synthetic = synthetic_from_params(
+        {
+            "data": {"extract_dir": s.data.extract_dir},
+            "synthesize": {"output_dir": s.synthesize.output_dir},
+        },
+        root,
+    )
     return run_ingest(
         extract if extract.is_absolute() else root / extract,
         root / INTERIM_DIR,
         root / QUALITY_CSV,
-        max_reject_rate=float(quality.get("max_reject_rate", DEFAULT_MAX_REJECT_RATE)),
-        memory_limit=opts.get("memory_limit"),
-        threads=opts.get("threads"),
-        temp_dir=opts.get("temp_dir"),
-        on_disk=opts.get("on_disk"),
+        max_reject_rate=s.quality.max_reject_rate,
+        memory_limit=s.ingest.memory_limit,
+        threads=s.ingest.threads,
+        temp_dir=s.ingest.temp_dir,
+        on_disk=s.ingest.on_disk,
         spark=spark,
+        synthetic=synthetic,
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("ingest", __doc__, main))

@@ -23,6 +23,7 @@ from pipeline.checks import (
 )
 from pipeline.io import atomic_dir, atomic_path
 from pipeline.pseudonym import pseudonymize, resolve_key
+from pipeline.scratch import stage_guard
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -57,11 +58,19 @@ def _columns(con, rel: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
 
 
-def _select_pseudonymized(con, rel: str, order: str) -> str:
-    """SELECT of ``rel`` with ``student_id`` replaced in place by ``student_key``."""
+def _select_pseudonymized(con, rel: str, order: str, early: bool = False) -> str:
+    """SELECT of ``rel`` with ``student_id`` replaced in place by ``student_key``.
+
+    ``early``: the relation's ``student_id`` already holds the pseudonym (renamed only).
+    """
     cols = [c for c in _columns(con, rel) if c != "__row"]
     if "student_id" not in cols:
         return f"SELECT {', '.join(_q(c) for c in cols)} FROM {rel} r ORDER BY {order}"
+    if early:
+        sel = ", ".join(
+            "r.student_id AS student_key" if c == "student_id" else f"r.{_q(c)}" for c in cols
+        )
+        return f"SELECT {sel} FROM {rel} r ORDER BY {order}"
     sel = ", ".join("m.student_key" if c == "student_id" else f"r.{_q(c)}" for c in cols)
     return (
         f"SELECT {sel} FROM {rel} r LEFT JOIN idmap m ON m.student_id = r.student_id "
@@ -88,6 +97,7 @@ def run_ingest(
     temp_dir: str | Path | None = None,
     on_disk: bool | None = None,
     spark=None,
+    synthetic: bool = False,
 ) -> pd.DataFrame:
     """Validate, pseudonymize and write an extract; returns the data-quality counts.
 
@@ -115,52 +125,63 @@ def run_ingest(
     """
     extract_dir, interim_dir, quality_csv = Path(extract_dir), Path(interim_dir), Path(quality_csv)
     t0 = time.perf_counter()
-    key, source = resolve_key(extract_dir, environ)
+    key, source = resolve_key(extract_dir, environ, synthetic=synthetic)
     log.info(
         "pseudonym key: %s",
         "public demo key (synthetic extract)" if source == "demo" else "LEAP_ID_KEY",
     )
-    with validate_extract(
-        extract_dir,
-        memory_limit=memory_limit,
-        threads=threads,
-        temp_dir=temp_dir,
-        on_disk=on_disk,
-        spark=spark,
-    ) as res:
+    with (
+        stage_guard("ingest", [interim_dir, quality_csv], temp_dir),
+        validate_extract(
+            extract_dir,
+            memory_limit=memory_limit,
+            threads=threads,
+            temp_dir=temp_dir,
+            on_disk=on_disk,
+            spark=spark,
+            pseudonymize_ids=lambda ids: pseudonymize(ids, key),
+        ) as res,
+    ):
         log.info("validated %s in %.1f s", extract_dir, time.perf_counter() - t0)
         check_reject_rates(res.counts, max_reject_rate)
-        n_ids = _build_id_map(res, key)
+        early = res.pseudonymized
+        n_ids = res.n_ids if early else _build_id_map(res, key)
         log.info("pseudonymized %d distinct student IDs", n_ids)
         con = res.con
         with atomic_path(quality_csv, ".csv") as tmp_csv, atomic_dir(interim_dir) as tmp:
             (tmp / "quarantine").mkdir()
             for t in INTERIM_TABLES:
-                rel = res.kept[t]
-                _copy(con, _select_pseudonymized(con, rel, "r.__row"), tmp / f"{t}.parquet")
+                sql = _select_pseudonymized(con, res.kept[t], "r.__row", early)
+                _copy(con, sql, tmp / f"{t}.parquet")
                 log.info("wrote %s.parquet", t)
             for t, rel in res.quarantine.items():
-                _copy(
-                    con,
-                    _select_pseudonymized(con, rel, "r.source_row"),
-                    tmp / "quarantine" / f"{t}.parquet",
-                )
+                sql = _select_pseudonymized(con, rel, "r.source_row", early)
+                _copy(con, sql, tmp / "quarantine" / f"{t}.parquet")
             res.counts.to_csv(tmp_csv, index=False, lineterminator="\n")
-            _write_meta(extract_dir, tmp / "extract_meta.json", source)
+            _write_meta(extract_dir, tmp / "extract_meta.json", synthetic, res.sources)
     log.info("ingest done in %.1f s", time.perf_counter() - t0)
     return res.counts
 
 
-def _write_meta(extract_dir: Path, target: Path, key_source: str) -> None:
-    """``extract_meta.json``: whether the extract is synthetic and, if so, its truth.
+def _write_meta(extract_dir: Path, target: Path, synthetic: bool, sources: dict) -> None:
+    """``extract_meta.json``: whether the extract is synthetic, its truth, dropped columns.
 
     Later stages read this instead of the raw extract folder, so that a synthetic run can
     compare estimates with the generator's truth and label every output as synthetic.
+    ``synthetic`` comes from the configuration (never from a file in the extract); the
+    truth is read only then.  ``dropped_columns`` names the extract's extra columns per
+    table (names only: their values never leave ingest).
     """
-    synthetic = key_source == "demo"
-    meta = {"synthetic": synthetic, "truth": None}
-    if synthetic:
-        with open(extract_dir / "truth.json", encoding="utf-8") as fh:
+    meta = {
+        "synthetic": bool(synthetic),
+        "truth": None,
+        "dropped_columns": {
+            t: list(s.extra_columns) for t, s in sources.items() if s.extra_columns
+        },
+    }
+    truth = extract_dir / "truth.json"
+    if synthetic and truth.is_file():
+        with open(truth, encoding="utf-8") as fh:
             meta["truth"] = json.load(fh)
     with open(target, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=2, sort_keys=True)

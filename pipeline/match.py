@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline import runner
 from pipeline.io import atomic_path, write_csv, write_parquet
 from pipeline.matching.riskset import (
     RiskSetResult,
@@ -31,16 +34,9 @@ from pipeline.matching.riskset import (
     stack_panels,
 )
 from pipeline.outputs import read_panel_for_matching, read_panel_rows
+from pipeline.settings import MatchSettings, section_settings, stage_settings
 
 log = logging.getLogger("pipeline.match")
-
-DEFAULT_PATHS = {
-    "panel": "data/processed/panel.parquet",
-    "output": "data/processed/matched.parquet",
-    "summary_output": "reports/tables/match_summary.csv",
-    "balance_output": "reports/tables/balance.csv",
-    "love_plot": "reports/figures/love_plot",
-}
 
 #: Readable labels of the balance covariates for the love plot.
 _LABELS = {
@@ -107,15 +103,14 @@ def love_plot(balance: pd.DataFrame, target_stem: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def run(params: dict, root: str | os.PathLike = ".") -> RiskSetResult:
-    """Run the stage with the ``match`` section ``params``; paths relative to ``root``."""
+def run(params: MatchSettings | Mapping, root: str | os.PathLike = ".") -> RiskSetResult:
+    """Run the stage with the ``match`` section ``params`` (typed, or a mapping checked
+    here); paths relative to ``root``."""
+    if not isinstance(params, MatchSettings):
+        params = section_settings("match", params)
     root = Path(root)
-    paths = {k: root / params.get(k, v) for k, v in DEFAULT_PATHS.items()}
-    spec_keys = set(RiskSetSpec.__dataclass_fields__)
-    spec = RiskSetSpec.from_params({k: v for k, v in params.items() if k in spec_keys})
-    other = set(params) - spec_keys - set(DEFAULT_PATHS)
-    if other:
-        raise ValueError(f"params.yaml match: unknown key(s) {sorted(other)}")
+    paths = {k: root / v for k, v in params.paths().items()}
+    spec = RiskSetSpec(**params.spec_kwargs())
 
     t0 = time.perf_counter()
     panel = read_panel_for_matching(paths["panel"])
@@ -134,26 +129,34 @@ def run(params: dict, root: str | os.PathLike = ".") -> RiskSetResult:
     return res
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """Entry point: params section ``match`` → matched panel, summary, balance, love plot."""
-    from pipeline.config import project_root, section
+    from pipeline.config import project_root
 
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    res = run(section("match"), project_root())
+    params = stage_settings().match
+    root = Path(project_root())
+    res = run(params, root)
     s = res.summary_table()
     total = s[s["district_code"] == "ALL"].iloc[0]
-    print(
+    log.info(
         f"treated students: {total['n_treated']}, matched: {total['n_matched']}, "
         f"not in membership at first visit: {total['n_not_in_membership']}, "
         f"no candidates: {total['n_no_candidates']}, "
         f"no match within caliper: {total['n_no_match_in_caliper']}"
     )
-    print(
+    log.info(
+        "balance:\n%s",
         res.balance[
             ["covariate", "smd_before", "smd_after", "variance_ratio_after", "wwc_class_after"]
-        ].to_string(index=False)
+        ].to_string(index=False),
+    )
+    paths = {k: root / v for k, v in params.paths().items()}
+    return runner.Summary(
+        rows_in=runner.parquet_rows(paths["panel"]),
+        rows_out=runner.parquet_rows(paths["output"]),
+        detail=f"{total['n_matched']} of {total['n_treated']} visited students matched",
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("match", __doc__, main))

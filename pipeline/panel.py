@@ -9,35 +9,26 @@ data-quality table are described in :mod:`pipeline.panel_build`.
 from __future__ import annotations
 
 import logging
+import sys
 
-from pipeline.panel_build import ENGINES, DuckDBSettings, write_panel
+from pipeline import runner
+from pipeline.config import project_root
+from pipeline.panel_build import DuckDBSettings, write_panel
+from pipeline.settings import stage_settings
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """``python -m pipeline.panel``: params section ``panel`` → panel + data-quality table."""
-    from pipeline.config import ConfigError, load_params, project_root, section
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    all_params = load_params()
-    params = section("panel", all_params)
+    s = stage_settings()
     root = project_root()
-    paths = {
-        "interim_dir": "data/interim",
-        "output": "data/processed/panel.parquet",
-        "quality_output": "reports/tables/data_quality_panel.csv",
-    }
-    paths.update({k: params[k] for k in paths if k in params})
-    engine = params.get("engine", "duckdb")
-    if engine not in ENGINES:
-        raise ConfigError(f"params.yaml: panel.engine must be one of {ENGINES}, not {engine!r}")
-    settings = DuckDBSettings.from_params(
-        {k: v for k, v in params.items() if k not in paths and k != "engine"}
-    )
+    paths = s.panel.paths()
+    settings = DuckDBSettings(**s.panel.duckdb_kwargs())
     spark = None
-    if engine == "spark":
+    if s.panel.engine == "spark":
         from pipeline.spark_engine import SparkSettings, open_connection
 
-        spark = open_connection(SparkSettings.from_params(all_params.get("spark")))
+        spark = open_connection(SparkSettings(**s.spark.kwargs()))
     try:
         quality = write_panel(
             root / paths["interim_dir"],
@@ -49,8 +40,13 @@ def main() -> None:
     finally:
         if spark is not None:
             spark.stop_session()
-    print(quality.to_string(index=False))
+    logging.getLogger("pipeline.panel").info("data quality:\n%s", quality.to_string(index=False))
+    monthly = root / paths["interim_dir"] / "attendance_monthly.parquet"
+    return runner.Summary(
+        rows_in=runner.parquet_rows(monthly) if monthly.exists() else None,
+        rows_out=runner.parquet_rows(root / paths["output"]),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("panel", __doc__, main))

@@ -87,6 +87,7 @@ import pyarrow.parquet as pq
 from pipeline import calendar as cal
 from pipeline import contract
 from pipeline.io import atomic_path, write_csv
+from pipeline.scratch import private_dir, stage_guard
 
 PANEL_COLUMNS = (
     "student_key",
@@ -182,20 +183,6 @@ class DuckDBSettings:
     temp_directory: str | None = None
     row_group_size: int = 1_000_000
     chunk_students: int = 100_000
-
-    @classmethod
-    def from_params(cls, params: dict) -> DuckDBSettings:
-        from pipeline.config import ConfigError
-
-        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(
-                f"params.yaml: section 'panel' has unknown key(s) {unknown}; allowed: "
-                f"engine, interim_dir, output, quality_output, "
-                f"{', '.join(cls.__dataclass_fields__)}"
-            )
-        return cls(**params)
-
 
 # --- inputs ---------------------------------------------------------------------------
 
@@ -392,21 +379,23 @@ def write_panel(
     settings = settings or DuckDBSettings()
     interim_dir = Path(interim_dir)
     paths = {t: _table_path(interim_dir, t) for t in REQUIRED_COLUMNS}
-    if spark is not None:
-        try:
-            quality = _build(spark, paths, Path(panel_path), settings)
-        finally:
-            spark.close()
-    else:
-        quality = _build_duckdb(paths, Path(panel_path), settings)
-    if quality_path is not None:
-        write_csv(quality, quality_path)
+    outputs = [panel_path] + ([quality_path] if quality_path is not None else [])
+    with stage_guard("panel", outputs):  # kill safety: pipeline/scratch.py
+        if spark is not None:
+            try:
+                quality = _build(spark, paths, Path(panel_path), settings)
+            finally:
+                spark.close()
+        else:
+            quality = _build_duckdb(paths, Path(panel_path), settings)
+        if quality_path is not None:
+            write_csv(quality, quality_path)
     return quality
 
 
 def _build_duckdb(paths: dict[str, Path], panel_path: Path, settings: DuckDBSettings):
-    with tempfile.TemporaryDirectory(prefix="panel-duckdb-") as scratch:
-        con = _connect(settings, Path(scratch))
+    with private_dir("panel") as scratch:
+        con = _connect(settings, scratch)
         try:
             return _build(con, paths, panel_path, settings)
         finally:

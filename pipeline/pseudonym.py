@@ -2,17 +2,24 @@
 
 ``student_key`` = the first 16 hex characters (64 bits) of HMAC-SHA256 of the raw
 ``student_id`` (UTF-8) under a secret key.  The key comes from the environment variable
-``LEAP_ID_KEY`` (its UTF-8 bytes); only the pipeline's own synthetic extract — a folder
-holding ``truth.json`` with ``"synthetic": true`` — runs with the public demo key
-:data:`pipeline.contract.DEMO_ID_KEY`.  Without the key a pseudonym cannot be linked
-back to a raw ID, and the same key always gives the same pseudonym (so files
-pseudonymized in separate runs can be joined).
+``LEAP_ID_KEY`` (its UTF-8 bytes), and when it is set it is always used.  Only when it
+is unset, and only for the pipeline's own synthetic extract, does the stage fall back to
+the public demo key :data:`pipeline.contract.DEMO_ID_KEY`.
+
+Whether the extract is the synthetic one is decided by the pipeline's configuration,
+never by a file inside the extract (a ``truth.json`` in a state's folder proves
+nothing): it is synthetic exactly when ``data.extract_dir`` is the folder the
+``synthesize`` stage writes (``synthesize.output_dir``), see :func:`synthetic_from_params`.
+A state that points ``data.extract_dir`` at its own extract therefore always needs
+``LEAP_ID_KEY``, and gets a clear error without it.
+
+Without the key a pseudonym cannot be linked back to a raw ID, and the same key always
+gives the same pseudonym (so files pseudonymized in separate runs can be joined).
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,52 +37,78 @@ class PseudonymCollisionError(IngestError):
     """Two distinct raw IDs got the same pseudonym (choose another key)."""
 
 
-def is_synthetic(extract_dir: str | Path) -> bool:
-    """True when ``extract_dir/truth.json`` exists and says ``"synthetic": true``."""
-    p = Path(extract_dir) / "truth.json"
-    if not p.is_file():
+def synthetic_from_params(params: Mapping, root: str | Path = ".") -> bool:
+    """True when ``data.extract_dir`` is the synthesize stage's ``output_dir``.
+
+    Parameters
+    ----------
+    params
+        The whole ``params.yaml`` (sections ``data`` and ``synthesize``).
+    root
+        The project root that relative paths are resolved against.
+
+    A missing ``synthesize.output_dir`` means "not synthetic": the safe default.
+    """
+    data = params.get("data") or {}
+    synth = params.get("synthesize") or {}
+    extract, output = data.get("extract_dir"), synth.get("output_dir")
+    if not extract or not output:
         return False
-    try:
-        with open(p, encoding="utf-8") as fh:
-            truth = json.load(fh)
-    except (OSError, ValueError):
-        return False
-    return isinstance(truth, dict) and truth.get("synthetic") is True
+    root = Path(root)
+
+    def _abs(p: str) -> Path:
+        p = Path(p)
+        return (p if p.is_absolute() else root / p).resolve()
+
+    return _abs(str(extract)) == _abs(str(output))
 
 
 def resolve_key(
-    extract_dir: str | Path, environ: Mapping[str, str] | None = None
+    extract_dir: str | Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    synthetic: bool = False,
 ) -> tuple[bytes, str]:
     """The pseudonymization key for an extract and where it came from.
+
+    Parameters
+    ----------
+    extract_dir
+        The extract folder (named in error messages only; nothing in it is read).
+    environ
+        Environment to read ``LEAP_ID_KEY`` from (``os.environ`` by default).
+    synthetic
+        The configuration says this is the pipeline's own synthetic extract
+        (:func:`synthetic_from_params`).
 
     Returns
     -------
     (key, source)
-        ``source`` is ``"demo"`` for the synthetic extract (always the public demo
-        key, so that its pseudonyms are reproducible) or ``"env"``.
+        ``source`` is ``"env"`` whenever ``LEAP_ID_KEY`` is set, else ``"demo"`` (the
+        public demo key, allowed for the synthetic extract only).
 
     Raises
     ------
     IngestError
-        A non-synthetic extract and ``LEAP_ID_KEY`` unset, empty or shorter than
-        :data:`MIN_KEY_LENGTH` characters.
+        ``LEAP_ID_KEY`` set but shorter than :data:`MIN_KEY_LENGTH` characters, or a
+        non-synthetic extract and ``LEAP_ID_KEY`` unset or empty.
     """
     environ = os.environ if environ is None else environ
-    if is_synthetic(extract_dir):
-        return DEMO_ID_KEY.encode("utf-8"), "demo"
     key = environ.get(KEY_ENV, "")
-    if not key:
-        raise IngestError(
-            f"{extract_dir}: not the synthetic extract (no truth.json with "
-            f'"synthetic": true), so student IDs must be pseudonymized with a secret key: '
-            f"set the environment variable {KEY_ENV} (at least {MIN_KEY_LENGTH} characters; "
-            f"keep it out of the repository)"
-        )
-    if len(key) < MIN_KEY_LENGTH:
-        raise IngestError(
-            f"{KEY_ENV} is too short ({len(key)} characters; at least {MIN_KEY_LENGTH})"
-        )
-    return key.encode("utf-8"), "env"
+    if key:
+        if len(key) < MIN_KEY_LENGTH:
+            raise IngestError(
+                f"{KEY_ENV} is too short ({len(key)} characters; at least {MIN_KEY_LENGTH})"
+            )
+        return key.encode("utf-8"), "env"
+    if synthetic:
+        return DEMO_ID_KEY.encode("utf-8"), "demo"
+    raise IngestError(
+        f"{extract_dir}: data.extract_dir is not the synthetic extract (synthesize.output_dir), "
+        f"so student IDs must be pseudonymized with a secret key: set the environment "
+        f"variable {KEY_ENV} (at least {MIN_KEY_LENGTH} characters; keep it out of the "
+        f"repository)"
+    )
 
 
 def pseudonym(student_id: str, key: bytes) -> str:

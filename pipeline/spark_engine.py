@@ -112,32 +112,6 @@ class SparkSettings:
     checkpoint_dir: str | None = None
     conf: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_params(cls, params: dict | None) -> SparkSettings:
-        from pipeline.config import ConfigError
-
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(
-                f"params.yaml: section 'spark' has unknown key(s) {unknown}; allowed: "
-                f"{', '.join(cls.__dataclass_fields__)}"
-            )
-        if params.get("conf") is None:
-            params.pop("conf", None)
-        out = cls(**params)
-        if out.materialize not in MATERIALIZE:
-            raise ConfigError(
-                f"params.yaml: spark.materialize must be one of {MATERIALIZE}, "
-                f"not {out.materialize!r}"
-            )
-        if out.materialize == "checkpoint" and not out.checkpoint_dir:
-            raise ConfigError(
-                "params.yaml: spark.materialize: checkpoint needs spark.checkpoint_dir"
-            )
-        return out
-
-
 def start_session(settings: SparkSettings | None = None):
     """A Spark session for ``settings`` (an existing active session is reused).
 

@@ -8,26 +8,27 @@ writes every contract table and ``truth.json`` to ``synthesize.output_dir``
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
-from pipeline.config import section
+from pipeline import runner
+from pipeline.settings import stage_settings
 from pipeline.synth import SynthConfig, generate, write_extract
 
 log = logging.getLogger("pipeline.synthesize")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    params = section("synthesize")
-    cfg = SynthConfig.from_params(params)
+def main() -> runner.Summary:
+    params = stage_settings().synthesize
+    cfg = SynthConfig.from_params(params.model_dump())
     t0 = time.perf_counter()
     extract = generate(cfg)
     log.info(
-        "writing %s extract (%s form) to %s", cfg.format, cfg.attendance_form, params["output_dir"]
+        "writing %s extract (%s form) to %s", cfg.format, cfg.attendance_form, params.output_dir
     )
     write_extract(
         extract,
-        params["output_dir"],
+        params.output_dir,
         fmt=cfg.format,
         attendance_form=cfg.attendance_form,
         faults_per_kind=cfg.faults_per_kind,
@@ -44,7 +45,11 @@ def main() -> None:
         c["treated_students"],
         extract.truth["att_window"] or 0.0,
     )
+    return runner.Summary(
+        rows_out=int(c["attendance_monthly_rows"]),
+        detail=f"{c['students']:,} students, {c['home_visits']:,} visits",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("synthesize", __doc__, main))

@@ -57,11 +57,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline import runner
 from pipeline.analysis.scenarios import FILE_REP_COLUMNS
 from pipeline.analysis.simulation import ValidateConfig, run_replications, summarize, verdicts
 from pipeline.analysis.simulation_figure import plot
@@ -83,7 +85,7 @@ def run(cfg: ValidateConfig, root: str | Path = ".") -> tuple[pd.DataFrame, pd.D
     t0 = time.perf_counter()
     reps = run_replications(cfg)
     summary = summarize(reps, cfg.alpha)
-    table = verdicts(summary, reps)  # also fills the summary's verdict columns
+    table = verdicts(summary, reps, cfg.design)  # also fills the summary's verdict columns
     write_csv(summary, root / cfg.table, float_format="%.6g")
     write_csv(table, root / cfg.verdicts, float_format="%.6g")
     # run times stay out of the written outputs: same params and seed, same bytes
@@ -99,21 +101,26 @@ def run(cfg: ValidateConfig, root: str | Path = ".") -> tuple[pd.DataFrame, pd.D
     return summary, reps
 
 
-def main() -> None:
+def main() -> runner.Summary:
     """Entry point: the ``validate`` section of ``params.yaml`` → validation table, figure."""
-    from pipeline.config import load_params, project_root
+    from pipeline.config import project_root
+    from pipeline.settings import stage_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    params = load_params().get("validate")
-    if params is None:
-        log.warning("params.yaml has no validate section: using the defaults")
-        params = {}
-    cfg = ValidateConfig.from_params(params)
-    summary, _ = run(cfg, project_root())
+    s = stage_settings()
+    # the study validates the primary design, chosen by estimate.design
+    cfg = ValidateConfig(design=s.estimate.design, **s.validate_section.kwargs())
+    summary, reps = run(cfg, project_root())
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(summary.drop(columns=["targets_apply"]).to_string(index=False, float_format="%.3f"))
-    print(json.dumps({"n_reps": cfg.n_reps, "seed": cfg.seed}))
+        log.info(
+            "simulation study:\n%s",
+            summary.drop(columns=["targets_apply"]).to_string(index=False, float_format="%.3f"),
+        )
+    log.info(json.dumps({"n_reps": cfg.n_reps, "seed": cfg.seed}))
+    return runner.Summary(
+        rows_out=len(reps),
+        detail=f"{cfg.n_reps} replications x {len(cfg.scenarios)} scenarios",
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runner.main("validate", __doc__, main))

@@ -42,3 +42,12 @@ def default_extract(default_config):
 @pytest.fixture(scope="session")
 def small_extract():
     return generate(small_config())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """With ``-n`` (pytest-xdist) and no ``--dist``, run each module's tests on one worker
+    (``loadscope``): module-scoped fixtures (the report inputs, the simulation study, the
+    default extract) are then built once per test run, not once on every worker."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
+        config.option.dist = "loadscope"

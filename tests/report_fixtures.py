@@ -219,8 +219,8 @@ def build_report_inputs(
         ("extract", extract),
         ("eligible", extract - (4 if small_cells else 812)),
         ("visited", visited),
-        ("matched", n_treated + 20),
-        ("analysed", n_treated),
+        ("matched", n_treated),  # metrics.json's n_treated counts the matched visited
+        ("analysed", n_treated - 22),
     ]
     pd.DataFrame(flow, columns=required_columns("sample_flow")).to_csv(
         tab / "sample_flow.csv", index=False
@@ -231,7 +231,7 @@ def build_report_inputs(
         ("grade_band", levels["grade_band"]),
         ("tier", levels["prior_year_tier"]),
     ):
-        unmatched = visited - (n_treated + 20)
+        unmatched = visited - n_treated
         left_t, left_u = visited, unmatched
         for j, (level, share) in enumerate(lv):
             last = j == len(lv) - 1

@@ -26,9 +26,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "pipeline"
 
 
+#: Pipeline files besides ``dvc.yaml`` (their stages run from the root: ``wdir: ..``).
+OTHER_DVC_FILES = ("validation/dvc.yaml",)
+
+
 def dvc_stages(root: Path = ROOT) -> dict[str, dict]:
-    """``dvc.yaml``'s stages: name → {"module": dotted module of the cmd, "deps": [...]}."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    """``dvc.yaml``'s stages (and those of :data:`OTHER_DVC_FILES`, when present): name →
+    {"module": dotted module of the cmd, "deps": [...]}."""
+    stages = dict(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    for f in OTHER_DVC_FILES:
+        if (root / f).exists():
+            stages.update(yaml.safe_load((root / f).read_text())["stages"])
     out = {}
     for name, st in stages.items():
         m = re.search(r"python\s+-m\s+([\w.]+)", st["cmd"])

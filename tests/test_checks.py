@@ -237,7 +237,7 @@ def test_optional_mode_and_bool_spellings(tmp_path):
             True,
             False,
         ]
-        assert "extra_note" in res.kept_df("students").columns
+        assert "extra_note" not in res.kept_df("students").columns  # dropped (issue 21)
 
 
 def test_whole_number_spellings(tmp_path):
@@ -254,11 +254,11 @@ def test_whole_number_spellings(tmp_path):
 
 def test_empty_exit_means_june_30(tmp_path):
     tables = valid_tables()
-    # 000103 has an open 2021-22 spell: a visit on June 30, 2022 is inside, July 1 is not
+    # 000101 has an open 2021-22 spell: a visit on June 30, 2022 is inside, July 1 is not
     extra = pd.DataFrame(
         [
-            ["V0100", "000103", "001", "2022-06-30", "attempted", "phone"],
-            ["V0101", "000103", "001", "2022-07-01", "attempted", "phone"],
+            ["V0100", "000101", "001", "2022-06-30", "attempted", "phone"],
+            ["V0101", "000101", "001", "2022-07-01", "attempted", "phone"],
         ],
         columns=tables["home_visits"].columns,
     )
@@ -354,7 +354,12 @@ def test_non_utf8_csv_is_unreadable(tmp_path):
         with open(path / "districts.csv", "ab") as fh:
             fh.write(b"003,Caf\xe9,true\n")
 
-    _expect_file_error(tmp_path, valid_tables(), r"districts\.csv: unreadable", after=corrupt)
+    _expect_file_error(
+        tmp_path,
+        valid_tables(),
+        r"districts\.csv: not valid UTF-8: byte 0xE9 at line 4",
+        after=corrupt,
+    )
 
 
 def test_garbage_parquet_is_unreadable(tmp_path):

@@ -36,7 +36,7 @@ CFG = EstimateConfig(wild_bootstrap=False, subgroups=("grade_band",), pools=(), 
 def _pipeline(tmp_path, **overrides):
     cfg = small_config(n_students=12000, n_districts=8, n_program_districts=4, **overrides)
     write_extract(generate(cfg), tmp_path / "raw")
-    run_ingest(tmp_path / "raw", tmp_path / "interim", tmp_path / "dq.csv")
+    run_ingest(tmp_path / "raw", tmp_path / "interim", tmp_path / "dq.csv", synthetic=True)
     write_panel(tmp_path / "interim", tmp_path / "panel.parquet", tmp_path / "dqp.csv")
     panel = pd.read_parquet(tmp_path / "panel.parquet")
     spec = RiskSetSpec(replace=True)

@@ -26,6 +26,7 @@ SECRET = "a-test-secret-of-some-length"
 
 def _ingest(extract, out: Path, **kw):
     kw.setdefault("environ", {})
+    kw.setdefault("synthetic", True)  # the factory's extracts stand in for the synthetic one
     return run_ingest(extract, out / "interim", out / "dq.csv", **kw)
 
 
@@ -91,23 +92,56 @@ def test_pseudonyms_are_hmac_and_stable(tmp_path):
     assert set(enr["student_key"]) <= set(k1)
 
 
-def test_synthetic_extract_uses_demo_key(tmp_path):
+def test_synthetic_extract_uses_demo_key_only_without_env_key(tmp_path):
     out = tmp_path / "out"
-    _ingest(make_extract(tmp_path / "x", synthetic=True), out, environ={"LEAP_ID_KEY": SECRET})
+    _ingest(make_extract(tmp_path / "x"), out, environ={}, synthetic=True)
     keys = _read(out, "students")["student_key"].tolist()
     assert keys == [_expected_key(s, C.DEMO_ID_KEY) for s in STUDENT_IDS]
+    meta = json.loads((out / "interim" / "extract_meta.json").read_text())
+    assert meta["synthetic"] is True and meta["truth"] == {"synthetic": True}
 
 
-@pytest.mark.parametrize("truth", [None, {"synthetic": False}, {"synthetic": "yes"}])
+def test_env_key_always_wins(tmp_path):
+    """LEAP_ID_KEY, when set, is used even for the synthetic extract."""
+    out = tmp_path / "out"
+    _ingest(make_extract(tmp_path / "x"), out, environ={"LEAP_ID_KEY": SECRET}, synthetic=True)
+    keys = _read(out, "students")["student_key"].tolist()
+    assert keys == [_expected_key(s, SECRET) for s in STUDENT_IDS]
+
+
+@pytest.mark.parametrize(
+    "truth", [None, {"synthetic": False}, {"synthetic": "yes"}, {"synthetic": True}]
+)
 def test_refuses_real_extract_without_key(tmp_path, truth):
+    """A file inside the extract never decides that it is synthetic (issue 21, item 1)."""
     extract = make_extract(tmp_path / "x", synthetic=False)
     if truth is not None:
         (extract / "truth.json").write_text(json.dumps(truth))
     with pytest.raises(IngestError, match="set the environment variable LEAP_ID_KEY"):
-        _ingest(extract, tmp_path / "out", environ={})
+        _ingest(extract, tmp_path / "out", environ={}, synthetic=False)
     with pytest.raises(IngestError, match="LEAP_ID_KEY is too short"):
-        _ingest(extract, tmp_path / "out", environ={"LEAP_ID_KEY": "short"})
+        _ingest(extract, tmp_path / "out", environ={"LEAP_ID_KEY": "short"}, synthetic=False)
     assert not (tmp_path / "out").exists()
+    # with the key: pseudonymized with it, and not labelled synthetic (truth ignored)
+    _ingest(extract, tmp_path / "out", environ={"LEAP_ID_KEY": SECRET}, synthetic=False)
+    meta = json.loads((tmp_path / "out" / "interim" / "extract_meta.json").read_text())
+    assert meta["synthetic"] is False and meta["truth"] is None
+
+
+def test_synthetic_is_decided_by_the_configuration(tmp_path):
+    from pipeline.pseudonym import synthetic_from_params
+
+    params = {
+        "data": {"extract_dir": "data/raw/synthetic"},
+        "synthesize": {"output_dir": "data/raw/synthetic"},
+    }
+    assert synthetic_from_params(params, tmp_path)
+    assert synthetic_from_params(
+        {**params, "data": {"extract_dir": str(tmp_path / "data/raw/./synthetic")}}, tmp_path
+    )
+    # a state pointing data.extract_dir at its own extract
+    assert not synthetic_from_params({**params, "data": {"extract_dir": "/srv/ct"}}, tmp_path)
+    assert not synthetic_from_params({"data": params["data"]}, tmp_path)  # no synthesize
 
 
 def _all_text(out: Path) -> list[str]:
@@ -206,10 +240,10 @@ def test_no_partial_output_after_a_fault(tmp_path, fault):
         synthetic = False
     bad = write_extract(tmp_path / "bad", tables, form=form, synthetic=synthetic)
     with pytest.raises(err):
-        _ingest(bad, out)
+        _ingest(bad, out, synthetic=synthetic)
     assert _snapshot(out) == before  # untouched, and no temporary debris left
     with pytest.raises(err):
-        _ingest(bad, tmp_path / "fresh")
+        _ingest(bad, tmp_path / "fresh", synthetic=synthetic)
     assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").rglob("*"))
 
 
@@ -232,6 +266,7 @@ def test_stage_entry_point(tmp_path):
     make_extract(tmp_path / "data" / "raw" / "synthetic")
     (tmp_path / "params.yaml").write_text(
         "data: {extract_dir: data/raw/synthetic}\nquality: {max_reject_rate: 0.05}\n"
+        "synthesize: {output_dir: data/raw/synthetic}\n"
         "ingest: {memory_limit: 1GB, threads: 1}\n"
     )
     env = {**os.environ, "LEAP_PROJECT_ROOT": str(tmp_path)}

@@ -148,7 +148,9 @@ def test_corruptions_never_crash_and_accounting_holds(tmp_path_factory, case):
         }
     # the stage itself: same counts, written; no raw ID column anywhere
     out = tmp_path_factory.mktemp("out")
-    counts = run_ingest(path, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={})
+    counts = run_ingest(
+        path, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={}, synthetic=True
+    )
     pd.testing.assert_frame_equal(counts, res.counts)
     pd.testing.assert_frame_equal(pd.read_csv(out / "dq.csv"), res.counts)
     for f in (out / "interim").rglob("*.parquet"):
@@ -158,3 +160,23 @@ def test_corruptions_never_crash_and_accounting_holds(tmp_path_factory, case):
     with validate_extract(again) as res2:
         assert res2.n_quarantined() == 0, res2.quarantine_df()
         assert res2.count("students", C.DUPLICATE_EXACT) == 0
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(rnd=st.randoms(use_true_random=False))
+def test_fuzz_ingest_and_panel(rnd):
+    """Random faults, formats and encodings: ingest then panel (≈ 15-25 s budget).
+
+    No exception other than the documented file-level errors, every row of every intact
+    file accounted for in data_quality, no raw ID in any output (tests/fuzz_extracts.py;
+    a longer run: benchmarks/fuzz_ingest.py).
+    """
+    from tests.fuzz_extracts import random_case, run_case
+
+    r = run_case(random_case(rnd))
+    assert r["rows_lost"] == 0

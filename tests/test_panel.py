@@ -21,6 +21,7 @@ from pipeline import calendar as cal
 from pipeline import contract
 from pipeline import panel as stage
 from pipeline import panel_build as P
+from pipeline.settings import section_settings
 
 # --- building interim tables ----------------------------------------------------------
 
@@ -666,7 +667,7 @@ def test_unknown_duckdb_setting_is_a_config_error():
     from pipeline.config import ConfigError
 
     with pytest.raises(ConfigError, match="memory_limt"):
-        P.DuckDBSettings.from_params({"memory_limt": "1GB"})
+        section_settings("panel", {"memory_limt": "1GB"})
 
 
 def test_build_panel_returns_frame(tmp_path):

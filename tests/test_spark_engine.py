@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError
+from pipeline.settings import section_settings
 
 
 def _spark_available() -> bool:
@@ -77,7 +78,7 @@ def _duckdb_run(x, out):
     from pipeline.ingest import run_ingest
     from pipeline.panel_build import write_panel
 
-    run_ingest(x, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={})
+    run_ingest(x, out / "interim", out / "dq.csv", max_reject_rate=1.0, environ={}, synthetic=True)
     write_panel(out / "interim", out / "panel.parquet", out / "dq_panel.csv")
 
 
@@ -193,6 +194,7 @@ def test_daily_parquet_extract(spark, extract, tmp_path, monkeypatch):
             out / "dq.csv",
             max_reject_rate=1.0,
             environ={},
+            synthetic=True,
             spark=_connection(spark),
         )
     finally:
@@ -307,7 +309,7 @@ def test_unreadable_csv_is_a_file_level_error(spark, tmp_path):
     x = make_extract(tmp_path / "x")
     (x / "students.csv").write_text("student_id,sex,race_ethnicity\n000101,F\n", encoding="utf-8")
     with pytest.raises(IngestError, match=r"students\.csv: unreadable file") as err:
-        run_ingest(x, tmp_path / "i", tmp_path / "dq.csv", environ={}, spark=_connection(spark))
+        run_ingest(x, tmp_path / "i", tmp_path / "dq.csv", environ={}, synthetic=True, spark=_connection(spark))
     assert "000101" not in str(err.value)  # no raw ID in the message
     assert not (tmp_path / "i").exists() and not (tmp_path / "dq.csv").exists()
 
@@ -320,12 +322,15 @@ def test_unknown_engine_and_spark_settings_are_config_errors():
     from pipeline.spark_engine import SparkSettings
 
     with pytest.raises(ConfigError, match="ingest.engine"):
-        _engine({"engine": "flink"}, None)
+        section_settings("ingest", {"engine": "flink"})
     with pytest.raises(ConfigError, match="mastr"):
-        SparkSettings.from_params({"mastr": "local[1]"})
+        section_settings("spark", {"mastr": "local[1]"})
     with pytest.raises(ConfigError, match="checkpoint_dir"):
-        SparkSettings.from_params({"materialize": "checkpoint"})
-    assert _engine({}, None) is None and _engine({"engine": "duckdb"}, None) is None
+        section_settings("spark", {"materialize": "checkpoint"})
+    spark = section_settings("spark", {})
+    assert SparkSettings(**spark.kwargs()) == SparkSettings()
+    assert _engine(section_settings("ingest", {}), spark) is None
+    assert _engine(section_settings("ingest", {"engine": "duckdb"}), spark) is None
 
 
 def test_params_yaml_has_the_switches():
@@ -335,7 +340,7 @@ def test_params_yaml_has_the_switches():
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     assert params["ingest"]["engine"] == "duckdb" and params["panel"]["engine"] == "duckdb"
     SparkSettings = pytest.importorskip("pipeline.spark_engine").SparkSettings
-    SparkSettings.from_params(params["spark"])
+    SparkSettings(**section_settings("spark", params["spark"]).kwargs())
     stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     for stage in ("ingest", "panel"):
         assert stage in stages[stage]["params"] and "spark" in stages[stage]["params"]

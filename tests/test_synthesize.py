@@ -240,7 +240,7 @@ def test_ingest_quarantines_exactly_the_planted_faults(tmp_path, small_extract, 
                   faults_per_kind=2)
     planted = json.loads((tmp_path / "f" / "truth.json").read_text())["planted_faults"]
     dq = run_ingest(tmp_path / "f", tmp_path / "interim", tmp_path / "dq.csv",
-                    max_reject_rate=1.0)
+                    max_reject_rate=1.0, synthetic=True)
     got = dq[~dq["reason"].isin(["read", "kept"]) & (dq["rows"] > 0)]
     got = {(t, r): int(n) for t, r, n in got[["table", "reason", "rows"]].itertuples(index=False)}
     want = {(t, r): n for t, reasons in planted.items() for r, n in reasons.items()}

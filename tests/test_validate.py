@@ -22,6 +22,7 @@ from pipeline.analysis.simulation import (
     summarize,
     synth_config,
 )
+from pipeline.settings import section_settings
 from pipeline.validate import run
 
 SMALL = dict(
@@ -94,9 +95,9 @@ def test_seeds_and_scenarios():
     assert synth_config(cfg, "dip", 1).program.served_share == cfg.served_share
     assert SCENARIOS["unrecorded_shocks"]["targets_apply"] is False
     with pytest.raises(ValueError, match="unknown"):
-        ValidateConfig.from_params({"scenarios": ["nope"]})
+        ValidateConfig(scenarios=("nope",))
     with pytest.raises(ValueError, match="unknown key"):
-        ValidateConfig.from_params({"n_rep": 3})
+        section_settings("validate", {"n_rep": 3})
 
 
 def test_summary_statistics_by_hand():

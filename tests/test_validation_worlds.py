@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.validation import diagnostics as diag
 from pipeline.validation.history import recorded_history, with_history
-from pipeline.validation.scenarios import WORLD_SCENARIOS, WORLD_SPECS, spec_of
+from pipeline.validation.scenarios import WORLD_SCENARIOS, WORLD_SPECS, WORLDS, spec_of
 from pipeline.validation.verdicts import (
     bracketing_rate,
     judge,
@@ -222,7 +222,8 @@ def test_scenarios_have_specs_and_valid_world_configs():
 
 
 def test_validate_stage_knows_the_worlds():
-    from pipeline.analysis.scenarios import ESTIMATORS, EXTENDED, SCENARIOS
+    from pipeline import registry, settings
+    from pipeline.analysis.scenarios import SCENARIOS, estimators
     from pipeline.analysis.simulation import ValidateConfig, synth_config
 
     cfg = ValidateConfig(n_students=3000, n_districts=6, n_program_districts=3)
@@ -232,11 +233,19 @@ def test_validate_stage_knows_the_worlds():
     assert r.worlds.staggered_months == 6 and r.n_program_districts == 3
     for name, spec in WORLD_SPECS.items():
         assert SCENARIOS[name]["targets_apply"] is spec.targets_apply
-    assert EXTENDED in ESTIMATORS
+    # the extended design is registered as an extension of the ANCOVA design only
+    assert registry.extensions("ancova") == ("matched_ancova_extended",)
+    assert registry.extensions("differences") == ()
+    assert "matched_ancova_extended" in estimators("ancova")
+    assert "matched_ancova_extended" not in estimators("differences")
+    assert registry.estimator("matched_ancova_extended").role == "variant"
+    # params.yaml may list every scenario the stage knows, and only those
+    assert (*settings.SCENARIO_NAMES, *settings.WORLD_SCENARIO_NAMES) == tuple(SCENARIOS)
+    assert settings.WORLD_SCENARIO_NAMES == WORLDS
 
 
 def test_report_lists_verdicts_with_world_labels():
-    from pipeline.report import _verdicts
+    from pipeline.reporting.context import verdict_list as _verdicts
 
     v = pd.DataFrame(
         {

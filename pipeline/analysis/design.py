@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.analysis.settings import EstimateConfig
-from pipeline.censoring import ipcw_weights
+from pipeline.censoring import DEFAULT_TRUNCATE, ipcw_weights
 from pipeline.did.ancova import matched_ancova
 from pipeline.did.results import EventStudyResult
 from pipeline.did.stacked import stacked_event_study
@@ -30,12 +30,14 @@ def add_outcomes(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(chronic_pp=100.0 * df["chronic"].astype(float))
 
 
-def with_censoring_weights(matched: pd.DataFrame, use: bool) -> tuple[pd.DataFrame, dict]:
+def with_censoring_weights(
+    matched: pd.DataFrame, use: bool, truncate=DEFAULT_TRUNCATE
+) -> tuple[pd.DataFrame, dict]:
     m = matched.copy()
     if not use:
         m["ipcw"] = 1.0
         return m, {"ipcw": False}
-    w, model = ipcw_weights(m)
+    w, model = ipcw_weights(m, truncate=truncate)
     m["ipcw"] = w.to_numpy()
     return m, {"ipcw": True, **model.weight_summary}
 

@@ -4,13 +4,15 @@
 matched stacks for attendance and chronic absence, the other design beside it, the
 comparators (:mod:`pipeline.analysis.comparators`), the subgroups
 (:mod:`pipeline.analysis.subgroups`) and the robustness checks
-(:mod:`pipeline.analysis.robustness`), and returns every table of
+(:mod:`pipeline.analysis.robustness`), the sensitivity analysis and evidence standards
+(:mod:`pipeline.sensitivity.suite`), and returns every table of
 :data:`pipeline.analysis.tables.ESTIMATE_TABLES` plus ``metrics``.  It writes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,12 @@ from pipeline.analysis.tables import (
     tidy_all,
     truth_comparison,
 )
+from pipeline.clusters import HOME_COLUMNS, add_home_clusters, home_clusters
 from pipeline.did.results import EventStudyResult
+from pipeline.estimands import ESTIMAND_TABLES, PANEL_COLUMNS, EstimandsConfig, estimands
 from pipeline.matching.riskset import RiskSetSpec
 from pipeline.outputs import PanelAccess
+from pipeline.sensitivity.suite import sensitivity_suite
 
 log = logging.getLogger("pipeline.estimate")
 
@@ -50,7 +55,13 @@ def run_estimation(
     ``panel`` is the panel as a data frame or the path of ``panel.parquet``.
     """
     panel = PanelAccess(panel)
-    matched, ipcw_info = with_censoring_weights(add_outcomes(matched), cfg.ipcw)
+    # every student's home school and district: clusters that nest students (and the
+    # matched sets they serve in), pipeline/clusters.py
+    homes = home_clusters(panel.columns(["student_key", "school_month", *HOME_COLUMNS]))
+    matched = add_home_clusters(matched, homes)
+    matched, ipcw_info = with_censoring_weights(
+        add_outcomes(matched), cfg.ipcw, cfg.ipcw_truncate
+    )
     log.info(
         "primary design on %d stacked rows (%d matched sets)",
         len(matched),
@@ -135,6 +146,25 @@ def run_estimation(
         "sample_flow": sample_flow(panel, matched, prim),
         "metrics": metrics,
     }
+    log.info("estimands and inference beside the headline")
+    ecfg = EstimandsConfig.from_params(
+        cfg.estimands,
+        att_window=cfg.att_window,
+        event_window=cfg.event_window,
+        ancova_fe=cfg.ancova_fe,
+        alpha=cfg.alpha,
+        seed=cfg.seed,
+        censoring_truncate=cfg.ipcw_truncate,
+    )
+    extra = estimands(panel.columns(PANEL_COLUMNS), matched, match_spec, ecfg)
+    for name in ESTIMAND_TABLES:
+        out[name] = extra[name]
+    metrics["estimands"] = extra["metrics"]
+    log.info("sensitivity analysis and evidence standards")
+    other_res = other[1] if isinstance(other[1], EventStudyResult) else None
+    diff_res = prim if cfg.design == "differences" else other_res
+    out.update(sensitivity_suite(matched, prim, prim_ch, diff_res, other_res, subgroups, w,
+                                 replace(cfg.sensitivity, alpha=cfg.alpha)))
     if meta.get("synthetic") and meta.get("truth"):
         truth = meta["truth"]
         tc = truth_comparison(by_name, truth, w, subgroups, prim.estimator)

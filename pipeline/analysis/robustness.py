@@ -103,7 +103,7 @@ def robustness(
         if m is None or m.empty:
             rows.append({"check": check, "note": "no matches"})
             return
-        m, _ = with_censoring_weights(add_outcomes(m), cfg.ipcw)
+        m, _ = with_censoring_weights(add_outcomes(m), cfg.ipcw, cfg.ipcw_truncate)
         try:
             avg = primary(m, y, cfg, bootstrap=False).average(window)
         except Exception as exc:  # noqa: BLE001 - reported in the table

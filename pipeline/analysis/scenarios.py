@@ -8,24 +8,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.analysis.settings import DESIGNS, PRIMARY
+from pipeline import registry
 from pipeline.validation.diagnostics import DIAGNOSTIC_COLUMNS, FIRES_COLUMNS
 from pipeline.validation.scenarios import WORLD_SCENARIOS, WORLD_SPECS
 
-NO_IPCW = f"{PRIMARY}_no_ipcw"
-KEEP_CENSORED = f"{PRIMARY}_keep_censored"
-DIFFERENCES = DESIGNS["differences"]
-COMPARATORS = (
-    "naive_before_after",
-    "twfe",
-    "sun_abraham",
-    "imputation",
-    "callaway_santanna_unconditional",
+#: The comparators the study runs (registry names; the doubly robust Callaway–Sant'Anna
+#: is left out: its covariates add nothing in the synthetic worlds but time).
+COMPARATORS = tuple(
+    registry.estimator(n).name
+    for n in (
+        "naive_before_after",
+        "twfe",
+        "sun_abraham",
+        "imputation",
+        "callaway_santanna_unconditional",
+    )
 )
-#: The primary design also conditioning on the whole recorded year, the student's own mean
-#: and a fourth month (:mod:`pipeline.validation.history`; the stress-test redesign).
-EXTENDED = f"{PRIMARY}_extended"
-ESTIMATORS = (PRIMARY, EXTENDED, NO_IPCW, KEEP_CENSORED, DIFFERENCES, *COMPARATORS)
+
+
+def estimators(design: str) -> tuple[str, ...]:
+    """The study's estimators when ``estimate.design`` is ``design``: the primary design,
+    its extensions (the stress-test redesign: :func:`pipeline.registry.extensions`), its two
+    censoring variants, the other design and the comparators."""
+    other = registry.DESIGNS[registry.other_design(design)]
+    return (
+        registry.design_estimator(design).name,
+        *registry.extensions(design),
+        *registry.variants(design),
+        other,
+        *COMPARATORS,
+    )
+
+
+#: Every estimator name the study can report, in table order.
+ALL_ESTIMATORS = tuple(dict.fromkeys(n for d in registry.DESIGNS for n in estimators(d)))
 
 #: Scenario name → overrides of the synthetic configuration, and whether the targets apply.
 SCENARIOS: dict[str, dict[str, Any]] = {

@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-#: ``estimate.design`` → the estimator name its results carry.
-DESIGNS = {"ancova": "matched_ancova", "differences": "matched_stacked"}
-PRIMARY = DESIGNS["ancova"]  # the default design
+from pipeline import registry
+from pipeline.sensitivity.config import SensitivityConfig
+
+#: ``estimate.design`` → the estimator name its results carry (pipeline/registry.py).
+DESIGNS = registry.DESIGNS
+#: The name of the default design's results (the design itself is chosen in params.yaml).
+PRIMARY = registry.design_estimator("ancova").name
 OUTCOMES = {"attendance_rate": "attendance_rate", "chronic": "chronic_pp"}
 
 
@@ -29,14 +32,7 @@ class EstimateConfig:
     bootstrap_draws: int = 999
     seed: int = 11
     alpha: float = 0.05
-    comparators: tuple[str, ...] = (
-        "naive_before_after",
-        "twfe",
-        "callaway_santanna_unconditional",
-        "callaway_santanna_dr",
-        "sun_abraham",
-        "imputation",
-    )
+    comparators: tuple[str, ...] = registry.COMPARATORS
     subgroups: tuple[str, ...] = (
         "grade_band",
         "cohort",
@@ -51,21 +47,16 @@ class EstimateConfig:
     calipers: tuple[float, ...] = (0.1, 0.5)
     ratios: tuple[int, ...] = (1, 5)
     honest_mbar: tuple[float, ...] = (0.5, 1.0, 2.0)
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any]) -> EstimateConfig:
-        kw = dict(p)
-        rob = kw.pop("robustness", {}) or {}
-        kw.update(rob)
-        unknown = set(kw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"params.yaml estimate: unknown key(s) {sorted(unknown)}")
-        for k, v in list(kw.items()):
-            if isinstance(v, list):
-                kw[k] = tuple(v)
-        return cls(**kw)
+    #: censoring-weight truncation quantiles (null: none), :mod:`pipeline.censoring`
+    ipcw_truncate: tuple[float, float] | None = (0.01, 0.99)
+    #: settings of the estimands beside the headline (:class:`pipeline.estimands.EstimandsConfig`)
+    estimands: dict = field(default_factory=dict)
+    #: ``estimate.sensitivity``: the sensitivity and evidence-standards tables
+    sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.sensitivity, dict):  # from EstimateSettings.flat()
+            object.__setattr__(self, "sensitivity", SensitivityConfig.from_params(self.sensitivity))
         if self.design not in DESIGNS:
             raise ValueError(
                 f"params.yaml estimate.design: must be one of {sorted(DESIGNS)},"

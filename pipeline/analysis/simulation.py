@@ -3,7 +3,8 @@
 Many small synthetic extracts are drawn under the :data:`SCENARIOS`; each goes through
 ingest (:func:`pipeline.ingestion.run_ingest`), the panel build
 (:func:`pipeline.panel_build.write_panel`), risk-set matching and every estimator of
-:data:`ESTIMATORS` (:func:`run_replication`); :func:`summarize` turns the replications
+the study's estimators (:func:`~pipeline.analysis.scenarios.estimators`, run by
+:func:`run_replication`); :func:`summarize` turns the replications
 into the validation table (:data:`TABLE_COLUMNS`).  The stage module
 :mod:`pipeline.validate` describes the scenarios and estimators and writes the outputs.
 """
@@ -19,30 +20,34 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline import registry
 from pipeline.analysis.comparators import comparator_panel, comparators
-from pipeline.analysis.design import add_outcomes, differences, primary, with_censoring_weights
+from pipeline.analysis.design import (
+    add_outcomes,
+    ancova,
+    differences,
+    primary,
+    with_censoring_weights,
+)
 from pipeline.analysis.robustness import rematch
 from pipeline.analysis.scenarios import (
+    ALL_ESTIMATORS,
     COMPARATORS,
-    DIFFERENCES,
-    ESTIMATORS,
-    EXTENDED,
-    KEEP_CENSORED,
-    NO_IPCW,
     REP_COLUMNS,
     SCENARIOS,
     TABLE_COLUMNS,
+    estimators,
 )
-from pipeline.analysis.settings import PRIMARY, EstimateConfig
+from pipeline.analysis.settings import EstimateConfig
 from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
 from pipeline.panel_build import write_panel
+from pipeline.runner import progress
 from pipeline.synth import SynthConfig, generate, write_extract
 from pipeline.synth.worlds import WorldConfig
 from pipeline.validation import diagnostics as diag
@@ -70,8 +75,11 @@ class ValidateConfig:
     n_students, n_districts, n_program_districts, served_share
         Size of each replication's extract (``few_districts`` overrides the number of
         program districts).
+    design
+        The primary design (``estimate.design``): the study runs it, its two censoring
+        variants and the other design (:func:`~pipeline.analysis.scenarios.estimators`).
     estimators
-        Names from :data:`ESTIMATORS`.
+        The names to run, from ``estimators(design)``; ``None``: all of them.
     att_window, alpha
         The average being validated and the interval level.
     """
@@ -84,7 +92,8 @@ class ValidateConfig:
     n_districts: int = 8
     n_program_districts: int = 4
     served_share: float = 0.12
-    estimators: tuple[str, ...] = ESTIMATORS
+    design: str = "ancova"
+    estimators: tuple[str, ...] | None = None
     att_window: tuple[int, int] = (1, 6)
     alpha: float = 0.05
     table: str = "reports/tables/validation.csv"
@@ -94,29 +103,19 @@ class ValidateConfig:
     diagnostics: bool = True
     match: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_params(cls, p: dict[str, Any]) -> ValidateConfig:
-        kw = dict(p)
-        unknown = set(kw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"params.yaml validate: unknown key(s) {sorted(unknown)}")
-        for k, v in list(kw.items()):
-            if isinstance(v, list):
-                kw[k] = tuple(v)
-        cfg = cls(**kw)
-        bad = [s for s in cfg.scenarios if s not in SCENARIOS]
+    def __post_init__(self) -> None:
+        names = estimators(self.design)
+        if self.estimators is None:
+            object.__setattr__(self, "estimators", names)
+        bad = [e for e in self.estimators if e not in names]
         if bad:
             raise ValueError(
-                f"params.yaml validate.scenarios: unknown {bad}; choose from {list(SCENARIOS)}"
+                f"validate.estimators: {bad} not run with design {self.design!r}; "
+                f"choose from {list(names)}"
             )
-        bad = [e for e in cfg.estimators if e not in ESTIMATORS]
+        bad = [s for s in self.scenarios if s not in SCENARIOS]
         if bad:
-            raise ValueError(
-                f"params.yaml validate.estimators: unknown {bad}; choose from {list(ESTIMATORS)}"
-            )
-        if cfg.n_reps < 1 or cfg.workers < 1:
-            raise ValueError("params.yaml validate: n_reps and workers must be at least 1")
-        return cfg
+            raise ValueError(f"validate.scenarios: unknown {bad}; choose from {list(SCENARIOS)}")
 
 
 def synth_config(cfg: ValidateConfig, scenario: str, seed: int) -> SynthConfig:
@@ -169,6 +168,30 @@ def _row(estimator: str, res, window, alpha) -> dict:
     }
 
 
+def synthetic_panel(scfg: SynthConfig) -> tuple[pd.DataFrame, float | None]:
+    """A synthetic extract's panel, through ingest and the panel build, and its truth.
+
+    Parameters
+    ----------
+    scfg
+        The generator's configuration.
+
+    Returns
+    -------
+    tuple
+        The panel and the true average effect over the window (``None`` if absent).
+    """
+    extract = generate(scfg)
+    truth = extract.truth.get("att_window")
+    with tempfile.TemporaryDirectory(prefix="leap-validate-") as tmp:
+        tmp = Path(tmp)
+        write_extract(extract, tmp / "raw")
+        del extract
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1, synthetic=True)
+        write_panel(tmp / "interim", tmp / "panel.parquet", None)
+        return pd.read_parquet(tmp / "panel.parquet"), truth
+
+
 def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> pd.DataFrame:
     """One replication: extract → design → every estimator's window average.
 
@@ -178,24 +201,18 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     t0 = time.perf_counter()
     scfg = synth_config(cfg, scenario, seed)
     ecfg = EstimateConfig(
+        design=cfg.design,
         att_window=tuple(cfg.att_window),
         alpha=cfg.alpha,
         wild_bootstrap=False,
         comparators=tuple(e for e in cfg.estimators if e in COMPARATORS),
     )
-    spec = RiskSetSpec.from_params(dict(cfg.match)) if cfg.match else RiskSetSpec()
-    extract = generate(scfg)
-    truth = extract.truth.get("att_window")
-    with tempfile.TemporaryDirectory(prefix="leap-validate-") as tmp:
-        tmp = Path(tmp)
-        write_extract(extract, tmp / "raw")
-        del extract
-        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
-        write_panel(tmp / "interim", tmp / "panel.parquet", None)
-        panel = pd.read_parquet(tmp / "panel.parquet")
+    spec = RiskSetSpec(**cfg.match)
+    panel, truth = synthetic_panel(scfg)
     res = riskset_match(panel, spec)
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
-    if EXTENDED in cfg.estimators:
+    extended = [e for e in registry.extensions(cfg.design) if e in cfg.estimators]
+    if extended:
         matched = with_history(matched, panel)
     y = "attendance_rate"
     w = ecfg.att_window
@@ -211,26 +228,31 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         except Exception as exc:  # noqa: BLE001 - recorded in the replication table
             rows.append({"estimator": name, "error": f"{type(exc).__name__}: {exc}"})
 
+    prim = registry.design_estimator(cfg.design).name
+    no_ipcw, keep_censored = registry.variants(cfg.design)
+    other = registry.DESIGNS[registry.other_design(cfg.design)]
+    other_fit = {"ancova": ancova, "differences": differences}[registry.other_design(cfg.design)]
     m_ipcw, w_info = with_censoring_weights(matched, True)
-    attempt(PRIMARY, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
-    attempt(
-        EXTENDED,
-        lambda: extended_ancova(
-            m_ipcw,
-            y,
-            window=ecfg.event_window,
-            fe=ecfg.ancova_fe,
-            cluster=ecfg.cluster,
-            average_window=w,
-            alpha=cfg.alpha,
-        ),
-    )
+    attempt(prim, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
+    for name in extended:  # the stress-test redesign (registry.extensions)
+        attempt(
+            name,
+            lambda: extended_ancova(
+                m_ipcw,
+                y,
+                window=ecfg.event_window,
+                fe=ecfg.ancova_fe,
+                cluster=ecfg.cluster,
+                average_window=w,
+                alpha=cfg.alpha,
+            ),
+        )
     m_one, _ = with_censoring_weights(matched, False)
-    attempt(NO_IPCW, lambda: primary(m_one, y, ecfg, bootstrap=False))
+    attempt(no_ipcw, lambda: primary(m_one, y, ecfg, bootstrap=False))
     # later-visited comparison rows kept as if never visited (no censoring, no weights)
     m_keep = m_one.assign(censored=False)
-    attempt(KEEP_CENSORED, lambda: primary(m_keep, y, ecfg, bootstrap=False))
-    attempt(DIFFERENCES, lambda: differences(m_ipcw, y, ecfg, bootstrap=False))
+    attempt(keep_censored, lambda: primary(m_keep, y, ecfg, bootstrap=False))
+    attempt(other, lambda: other_fit(m_ipcw, y, ecfg, bootstrap=False))
     if ecfg.comparators:
         cp = comparator_panel(PanelAccess(panel), pd.Index(matched["student_key"].unique()))
         with warnings.catch_warnings():
@@ -258,7 +280,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     out["seed"] = seed
     out["truth"] = np.nan if truth is None else float(truth)
     out["seconds"] = round(time.perf_counter() - t0, 2)
-    order = {e: i for i, e in enumerate(ESTIMATORS)}
+    order = {e: i for i, e in enumerate(ALL_ESTIMATORS)}
     out = out.sort_values("estimator", key=lambda s: s.map(order)).reset_index(drop=True)
     return out
 
@@ -301,9 +323,11 @@ def run_replications(cfg: ValidateConfig) -> pd.DataFrame:
     tasks = [(cfg, s, r, seeds[r]) for s in cfg.scenarios for r in range(cfg.n_reps)]
     if cfg.workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=cfg.workers) as ex:
-            parts = list(ex.map(_task, tasks))
+            parts = list(
+                progress(ex.map(_task, tasks), "replications", total=len(tasks), unit="rep")
+            )
     else:
-        parts = [_task(t) for t in tasks]
+        parts = list(progress(map(_task, tasks), "replications", total=len(tasks), unit="rep"))
     reps = pd.concat(parts, ignore_index=True)
     return reps[REP_COLUMNS]
 
@@ -326,7 +350,7 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """
     rows = []
     scen_order = {s: i for i, s in enumerate(SCENARIOS)}
-    est_order = {e: i for i, e in enumerate(ESTIMATORS)}
+    est_order = {e: i for i, e in enumerate(ALL_ESTIMATORS)}
     for (scen, est), g in reps.groupby(["scenario", "estimator"], sort=False):
         ok = g[g["estimate"].notna() & g["truth"].notna()]
         err = ok["estimate"] - ok["truth"]
@@ -373,14 +397,22 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def verdicts(summary: pd.DataFrame, reps: pd.DataFrame) -> pd.DataFrame:
+def verdicts(summary: pd.DataFrame, reps: pd.DataFrame, design: str = "ancova") -> pd.DataFrame:
     """The verdict table (:func:`pipeline.validation.verdicts.verdict_table`) of the
-    primary design and, when it ran, the extended design; the verdicts and their reasons
-    are also written into ``summary``'s ``verdict`` and ``verdict_reason`` (in place)."""
-    designs = {"primary": PRIMARY}
-    if EXTENDED in set(reps["estimator"]):
-        designs["extended"] = EXTENDED
-    table = verdict_table(summary, reps, designs, PRIMARY, DIFFERENCES)
+    primary design (``estimate.design``) and, when they ran, its extensions
+    (:func:`pipeline.registry.extensions`); the truth is bracketed by the matched ANCOVA
+    and the matched differences design whichever is primary.  The verdicts and their
+    reasons are also written into ``summary``'s ``verdict`` and ``verdict_reason`` (in
+    place)."""
+    prim = registry.design_estimator(design).name
+    designs = {"primary": prim}
+    ran = set(reps["estimator"])
+    ext = [e for e in registry.extensions(design) if e in ran]
+    if ext:
+        designs["extended"] = ext[0]
+    table = verdict_table(
+        summary, reps, designs, registry.DESIGNS["ancova"], registry.DESIGNS["differences"]
+    )
     summary["verdict"] = summary["verdict"].astype(object)
     summary["verdict_reason"] = summary["verdict_reason"].astype(object)
     for _, r in table.iterrows():

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.analysis.scenarios import ESTIMATORS, SCENARIOS
+from pipeline.analysis.scenarios import ALL_ESTIMATORS, SCENARIOS
 from pipeline.io import atomic_path
 
 
@@ -30,7 +30,7 @@ def draw(summary: pd.DataFrame):
     ]
     markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
     scen = [s for s in SCENARIOS if s in set(summary["scenario"])]
-    est = [e for e in ESTIMATORS if e in set(summary["estimator"])]
+    est = [e for e in ALL_ESTIMATORS if e in set(summary["estimator"])]
     y = np.arange(len(est))[::-1]
     off = np.linspace(-0.3, 0.3, len(scen)) if len(scen) > 1 else np.zeros(1)
     plt.rcParams["svg.hashsalt"] = "leap-validation"

@@ -14,6 +14,8 @@ uniform critical value is the ``1 − alp`` quantile (type 1) of ``max_j |d_bj| 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import sparse, stats
 from scipy.linalg import blas
@@ -126,3 +128,41 @@ def uniform_crit(draws: np.ndarray, alp: float) -> float:
     t = np.max(np.abs(draws[:, ok] / se[ok]), axis=1)
     t = t[np.isfinite(t)]
     return float(np.quantile(t, 1 - alp, method="inverted_cdf"))
+
+
+def normal_crit(alp: float) -> float:
+    """The pointwise (normal) critical value at level ``1 − alp``."""
+    return float(stats.norm.ppf(1 - alp / 2))
+
+
+def checked_crit(c: float, alp: float) -> float:
+    """A uniform critical value, falling back to the pointwise one (with a warning) when
+    it is not finite or below it; warns when it is implausibly large (R's ``did``)."""
+    z = normal_crit(alp)
+    if not np.isfinite(c):
+        warnings.warn(
+            "uniform critical value is not finite (standard errors unavailable); "
+            "reporting pointwise intervals",
+            stacklevel=3,
+        )
+        return z
+    if c < z:
+        warnings.warn(
+            "uniform critical value below the pointwise one; reporting pointwise intervals",
+            stacklevel=3,
+        )
+        return z
+    if c >= 7:
+        warnings.warn(
+            "uniform critical value >= 7: arguably too large to be reliable", stacklevel=3
+        )
+    return float(c)
+
+
+def cohort_weights(G: np.ndarray, w: np.ndarray, glist: np.ndarray) -> np.ndarray:
+    """Units × groups matrix with ``w_i 1{G_i = g}`` (the weight-estimation terms)."""
+    out = np.zeros((G.size, glist.size))
+    for j, g in enumerate(glist):
+        m = G == g
+        out[m, j] = w[m]
+    return out

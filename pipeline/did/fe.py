@@ -434,20 +434,7 @@ def feols(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     if fe is not None and not np.array_equal(fe.w, w):
         raise ValueError("feols: weights differ from the weights of the fixed effects")
-    if sp.issparse(Xs):
-        Z = sp.hstack([sp.csr_matrix(y[:, None]), Xs], format="csr")
-        ZWZ = np.asarray((Z.T @ sp.diags(w) @ Z).todense())
-    else:
-        Z = np.column_stack([y, Xs])
-        ZWZ = Z.T @ (w[:, None] * Z)
-    if fe is not None:
-        B = fe.rhs(Z)
-        gam = fe.solve(B)
-        for b, g in zip(B, gam, strict=True):
-            ZWZ = ZWZ - b.T @ g
-        ZWZ = (ZWZ + ZWZ.T) / 2
-    else:
-        gam = None
+    ZWZ, gam = _partialled_cross_products(y, Xs, w, fe)
     Mxx = ZWZ[1:, 1:]
     keep = _independent_columns(Mxx)
     dropped = [names[j] for j in range(k_all) if j not in set(keep.tolist())]
@@ -469,15 +456,7 @@ def feols(
         resid = resid - fe.fitted([np.ascontiguousarray(g) for g in gr])
     # cluster scores s_g = Σ_{i∈g} w_i u_i x̃_i
     wu = w * resid
-    if cluster is None:
-        cl = np.arange(n)
-        G = n
-    else:
-        cl = np.asarray(cluster, dtype=np.int64)
-        if cl.shape != (n,):
-            raise ValueError("cluster codes must have one entry per observation")
-        cl = pd.factorize(cl)[0]
-        G = int(cl.max()) + 1
+    cl, G = _cluster_codes(cluster, n)
     S = group_sums(cl, G, Xk, wu)
     if gam is not None:
         for c, L, g in zip(fe.codes, fe.levels, gam, strict=True):
@@ -487,19 +466,7 @@ def feols(
     meat = S.T @ S
     # small-sample correction (fixest conventions)
     k = keep.size
-    if fe is None or k_fixef == "none":
-        df_k = k
-    elif k_fixef == "full":
-        df_k = k + fe.n_params
-    elif k_fixef == "nonnested":
-        if cluster is None:
-            df_k = k + fe.n_params
-        else:
-            nested = fe.nested_in(cl)
-            n_nested_levels = sum(L for L, m in zip(fe.levels, nested, strict=True) if m)
-            df_k = k + fe.n_params - n_nested_levels + sum(nested)
-    else:
-        raise ValueError(f"k_fixef must be 'nonnested', 'full' or 'none', not {k_fixef!r}")
+    df_k = _df_k(k, fe, k_fixef, cl if cluster is not None else None)
     factor = 1.0
     if k_adj:
         factor *= (n - 1) / (n - df_k) if cluster is not None else n / (n - df_k)
@@ -509,15 +476,7 @@ def feols(
     V = (V + V.T) / 2
     extra: dict[str, Any] = {"cluster_codes": cl if cluster is not None else None}
     if keep_tilde:
-        if sp.issparse(Xk):
-            Xt = np.asarray(Xk.todense())
-        else:
-            Xt = np.array(Xk, dtype=float)
-        yt = y.copy()
-        if gam is not None:
-            Xt = Xt - fe.fitted([np.ascontiguousarray(gx(g)) for g in gam])
-            yt = yt - fe.fitted([np.ascontiguousarray(g[:, 0]) for g in gam])
-        extra["Xt"], extra["yt"] = Xt, yt
+        extra["Xt"], extra["yt"] = _partialled_out(y, Xk, fe, gam, gx)
     return FEOLSResult(
         coef=beta,
         vcov=V,
@@ -533,6 +492,58 @@ def feols(
         scores=S,
         extra=extra,
     )
+
+
+def _partialled_cross_products(y, Xs, w, fe):
+    """``[y X]' W [y X]`` with the fixed effects partialled out, and the fixed-effect
+    coefficients ``γ`` of every column of ``[y X]`` (``None`` without fixed effects)."""
+    if sp.issparse(Xs):
+        Z = sp.hstack([sp.csr_matrix(y[:, None]), Xs], format="csr")
+        ZWZ = np.asarray((Z.T @ sp.diags(w) @ Z).todense())
+    else:
+        Z = np.column_stack([y, Xs])
+        ZWZ = Z.T @ (w[:, None] * Z)
+    if fe is None:
+        return ZWZ, None
+    B = fe.rhs(Z)
+    gam = fe.solve(B)
+    for b, g in zip(B, gam, strict=True):
+        ZWZ = ZWZ - b.T @ g
+    return (ZWZ + ZWZ.T) / 2, gam
+
+
+def _cluster_codes(cluster, n: int) -> tuple[np.ndarray, int]:
+    """Cluster codes ``0..G-1`` and ``G`` (each observation its own cluster if None)."""
+    if cluster is None:
+        return np.arange(n), n
+    cl = np.asarray(cluster, dtype=np.int64)
+    if cl.shape != (n,):
+        raise ValueError("cluster codes must have one entry per observation")
+    cl = pd.factorize(cl)[0]
+    return cl, int(cl.max()) + 1
+
+
+def _df_k(k: int, fe, k_fixef: str, cl: np.ndarray | None) -> int:
+    """Parameters counted by the small-sample correction (fixest's ``ssc(fixef.K)``)."""
+    if fe is None or k_fixef == "none":
+        return k
+    if k_fixef == "full" or (k_fixef == "nonnested" and cl is None):
+        return k + fe.n_params
+    if k_fixef == "nonnested":
+        nested = fe.nested_in(cl)
+        n_nested_levels = sum(L for L, m in zip(fe.levels, nested, strict=True) if m)
+        return k + fe.n_params - n_nested_levels + sum(nested)
+    raise ValueError(f"k_fixef must be 'nonnested', 'full' or 'none', not {k_fixef!r}")
+
+
+def _partialled_out(y, Xk, fe, gam, gx):
+    """The regressors and outcome with the fixed effects partialled out."""
+    Xt = np.asarray(Xk.todense()) if sp.issparse(Xk) else np.array(Xk, dtype=float)
+    yt = y.copy()
+    if gam is not None:
+        Xt = Xt - fe.fitted([np.ascontiguousarray(gx(g)) for g in gam])
+        yt = yt - fe.fitted([np.ascontiguousarray(g[:, 0]) for g in gam])
+    return Xt, yt
 
 
 # -- helpers shared by the panel event-study estimators -------------------------------------

@@ -27,10 +27,14 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from pipeline.runner import progress
+
 __all__ = [
     "WEBB_POINTS",
     "WildTest",
+    "FEW_CLUSTERS",
     "add_wild_bootstrap",
+    "choose_weights",
     "partial_out",
     "prepare_fit",
     "webb_weights",
@@ -120,7 +124,8 @@ class _WCR:
         q01 = np.empty(B)
         q11 = np.empty(B)
         step = max(1, int(2e7 // max(G, 1)))
-        for s in range(0, B, step):
+        chunks = range(0, B, step)
+        for s in progress(chunks, "bootstrap draws", total=len(chunks), unit="chunk"):
             Vb = V[s : s + step]
             # sc = V∘a − V Mᵀ with M = HAc (A Ŝ)ᵀ + d HAc (A H A c)ᵀ, both rank k
             S0 = Vb * self.a0[None, :] - (Vb @ self.fit.ASh) @ self.HAc.T
@@ -252,14 +257,30 @@ def prepare_fit(
     return _Fit(Xt, np.asarray(yt, dtype=float), w, cl, ssc)
 
 
+#: Below this many clusters ``weights="auto"`` draws Webb's six-point weights: Rademacher
+#: weights give only ``2^G`` distinct draws (64 with six districts), too few for a
+#: p-value's resolution (Webb 2023; MacKinnon & Webb 2018).
+FEW_CLUSTERS = 12
+
+
+def choose_weights(G: int, weights: str = "auto") -> str:
+    """``weights`` itself, or for ``"auto"`` Webb below :data:`FEW_CLUSTERS` clusters and
+    Rademacher from there on."""
+    if weights != "auto":
+        return weights
+    return "webb" if G < FEW_CLUSTERS else "rademacher"
+
+
 def draw_weights(G: int, *, B: int = 999, seed=None, weights: str = "webb") -> np.ndarray:
-    """``B × G`` cluster weight draws (Webb six-point or Rademacher)."""
+    """``B × G`` cluster weight draws (Webb six-point, Rademacher, or ``"auto"``:
+    :func:`choose_weights`)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    weights = choose_weights(G, weights)
     if weights == "webb":
         return webb_weights(rng, (B, G))
     if weights == "rademacher":
         return rng.choice(np.array([-1.0, 1.0]), size=(B, G))
-    raise ValueError(f"weights must be 'webb' or 'rademacher', not {weights!r}")
+    raise ValueError(f"weights must be 'webb', 'rademacher' or 'auto', not {weights!r}")
 
 
 def _invert(h: _WCR, V: np.ndarray, alpha: float, side: int) -> float:
@@ -367,7 +388,11 @@ def add_wild_bootstrap(
     res.p_values = ev["p_value"].to_numpy(float)
     res.info["wild_bootstrap"] = tab
     res.info["wild_bootstrap_settings"] = {
-        "B": B, "seed": seed, "weights": weights, "clusters": G, "type": "WCR, symmetric",
+        "B": B,
+        "seed": seed,
+        "weights": weights,
+        "clusters": G,
+        "type": "WCR, symmetric",
     }
     if average_window is not None:
         a = tab.iloc[-1]

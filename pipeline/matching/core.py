@@ -288,43 +288,12 @@ def matchit(
     -------
     MatchResult
     """
-    if treat not in data.columns:
-        raise KeyError(f"matchit: treatment column '{treat}' not found")
-    df = data.reset_index(drop=True)
-    tv = df[treat]
-    if tv.isna().any() or not set(pd.unique(tv.astype("int64"))) <= {0, 1}:
-        raise ValueError(f"matchit: treatment column '{treat}' must be 0/1 without missing values")
-    t = tv.astype("int64").to_numpy() == 1
-    if not (t.any() and (~t).any()):
-        raise ValueError(f"matchit: column '{treat}' needs both treated and control units")
+    df, t = _treatment(data, treat)
     if int(ratio) != ratio or ratio < 1:
         raise ValueError(f"matchit: ratio must be a positive integer, not {ratio!r}")
     ratio = int(ratio)
     covariates = list(covariates)
-    model = None
-    score = None
-    scale = None  # the scale matching uses
-    if distance == "glm":
-        X = design_matrix(df, covariates, drop_first=True)
-        model = fit_propensity(X, t)
-        score = model.ps
-        if link == "logit":
-            scale = score
-        elif link == "linear.logit":
-            scale = logit(score)
-        else:
-            raise ValueError(f"matchit: link must be 'logit' or 'linear.logit', not {link!r}")
-    elif distance == "mahalanobis":
-        pass
-    elif isinstance(distance, str) and distance in df.columns:
-        score = df[distance].to_numpy(dtype=np.float64)
-        if not np.all(np.isfinite(score)):
-            raise ValueError(f"matchit: distance column '{distance}' has missing/non-finite values")
-        scale = score
-    else:
-        raise ValueError(
-            f"matchit: distance must be 'glm', 'mahalanobis' or a column, not {distance!r}"
-        )
+    model, score, scale = _distance(df, t, covariates, distance, link)
 
     if m_order is None:
         m_order = "data" if (scale is None or replace) else "largest"
@@ -334,49 +303,18 @@ def matchit(
             raise ValueError("matchit: a caliper needs a scalar distance (not Mahalanobis)")
         cal_raw = float(caliper) * (float(np.std(scale, ddof=1)) if std_caliper else 1.0)
 
-    if exact:
-        missing = [c for c in exact if c not in df.columns]
-        if missing:
-            raise KeyError(f"matchit: exact column(s) not found: {', '.join(missing)}")
-        strata = df.groupby(list(exact), sort=True, dropna=False).ngroup().to_numpy()
-    else:
-        strata = np.zeros(len(df), dtype=np.int64)
-
+    strata = _strata(df, exact)
+    Xw = None
     if scale is None:
         Xm = design_matrix(df, covariates, drop_first=True).to_numpy()
         Xw = whiten(Xm, _mahalanobis_cov(Xm, t))
 
     rng = np.random.default_rng(seed) if m_order == "random" else None
     ti = np.nonzero(t)[0]
-    mm = np.full((len(ti), ratio), -1, dtype=np.int64)
-    t_pos = np.full(len(df), -1, dtype=np.int64)
-    t_pos[ti] = np.arange(len(ti))
-    by_stratum = np.argsort(strata, kind="stable")  # rows of a stratum stay in data order
-    cuts = np.flatnonzero(np.diff(strata[by_stratum])) + 1
-    for rows in np.split(by_stratum, cuts):
-        it = rows[t[rows]]
-        ic = rows[~t[rows]]
-        if len(it) == 0:
-            continue
-        if len(ic) == 0:
-            continue
-        order = treated_order(None if scale is None else scale[it], m_order, len(it), rng)
-        if scale is not None:
-            res = greedy_nn_1d(
-                scale[it],
-                scale[ic],
-                order=order,
-                ratio=ratio,
-                replace=replace,
-                caliper=cal_raw,
-                treated_rank=it,
-                control_rank=ic,
-            )
-        else:
-            res = greedy_nn_mahalanobis(Xw[it], Xw[ic], order=order, ratio=ratio, replace=replace)
-        ok = res >= 0
-        res[ok] = ic[res[ok]]
-        mm[t_pos[it]] = res
+    mm = _match_within_strata(
+        t, strata, scale, Xw, m_order=m_order, ratio=ratio, replace=replace,
+        caliper=cal_raw, rng=rng,
+    )
 
     weights = matching_weights(mm, len(df), ti)
     subclass = np.zeros(len(df), dtype=np.int64)
@@ -395,3 +333,83 @@ def matchit(
         "m_order": m_order,
     }
     return MatchResult(df, t, covariates, score, mm, weights, subclass, model, cal_raw, info)
+
+
+def _treatment(data: pd.DataFrame, treat: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The data with a fresh index and the treatment as a boolean array (checked)."""
+    if treat not in data.columns:
+        raise KeyError(f"matchit: treatment column '{treat}' not found")
+    df = data.reset_index(drop=True)
+    tv = df[treat]
+    if tv.isna().any() or not set(pd.unique(tv.astype("int64"))) <= {0, 1}:
+        raise ValueError(f"matchit: treatment column '{treat}' must be 0/1 without missing values")
+    t = tv.astype("int64").to_numpy() == 1
+    if not (t.any() and (~t).any()):
+        raise ValueError(f"matchit: column '{treat}' needs both treated and control units")
+    return df, t
+
+
+def _distance(df: pd.DataFrame, t: np.ndarray, covariates: list[str], distance, link: str):
+    """The propensity model, the score and the scale matching uses (``None``:
+    Mahalanobis)."""
+    if distance == "glm":
+        X = design_matrix(df, covariates, drop_first=True)
+        model = fit_propensity(X, t)
+        if link == "logit":
+            return model, model.ps, model.ps
+        if link == "linear.logit":
+            return model, model.ps, logit(model.ps)
+        raise ValueError(f"matchit: link must be 'logit' or 'linear.logit', not {link!r}")
+    if distance == "mahalanobis":
+        return None, None, None
+    if isinstance(distance, str) and distance in df.columns:
+        score = df[distance].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(score)):
+            raise ValueError(f"matchit: distance column '{distance}' has missing/non-finite values")
+        return None, score, score
+    raise ValueError(
+        f"matchit: distance must be 'glm', 'mahalanobis' or a column, not {distance!r}"
+    )
+
+
+def _strata(df: pd.DataFrame, exact: Sequence[str] | None) -> np.ndarray:
+    """Stratum code of each row (one stratum without exact columns)."""
+    if not exact:
+        return np.zeros(len(df), dtype=np.int64)
+    missing = [c for c in exact if c not in df.columns]
+    if missing:
+        raise KeyError(f"matchit: exact column(s) not found: {', '.join(missing)}")
+    return df.groupby(list(exact), sort=True, dropna=False).ngroup().to_numpy()
+
+
+def _match_within_strata(t, strata, scale, Xw, *, m_order, ratio, replace, caliper, rng):
+    """Greedy matches (treated × ratio row indices, -1: none) within each stratum."""
+    ti = np.nonzero(t)[0]
+    mm = np.full((len(ti), ratio), -1, dtype=np.int64)
+    t_pos = np.full(t.size, -1, dtype=np.int64)
+    t_pos[ti] = np.arange(len(ti))
+    by_stratum = np.argsort(strata, kind="stable")  # rows of a stratum stay in data order
+    cuts = np.flatnonzero(np.diff(strata[by_stratum])) + 1
+    for rows in np.split(by_stratum, cuts):
+        it = rows[t[rows]]
+        ic = rows[~t[rows]]
+        if len(it) == 0 or len(ic) == 0:
+            continue
+        order = treated_order(None if scale is None else scale[it], m_order, len(it), rng)
+        if scale is not None:
+            res = greedy_nn_1d(
+                scale[it],
+                scale[ic],
+                order=order,
+                ratio=ratio,
+                replace=replace,
+                caliper=caliper,
+                treated_rank=it,
+                control_rank=ic,
+            )
+        else:
+            res = greedy_nn_mahalanobis(Xw[it], Xw[ic], order=order, ratio=ratio, replace=replace)
+        ok = res >= 0
+        res[ok] = ic[res[ok]]
+        mm[t_pos[it]] = res
+    return mm

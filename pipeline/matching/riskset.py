@@ -104,6 +104,7 @@ from pipeline.matching.propensity import (
     fit_propensity,
     linear_predictor,
 )
+from pipeline.runner import progress
 
 __all__ = [
     "MATCH_COLUMNS",
@@ -335,29 +336,36 @@ class PropensityCache:
         return self._fits[key]
 
 
-def riskset_match(
-    panel: pd.DataFrame,
-    spec: RiskSetSpec | None = None,
-    *,
-    ps_cache: PropensityCache | None = None,
-) -> RiskSetResult:
-    """Risk-set matching of first-visited students (see the module docstring).
+@dataclass
+class RiskSetWork:
+    """The rows risk-set matching works on (treated rows at ``m`` and their candidates).
 
-    Parameters
-    ----------
-    panel : DataFrame
-        The student-month panel (at least :data:`PANEL_MATCH_COLUMNS`).
-    spec : RiskSetSpec
-    ps_cache : PropensityCache, optional
-        Reuse propensity models already fitted on the same design (same results).
-
-    Returns
-    -------
-    RiskSetResult
+    ``idx`` are positions in the panel (reset index), in the deterministic matching order
+    (stratum, then student); ``work`` the prepared covariates of those rows; ``work_t``
+    whether a row is a treated student's row at ``m``; ``work_s`` its stratum code.
     """
-    spec = RiskSetSpec() if spec is None else spec
-    _check_panel(panel)
-    p = panel.reset_index(drop=True)
+
+    idx: np.ndarray
+    work: pd.DataFrame
+    work_t: np.ndarray
+    work_s: np.ndarray
+    exact: list[str]
+    strat_cols: list[str]
+    t_strata: np.ndarray
+    covs_ps: list[str]
+    levels: dict
+    ever: pd.DataFrame
+    t_row: np.ndarray
+    t_ok: np.ndarray
+
+
+def riskset_work(p: pd.DataFrame, spec: RiskSetSpec) -> RiskSetWork:
+    """Treated rows, candidate rows, strata and covariates of risk-set matching.
+
+    ``p`` is the panel with a fresh ``RangeIndex``. Shared by :func:`riskset_match` and
+    the design bootstrap (:mod:`pipeline.design_bootstrap`), which re-fits the propensity
+    model and re-matches on these rows in every draw.
+    """
     sm = p["school_month"].to_numpy(dtype=np.int64)
     fv_s = p["first_visit_school_month"].astype("float64")
     fv = fv_s.to_numpy()
@@ -401,10 +409,6 @@ def riskset_match(
     srt = pd.DataFrame({"s": stratum[idx], "k": p["student_key"].iloc[idx].astype(str).to_numpy()})
     idx = idx[srt.sort_values(["s", "k"], kind="stable").index.to_numpy()]
     work = _prepare(p.iloc[idx])
-    work_t = t_ok[idx]
-    work_s = stratum[idx]
-
-    # --- propensity score --------------------------------------------------------------
     stratum_covs = [c for c in exact if c not in (*COVARIATES, "school_month", "grade_band")]
     stratum_covs += ["school_month_cat", "grade_band"]
     for c in exact:
@@ -412,6 +416,95 @@ def riskset_match(
             work[c] = p[c].iloc[idx].astype("category").to_numpy()
     covs_ps = COVARIATES + stratum_covs
     levels = categorical_levels(work, covs_ps)
+    return RiskSetWork(
+        idx, work, t_ok[idx], stratum[idx], exact, strat_cols, t_strata, covs_ps, levels,
+        ever, t_row, t_ok,
+    )  # fmt: skip
+
+
+def match_in_strata(
+    lp: np.ndarray,
+    work_t: np.ndarray,
+    work_s: np.ndarray,
+    spec: RiskSetSpec,
+    cal: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy nearest-neighbour matching on ``lp`` within each stratum.
+
+    Rows must be ordered by stratum. Returns ``mm`` (treated × ratio positions of the
+    matched rows, ``-1`` for none), ``no_cand`` (treated with no candidate in the stratum)
+    and ``t_pos`` (positions of the treated rows).
+    """
+    bounds = np.flatnonzero(np.diff(work_s)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(work_s)]])
+    ratio = int(spec.ratio)
+    t_pos = np.nonzero(work_t)[0]
+    mm = np.full((len(t_pos), ratio), -1, dtype=np.int64)
+    where_t = np.full(len(work_t), -1, dtype=np.int64)
+    where_t[t_pos] = np.arange(len(t_pos))
+    no_cand = np.zeros(len(t_pos), dtype=bool)
+    rng_order = np.random.default_rng(spec.seed)
+    for a, b in progress(
+        zip(starts, ends, strict=True),
+        "matching (district x month x grade band)",
+        total=len(starts),
+        unit="stratum",
+    ):
+        sl = np.arange(a, b)
+        it = sl[work_t[a:b]]
+        if len(it) == 0:
+            continue
+        ic = sl[~work_t[a:b]]
+        if len(ic) == 0:
+            no_cand[where_t[it]] = True
+            continue
+        order_t = treated_order(lp[it], spec.m_order, len(it), rng_order)
+        res = greedy_nn_1d(
+            lp[it],
+            lp[ic],
+            order=order_t,
+            ratio=ratio,
+            replace=spec.replace,
+            caliper=cal,
+            treated_rank=it,
+            control_rank=ic,
+        )
+        ok = res >= 0
+        res[ok] = ic[res[ok]]
+        mm[where_t[it]] = res
+    return mm, no_cand, t_pos
+
+
+def riskset_match(
+    panel: pd.DataFrame,
+    spec: RiskSetSpec | None = None,
+    *,
+    ps_cache: PropensityCache | None = None,
+) -> RiskSetResult:
+    """Risk-set matching of first-visited students (see the module docstring).
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The student-month panel (at least :data:`PANEL_MATCH_COLUMNS`).
+    spec : RiskSetSpec
+    ps_cache : PropensityCache, optional
+        Reuse propensity models already fitted on the same design (same results).
+
+    Returns
+    -------
+    RiskSetResult
+    """
+    spec = RiskSetSpec() if spec is None else spec
+    _check_panel(panel)
+    p = panel.reset_index(drop=True)
+    rs = riskset_work(p, spec)
+    idx, work, work_t, work_s = rs.idx, rs.work, rs.work_t, rs.work_s
+    exact, strat_cols, t_strata, levels = rs.exact, rs.strat_cols, rs.t_strata, rs.levels
+    covs_ps, ever, t_row, t_ok = rs.covs_ps, rs.ever, rs.t_row, rs.t_ok
+
+    # --- propensity score --------------------------------------------------------------
     n_c = int((~work_t).sum())
     if n_c == 0 or not work_t.any():
         lp = np.zeros(len(work))
@@ -435,39 +528,8 @@ def riskset_match(
         cal = float(spec.caliper) * float(np.std(lp, ddof=1))
 
     # --- greedy matching within strata --------------------------------------------------
-    bounds = np.flatnonzero(np.diff(work_s)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(work_s)]])
     ratio = int(spec.ratio)
-    t_pos = np.nonzero(work_t)[0]
-    mm = np.full((len(t_pos), ratio), -1, dtype=np.int64)
-    where_t = np.full(len(work), -1, dtype=np.int64)
-    where_t[t_pos] = np.arange(len(t_pos))
-    no_cand = np.zeros(len(t_pos), dtype=bool)
-    rng_order = np.random.default_rng(spec.seed)
-    for a, b in zip(starts, ends, strict=True):
-        sl = np.arange(a, b)
-        it = sl[work_t[a:b]]
-        if len(it) == 0:
-            continue
-        ic = sl[~work_t[a:b]]
-        if len(ic) == 0:
-            no_cand[where_t[it]] = True
-            continue
-        order_t = treated_order(lp[it], spec.m_order, len(it), rng_order)
-        res = greedy_nn_1d(
-            lp[it],
-            lp[ic],
-            order=order_t,
-            ratio=ratio,
-            replace=spec.replace,
-            caliper=cal,
-            treated_rank=it,
-            control_rank=ic,
-        )
-        ok = res >= 0
-        res[ok] = ic[res[ok]]
-        mm[where_t[it]] = res
+    mm, no_cand, t_pos = match_in_strata(lp, work_t, work_s, spec, cal)
 
     # --- matched sets, weights ------------------------------------------------------------
     keys_w = p["student_key"].iloc[idx].astype(str).to_numpy(dtype=object)

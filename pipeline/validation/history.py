@@ -91,8 +91,14 @@ def with_history(stacked: pd.DataFrame, panel: pd.DataFrame) -> pd.DataFrame:
 def extended_ancova(matched: pd.DataFrame, yname: str, **kw):
     """The matched ANCOVA that also conditions on :data:`HISTORY_COLUMNS` at the first
     visit (``matched`` from :func:`with_history`; ``kw`` as for
-    :func:`pipeline.did.ancova.matched_ancova`). Returned under the estimator name
-    ``matched_ancova_extended``."""
+    :func:`pipeline.did.ancova.matched_ancova`).
+
+    Returns
+    -------
+    EventStudyResult
+        As :func:`~pipeline.did.ancova.matched_ancova`, under the registered estimator
+        name ``matched_ancova_extended`` (:data:`pipeline.registry.ESTIMATORS`).
+    """
     from pipeline.did.ancova import matched_ancova
 
     res = matched_ancova(matched, yname=yname, extra=HISTORY_COLUMNS, **kw)

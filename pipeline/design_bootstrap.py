@@ -1,0 +1,495 @@
+"""Design bootstrap: resample schools within districts and redo the whole design.
+
+The analytic standard error of the matched ANCOVA treats the propensity model, the
+matched sets and the censoring weights as known. This bootstrap resamples the sampling
+units instead — schools, within each district (a stratified cluster bootstrap; every
+student belongs to their *home* school, :mod:`pipeline.clusters`) — and in every draw
+
+1. re-fits the propensity model (weighted logistic regression on the same design matrix,
+   built once; the draw's multiplicities are the weights),
+2. re-matches within the strata (district × month × grade band, greedy 3:1 on the logit
+   score with the caliper re-computed),
+3. re-fits the censoring hazard and re-computes the censoring weights,
+4. re-estimates the matched ANCOVA and its average over the headline window.
+
+How a draw is represented
+    A school drawn ``c`` times contributes its students with multiplicity ``c`` (weight),
+    and schools not drawn drop out; rows are never copied. In the propensity and hazard
+    fits the multiplicity is a frequency weight. In the matching, the students of drawn
+    schools are matched as in the full sample; a visited student drawn ``c`` times is a
+    matched set of weight ``c``; within a set the comparison students share the set's
+    weight in proportion to their multiplicity (two copies of a comparison student would
+    have taken two of its places).
+Speed
+    The propensity design matrix (standardised, aliased columns dropped) is built once;
+    each draw re-fits the model by one Newton step from the full-sample estimate, with the
+    full-sample Hessian and the draw's weighted score (a one-step, k = 1, bootstrap in
+    the sense of Andrews 2002, in its score form: one step from a √n-consistent start has
+    the re-fitted estimator's first-order distribution). ``newton_steps = k`` takes ``k``
+    full Newton steps with the draw's own Hessian instead (slower; for checking). The stacked rows are indices
+    into a student × month table, a draw's matched rows a (member × event time) grid, the
+    censoring weights a cumulative product along it, and the ANCOVA — fully interacted
+    with event time — one small weighted regression per event time with the fixed
+    effects swept out. Draws run in ``workers`` processes (fork; one BLAS thread each).
+
+``DesignBootstrap.estimate(ones)`` reproduces the stage's window average on the full
+sample (up to the solvers' tolerances; tested), which anchors the draws to the estimator
+they resample.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from pipeline.censoring import DEFAULT_TRUNCATE, _truncation
+from pipeline.clusters import home_clusters
+from pipeline.matching.propensity import _non_aliased, design_matrix, fit_propensity
+from pipeline.matching.riskset import RiskSetSpec, match_in_strata, riskset_work
+
+__all__ = ["BootstrapResult", "DesignBootstrap", "school_multiplicities"]
+
+LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
+
+
+def _logistic_newton(
+    Z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    beta: np.ndarray,
+    steps: int,
+    tol: float = 1e-10,
+    l2: float = 0.0,
+) -> np.ndarray:
+    """Damped Newton steps for a weighted logistic regression (``Z``'s column 0 is the
+    intercept, not penalized).
+
+    Minimises ``−Σ w [y η − log(1 + e^η)] + (l2/2)‖β[1:]‖²`` (``l2 = 1/C`` is
+    scikit-learn's ``C``), halving a step until the objective does not increase — so
+    near-separated designs (a month with no event) converge to large finite coefficients
+    as the stage's solver does, instead of overshooting. Stops when a step moves no
+    coefficient by more than ``tol``.
+    """
+    pen = np.full(beta.size, l2)
+    pen[0] = 0.0
+
+    def objective(b):
+        eta = Z @ b
+        return float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta)) + 0.5 * np.sum(pen * b * b))
+
+    b = beta.copy()
+    f = objective(b)
+    for _ in range(steps):
+        eta = Z @ b
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # expit without overflow
+        g = Z.T @ (w * (y - p)) - pen * b
+        H = (Z * (w * p * (1 - p))[:, None]).T @ Z
+        H[np.diag_indices_from(H)] += pen + 1e-12
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(H, g, rcond=None)[0]
+        t = 1.0
+        for _ in range(30):
+            f_new = objective(b + t * step)
+            if f_new <= f + 1e-12 * abs(f):
+                break
+            t *= 0.5
+        b = b + t * step
+        f = f_new
+        if np.max(np.abs(t * step)) < tol:
+            break
+    return b
+
+
+def school_multiplicities(school_district: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Times each school is drawn when ``n_d`` schools are drawn with replacement from
+    each district's ``n_d`` schools (``school_district``: district code per school)."""
+    counts = np.zeros(school_district.size, dtype=np.int64)
+    for d in np.unique(school_district):
+        idx = np.flatnonzero(school_district == d)
+        counts[idx] = rng.multinomial(idx.size, np.full(idx.size, 1.0 / idx.size))
+    return counts
+
+
+@dataclass
+class BootstrapResult:
+    """Design-bootstrap draws of the window average and their summary."""
+
+    estimate: float
+    draws: np.ndarray
+    alpha: float
+    seconds: float
+    workers: int
+    info: dict = field(default_factory=dict)
+
+    @property
+    def std_error(self) -> float:
+        d = self.draws[np.isfinite(self.draws)]
+        return float(np.std(d, ddof=1)) if d.size > 1 else float("nan")
+
+    def conf_int(self) -> tuple[float, float]:
+        """Percentile interval of the draws."""
+        d = self.draws[np.isfinite(self.draws)]
+        lo, hi = np.quantile(d, [self.alpha / 2, 1 - self.alpha / 2])
+        return float(lo), float(hi)
+
+    def tidy(self) -> pd.DataFrame:
+        """One row: estimate, bootstrap SE, percentile interval, draws used."""
+        lo, hi = self.conf_int()
+        return pd.DataFrame(
+            [
+                {
+                    "estimate": self.estimate,
+                    "std_error": self.std_error,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "draws": int(self.draws.size),
+                    "failed_draws": int((~np.isfinite(self.draws)).sum()),
+                    "interval": "percentile, design bootstrap (schools within districts)",
+                }
+            ]
+        )
+
+    def summary(self) -> str:
+        lo, hi = self.conf_int()
+        return (
+            f"design bootstrap: {self.estimate:.3f}, SE {self.std_error:.3f}, "
+            f"{100 * (1 - self.alpha):.0f}% percentile interval {lo:.3f} to {hi:.3f} "
+            f"({self.draws.size} draws, {self.seconds:.1f} s on {self.workers} workers)"
+        )
+
+
+class DesignBootstrap:
+    """The matched ANCOVA design, set up once and re-run on weighted school draws.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The student-month panel (``pipeline.panel``), sorted by student and month.
+    spec : RiskSetSpec
+        Matching settings (as the ``match`` stage).
+    att_window : (int, int)
+        The headline window (post-visit event times) whose average is resampled.
+    yname : str
+        Outcome column.
+    truncate : quantiles or None
+        Censoring-weight truncation (as :func:`pipeline.censoring.ipcw_weights`).
+    newton_steps : int
+        Propensity re-fit per draw: 0 (default) one Newton step from the full-sample fit
+        with the full-sample Hessian (the draw's weighted score; first-order equivalent to
+        re-fitting); ``k > 0``: ``k`` damped Newton steps with the draw's own Hessian.
+    ipcw : bool
+        Censoring weights (``False``: censored comparison rows are dropped, others weigh 1).
+    """
+
+    def __init__(
+        self,
+        panel: pd.DataFrame,
+        spec: RiskSetSpec | None = None,
+        *,
+        att_window: tuple[int, int] = (1, 6),
+        yname: str = "attendance_rate",
+        truncate=DEFAULT_TRUNCATE,
+        newton_steps: int = 0,
+        ipcw: bool = True,
+    ):
+        self.spec = spec = RiskSetSpec() if spec is None else spec
+        self.window = (int(att_window[0]), int(att_window[1]))
+        if self.window[0] < 1:
+            raise ValueError("design bootstrap: att_window must start at event time 1 or later")
+        self.truncate = _truncation(truncate)
+        self.newton_steps = int(newton_steps)
+        self.ipcw = bool(ipcw)
+        p = panel.reset_index(drop=True)
+        keys = p["student_key"].astype(str).to_numpy()
+        sm = p["school_month"].to_numpy(dtype=np.int64)
+        if len(p) > 1 and np.any((keys[1:] == keys[:-1]) & (sm[1:] <= sm[:-1])):
+            raise ValueError("design bootstrap: panel not sorted by student_key, school_month")
+        scode, ukeys = pd.factorize(keys)
+        self.n_students = len(ukeys)
+        # home school and district per student; schools nested in districts
+        homes = home_clusters(p).reindex(ukeys)
+        sch, self.schools = pd.factorize(homes["home_school_code"].astype(str))
+        self.student_school = sch.astype(np.int64)
+        dist_of_school = (
+            pd.Series(homes["home_district_code"].astype(str).to_numpy())
+            .groupby(sch)
+            .first()
+            .sort_index()
+        )
+        self.school_district = pd.factorize(dist_of_school.to_numpy())[0]
+
+        # --- matching rows and the propensity design (once) ----------------------------
+        rs = riskset_work(p, spec)
+        self.work_t = rs.work_t
+        self.work_s = rs.work_s
+        self.work_student = scode[rs.idx]
+        self.work_month = sm[rs.idx]
+        X = design_matrix(rs.work, rs.covs_ps, levels=rs.levels, name="panel")
+        # the stage's own fit is the start of every draw's Newton steps
+        model = fit_propensity(X, self.work_t)
+        A = X.to_numpy()
+        del X
+        mu, sd = A.mean(axis=0), A.std(axis=0)
+        keep = _non_aliased(A, mu, sd)
+        self.Z = np.ascontiguousarray(
+            np.column_stack([np.ones(len(A)), (A[:, keep] - mu[keep]) / sd[keep]])
+        )
+        del A
+        b = model.coef[keep]
+        self.beta0 = np.r_[model.intercept + np.sum(b * mu[keep]), b * sd[keep]]
+        # score step: residuals and the inverse Hessian at the full-sample estimate
+        eta0 = self.Z @ self.beta0
+        p0 = 0.5 * (1.0 + np.tanh(0.5 * eta0))
+        self.resid0 = self.work_t.astype(float) - p0
+        with threadpool_limits(limits=1):
+            H0 = (self.Z * (p0 * (1 - p0))[:, None]).T @ self.Z
+        H0[np.diag_indices_from(H0)] += 1e-9 * np.trace(H0) / H0.shape[0]
+        self.H0inv = np.linalg.inv(H0)
+        # baseline covariates of each work row (its own row at m)
+        lagv = rs.work[list(LAGS)].to_numpy(dtype=float)
+        prior = p["prior_year_rate"].astype("float64").to_numpy()[rs.idx]
+        self.base_cov = np.column_stack(
+            [
+                lagv,
+                lagv**2 / 100.0,
+                np.where(np.isnan(prior), 0.0, prior),
+                np.isnan(prior).astype(float),
+            ]
+        )
+        self.work_fe = pd.factorize(p["district_code"].astype(str).to_numpy()[rs.idx])[0]
+
+        # --- student x month row table, outcome, own first visit, hazard design --------
+        self.m0 = int(sm.min())
+        n_m = int(sm.max()) - self.m0 + 1
+        self.row_of = np.full((self.n_students, n_m), -1, dtype=np.int64)
+        self.row_of[scode, sm - self.m0] = np.arange(len(p))
+        self.y = p[yname].astype("float64").to_numpy()
+        self.fv = p["first_visit_school_month"].astype("float64").to_numpy()
+        self.sm = sm
+        self.H = self._hazard_design(p)
+        self._hazard0: np.ndarray | None = None
+
+    # ----------------------------------------------------------------------------------
+    @staticmethod
+    def _hazard_design(p: pd.DataFrame) -> np.ndarray:
+        """The censoring hazard's design for every panel row (as ``ipcw_weights``)."""
+        cols = [np.ones(len(p))]
+        for h in (*LAGS, "prior_year_rate"):
+            x = p[h].astype("float64").to_numpy()
+            miss = np.isnan(x)
+            x = np.where(miss, 0.0, (x - 90.0) / 10.0)
+            cols += [x, x**2, miss.astype(float)]
+        for c in ("month", "district_code", "grade_band"):
+            codes, _ = pd.factorize(p[c].astype(str), sort=True)
+            n = codes.max() + 1
+            for lev in range(1, n):
+                cols.append((codes == lev).astype(float))
+        return np.column_stack(cols)
+
+    # ----------------------------------------------------------------------------------
+    def propensity(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Matching rows in the draw (positions) and their re-fitted logit scores."""
+        om_w = omega[self.work_student].astype(float)
+        act = np.flatnonzero(om_w > 0)
+        if np.array_equal(omega, np.ones_like(omega)):
+            beta = self.beta0
+        elif self.newton_steps == 0:
+            # one Newton step from the full-sample fit with its Hessian: the draw's score
+            beta = self.beta0 + self.H0inv @ (self.Z.T @ (om_w * self.resid0))
+        else:
+            t = self.work_t[act].astype(float)
+            beta = _logistic_newton(self.Z[act], t, om_w[act], self.beta0, self.newton_steps)
+        return act, (self.Z @ beta)[act]
+
+    def estimate(self, omega: np.ndarray) -> float:
+        """The window average on the draw with student multiplicities ``omega``."""
+        spec = self.spec
+        om_w = omega[self.work_student].astype(float)
+        act, lp = self.propensity(omega)
+        cal = None
+        if spec.caliper is not None and lp.size > 1:
+            w = om_w[act]
+            mean = np.sum(w * lp) / w.sum()
+            var = np.sum(w * (lp - mean) ** 2) / (w.sum() - 1)
+            cal = float(spec.caliper) * float(np.sqrt(var))
+        mm, _, t_pos = match_in_strata(lp, self.work_t[act], self.work_s[act], spec, cal)
+        k = (mm >= 0).sum(axis=1)
+        has = np.flatnonzero(k > 0)
+        if has.size == 0:
+            return float("nan")
+        # members: treated then comparisons, positions in `act`
+        t_rows = act[t_pos[has]]
+        mmh = mm[has]
+        c_ok = mmh >= 0
+        c_rows = np.where(c_ok, act[np.where(c_ok, mmh, 0)], -1)
+        om_t = om_w[t_rows]
+        om_c = np.where(c_ok, om_w[np.maximum(c_rows, 0)], 0.0)
+        pairs = np.unique(np.column_stack([self.work_s[c_rows[c_ok]], c_rows[c_ok]]), axis=0)
+        scale = om_w[pairs[:, 1]].sum() / om_t.sum()
+        w_c = scale * om_t[:, None] * om_c / om_c.sum(axis=1, keepdims=True)
+        n_set = has.size
+        mem_row = np.concatenate([t_rows, c_rows[c_ok]])
+        mem_set = np.concatenate([np.arange(n_set), np.nonzero(c_ok)[0]])
+        mem_treated = np.concatenate([np.ones(n_set, bool), np.zeros(int(c_ok.sum()), bool)])
+        mem_w = np.concatenate([om_t, w_c[c_ok]])
+        mem_om = np.concatenate([om_t, om_c[c_ok]])
+        # --- stacked rows: member x event time 1..K ----------------------------------
+        # the hazard is fitted on every event time of the stacks, as in the stage
+        K = max(int(spec.window[1]), self.window[1])
+        stu = self.work_student[mem_row]
+        mon = self.work_month[mem_row]
+        ks = np.arange(1, K + 1)
+        col = mon[:, None] + ks[None, :] - self.m0
+        inside = (col >= 0) & (col < self.row_of.shape[1])
+        colc = np.clip(col, 0, self.row_of.shape[1] - 1)
+        rows = np.where(inside, self.row_of[stu[:, None], colc], -1)
+        present = rows >= 0
+        fv = np.where(present, self.fv[np.maximum(rows, 0)], np.nan)
+        smr = np.where(present, self.sm[np.maximum(rows, 0)], 0)
+        comp = ~mem_treated[:, None] & present
+        censored = comp & ~np.isnan(fv) & (fv <= smr)
+        event = comp & ~np.isnan(fv) & (fv == smr)
+        at_risk = comp & (~censored | event)
+        W = self._censoring_weights(rows, at_risk, event, censored, mem_om, ks)
+        # --- ANCOVA per event time --------------------------------------------------
+        betas = []
+        for j, kk in enumerate(ks):
+            if kk < self.window[0] or kk > self.window[1]:
+                continue
+            use = present[:, j] & ~censored[:, j]
+            wt = mem_w * W[:, j]
+            use &= wt > 0
+            if not (use & mem_treated).any() or not (use & ~mem_treated).any():
+                return float("nan")
+            r = rows[use, j]
+            yk = self.y[r]
+            D = mem_treated[use].astype(float)
+            X = np.column_stack([D, self.base_cov[mem_row[use]]])
+            fe = self.work_fe[t_rows[mem_set[use]]]
+            betas.append(_wls_within(yk, X, wt[use], fe)[0])
+        return float(np.mean(betas))
+
+    def _censoring_weights(self, rows, at_risk, event, censored, mem_om, ks) -> np.ndarray:
+        n_mem, K = rows.shape
+        W = np.ones((n_mem, K))
+        if not at_risk.any() or not self.ipcw:
+            return np.where(censored, 0.0, W)
+        r_idx = rows[at_risk]
+        yv = event[at_risk].astype(float)
+        wv = np.broadcast_to(mem_om[:, None], rows.shape)[at_risk]
+        ratio = np.ones((n_mem, K))
+        if 0 < yv.sum() < yv.size:
+            Hm = self.H[r_idx]
+            if self._hazard0 is None:
+                b = np.zeros(Hm.shape[1])
+                b[0] = np.log(yv.mean() / (1 - yv.mean()))
+            else:
+                b = self._hazard0
+            # scikit-learn's C = 1e6 (as ipcw_weights); empty dummies stay at 0
+            b = _logistic_newton(Hm, yv, wv, b, 100, tol=1e-9, l2=1e-6)
+            if self._hazard0 is None and np.all(mem_om == 1):
+                self._hazard0 = b  # the full-sample fit starts every draw's
+            h = 1.0 / (1.0 + np.exp(-(Hm @ b)))
+            kk = np.broadcast_to(ks[None, :], rows.shape)[at_risk]
+            h0 = np.zeros(K + 1)
+            for k in ks:
+                m = kk == k
+                if m.any():
+                    h0[k] = np.sum(wv[m] * yv[m]) / np.sum(wv[m])
+            num = 1.0 - h0[kk]
+            ratio[at_risk] = np.where(yv > 0, 1.0, num / np.clip(1.0 - h, 1e-6, None))
+        W = np.cumprod(np.where(at_risk, ratio, 1.0), axis=1)
+        live = at_risk & ~censored
+        lo_q, hi_q = self.truncate
+        if live.any() and (lo_q is not None or hi_q is not None):
+            lw = W[live]
+            lo = np.quantile(lw, lo_q) if lo_q is not None else -np.inf
+            hi = np.quantile(lw, hi_q) if hi_q is not None else np.inf
+            W = np.where(live, np.clip(W, lo, hi), W)
+        return np.where(censored, 0.0, W)
+
+    # ----------------------------------------------------------------------------------
+    def run(
+        self, draws: int = 199, *, seed: int = 0, workers: int = 2, alpha: float = 0.05
+    ) -> BootstrapResult:
+        """``draws`` school draws (deterministic given ``seed``, whatever ``workers``)."""
+        t0 = time.perf_counter()
+        with threadpool_limits(limits=1):
+            est = self.estimate(np.ones(self.n_students, dtype=np.int64))
+        seeds = np.random.SeedSequence(seed).spawn(draws)
+        chunks = [list(range(i, draws, workers)) for i in range(workers)]
+        if workers > 1 and draws > 1:
+            global _ACTIVE
+            _ACTIVE = self
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+                parts = list(ex.map(_run_chunk, [[(i, seeds[i]) for i in c] for c in chunks]))
+            _ACTIVE = None
+            out = np.full(draws, np.nan)
+            for part in parts:
+                for i, v in part:
+                    out[i] = v
+        else:
+            out = np.array([v for _, v in self._chunk([(i, seeds[i]) for i in range(draws)])])
+        return BootstrapResult(
+            est,
+            out,
+            alpha,
+            time.perf_counter() - t0,
+            workers,
+            {"schools": int(len(self.schools)), "newton_steps": self.newton_steps,
+             "seed": seed},
+        )  # fmt: skip
+
+    def _chunk(self, items) -> list[tuple[int, float]]:
+        res = []
+        with threadpool_limits(limits=1):
+            for i, ss in items:
+                rng = np.random.default_rng(ss)
+                c = school_multiplicities(self.school_district, rng)
+                omega = c[self.student_school]
+                try:
+                    v = self.estimate(omega)
+                except (np.linalg.LinAlgError, ValueError):
+                    v = float("nan")
+                res.append((i, v))
+        return res
+
+
+_ACTIVE: DesignBootstrap | None = None
+
+
+def _run_chunk(items):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return _ACTIVE._chunk(items)
+
+
+def _wls_within(y, X, w, fe) -> np.ndarray:
+    """Weighted least squares of ``y`` on ``X`` with fixed effects ``fe`` swept out."""
+    codes, n = _codes(fe)
+    sw = np.bincount(codes, weights=w, minlength=n)
+    sw = np.where(sw > 0, sw, 1.0)
+    ym = np.bincount(codes, weights=w * y, minlength=n) / sw
+    yt = y - ym[codes]
+    Xt = np.empty_like(X)
+    for j in range(X.shape[1]):
+        xm = np.bincount(codes, weights=w * X[:, j], minlength=n) / sw
+        Xt[:, j] = X[:, j] - xm[codes]
+    sq = np.sqrt(w)
+    coef = np.linalg.lstsq(Xt * sq[:, None], yt * sq, rcond=None)[0]
+    return coef
+
+
+def _codes(fe: np.ndarray) -> tuple[np.ndarray, int]:
+    u, inv = np.unique(fe, return_inverse=True)
+    return inv, u.size

@@ -1,0 +1,1 @@
+"""The report stage's library: inputs, disclosure, counts, caveats, context, rendering."""

@@ -1,0 +1,311 @@
+"""Everything the report template shows, computed from the published tables.
+
+No number is typed here or in the template: each is read from a published
+(disclosure-controlled) table, ``metrics.json``, the one sample-size table
+(:mod:`pipeline.reporting.counts`), or the cited facts file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from pipeline import figures, labels
+from pipeline.disclosure import Published, Rules
+from pipeline.reporting import caveats as cv
+from pipeline.reporting.counts import as_dict, sample_sizes
+from pipeline.reporting.fmt import CI_LEVEL
+from pipeline.reporting.inputs import Inputs
+from pipeline.reporting.meta import FrontMatter
+
+TITLE = "Home visits and school attendance: an evaluation of Connecticut's LEAP"
+AUTHOR = "LEAP evaluation pipeline contributors"
+SUBGROUP_ORDER = ["grade_band", "cohort", "first_visit_mode", "ell", "prior_year_tier",
+                  "district", "district_code", "dosage"]
+
+
+def window_mean(df: pd.DataFrame, lo: int, hi: int, col: str) -> float:
+    """Mean of ``col`` over event times ``lo``..``hi`` (NaN when none is published)."""
+    d = df[df["event_time"].between(lo, hi)][col].dropna()
+    return float(d.mean()) if len(d) else float("nan")
+
+
+def _within(fe: str | None) -> str:
+    """How the report names the matched ANCOVA's time-effect groups."""
+    if not fe:
+        return ""
+    return "within district" if fe == "district_code" else f"within the same {labels.words(fe).lower()}"
+
+
+def validation_summary(v: pd.DataFrame | None, primary: str) -> dict[str, Any] | None:
+    """The primary design's record in the simulation study, for the appendix text."""
+    if v is None or v.empty or primary not in set(v["estimator"]):
+        return None
+    p = v[(v["estimator"] == primary) & v["targets_apply"].astype(bool)]
+    if p.empty:
+        return None
+    naive = v[(v["estimator"] == "naive_before_after") & (v["scenario"] == "dip")]
+    return {
+        "n_reps": int(p["n_reps"].min()),
+        "scenarios": len(p),
+        "max_abs_bias": float(p["bias"].abs().max()),
+        "coverage_min": float(100 * p["coverage"].min()),
+        "coverage_max": float(100 * p["coverage"].max()),
+        "se_ratio_min": float(p["se_ratio"].min()) if "se_ratio" in p else float("nan"),
+        "se_ratio_max": float(p["se_ratio"].max()) if "se_ratio" in p else float("nan"),
+        "naive_dip_bias": float(naive["bias"].iloc[0]) if len(naive) else None,
+        "pretrend_max": (
+            float(100 * p["pretrend_rejection"].max())
+            if "pretrend_rejection" in p and p["pretrend_rejection"].notna().any()
+            else None
+        ),
+        "verdicts": verdict_list(v, primary),
+        "verdict_rules": verdict_rules(),
+    }
+
+
+def verdict_rules() -> dict[str, float]:
+    """The verdicts' thresholds in percent (:mod:`pipeline.validation.verdicts`)."""
+    from pipeline.validation import verdicts as vd
+
+    return {
+        "caught": 100 * vd.CAUGHT_RATE,
+        "false_alarm": 100 * vd.FALSE_ALARM,
+        "bracket": 100 * vd.BRACKET_RATE,
+    }
+
+
+def verdict_list(v: pd.DataFrame, primary: str) -> list[dict[str, str]]:
+    """The primary design's verdict per simulated world (the optional ``verdict`` and
+    ``verdict_reason`` columns of the validation table; :mod:`pipeline.validation`)."""
+    if "verdict" not in v.columns:
+        return []
+    from pipeline.validation.scenarios import spec_of
+
+    rows = v[(v["estimator"] == primary) & v["verdict"].notna()]
+    return [
+        {
+            "world": spec_of(str(r.scenario)).world,
+            "verdict": str(r.verdict),
+            "reason": str(r.verdict_reason),
+        }
+        for r in rows.itertuples()
+    ]
+
+
+def data_quality_summary(dq: pd.DataFrame, base: tuple[str, ...]) -> dict[str, Any]:
+    """Rules with findings (rows > 0, or suppressed) and how many found nothing.
+
+    ``base`` are the accounting rows that are not rules (``read``, ``kept`` …).
+    """
+    rules = dq[~dq["reason"].isin(base)]
+    rows = pd.to_numeric(rules["rows"], errors="coerce")
+    found = rules[rows.isna() | (rows > 0)]
+    return {
+        "findings": found.assign(table=found["table"].map(labels.table),
+                                 reason=found["reason"].map(labels.reason)),
+        "n_checks": len(rules),
+        "n_clean": int((rows == 0).sum()),
+        "totals": dq[dq["reason"].isin(base)],
+    }
+
+
+def extract_description(t: Mapping[str, pd.DataFrame], sizes: Mapping[str, Any]) -> dict:
+    """What the extract holds: students, districts, attendance records, months."""
+    dq = t["data_quality"]
+    read = dq[dq["reason"] == "read"].set_index("table")["rows"]
+    months = sorted(t["chronic_by_month"]["month"].astype(str))
+    att = [k for k in ("attendance_monthly", "attendance_daily") if k in read.index]
+    return {
+        "students": sizes["extract"],
+        "districts": read.get("districts"),
+        "attendance_rows": read.get(att[0]) if att else None,
+        "attendance_daily": bool(att and att[0] == "attendance_daily"),
+        "first_month": months[0] if months else None,
+        "last_month": months[-1] if months else None,
+    }
+
+
+def methods_map(figs: Mapping[str, dict], synthetic: bool) -> list[dict[str, str]]:
+    """Every figure and table of the report with the code and data that made it."""
+    code = {
+        "event_study": "pipeline/figures.py: event_study_figure",
+        "event_study_all": "pipeline/figures.py: event_study_appendix_figure",
+        "event_means": "pipeline/figures.py: event_means_figure",
+        "event_study_chronic": "pipeline/figures.py: event_study_figure",
+        "love_plot": "pipeline/figures.py: love_plot",
+        "subgroups": "pipeline/figures.py: forest_plot",
+        "sample_flow": "pipeline/figures.py: sample_flow_figure",
+        "chronic_by_month": "pipeline/figures.py: chronic_by_month_figure",
+        "naive": "pipeline/figures.py: naive_figure",
+        "validation": "pipeline/validate.py: draw",
+    }
+    rows = [
+        {"item": f"Figure: {f['title']}", "code": code.get(fid, "pipeline/figures.py"),
+         "data": ", ".join([*f["sources"], f"figures/{f['data_csv']}"] if f.get("data_csv")
+                           else f["sources"])}
+        for fid, f in figs.items()
+    ]
+    tables = [
+        ("Sample sizes", "pipeline/reporting/counts.py", "tables/published/sample_flow.csv"),
+        ("Main effects", "pipeline/estimate.py", "tables/published/main_effects.csv"),
+        ("Subgroups", "pipeline/estimate.py", "tables/published/subgroups.csv"),
+        ("Robustness", "pipeline/estimate.py", "tables/published/robustness.csv"),
+        ("Covariate balance", "pipeline/match.py, pipeline/balance.py",
+         "tables/published/balance.csv"),
+        ("Event-study estimates", "pipeline/estimate.py", "tables/published/event_study.csv"),
+        ("Matching", "pipeline/match.py", "tables/published/match_summary.csv"),
+        ("Data quality", "pipeline/ingest.py, pipeline/checks.py, pipeline/panel.py",
+         "tables/published/data_quality.csv, tables/published/data_quality_panel.csv"),
+    ]
+    if synthetic:
+        tables.append(("Estimates against the truth", "pipeline/estimate.py",
+                       "tables/published/truth_comparison.csv"))
+    rows += [{"item": f"Table: {a}", "code": b, "data": c} for a, b, c in tables]
+    return rows
+
+
+def _naive_estimates(main: pd.DataFrame, primary: str) -> pd.DataFrame:
+    d = main.set_index("quantity").loc[["naive", "twfe", "att"]].reset_index()
+    d["label"] = [labels.estimator("naive_before_after"), labels.estimator("twfe"),
+                  labels.estimator(primary) + " (primary)"]
+    return d[["label", "estimate", "ci_low", "ci_high"]]
+
+
+def _truth_window(tc: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The truth table's window averages (its rows by event time stay in the CSV)."""
+    if tc is None:
+        return None
+    q = tc["quantity"].astype(str)
+    keep = ~q.str.startswith("event time")
+    return tc[keep] if keep.any() else tc
+
+
+def flow_exclusions(sizes: Mapping[str, Any], reasons: pd.DataFrame) -> dict[str, list[str]]:
+    """Side-box lines of the sample-flow diagram, from the sample-size table."""
+    from pipeline.reporting.inputs import MATCH_REASONS
+
+    out = {"matched": [
+        f"{'‡' if pd.isna(n) else f'{int(n):,}'} {MATCH_REASONS[r]}"
+        for r, n in zip(reasons["reason"], reasons["students"], strict=True)
+        if r in MATCH_REASONS
+    ]}
+    out["eligible"] = ["not in a program district"]
+    out["visited"] = ["no completed home visit"]
+    out["analysed"] = ["no attendance recorded after the first visit"]
+    return {k: [textwrap(x) for x in v] for k, v in out.items()}
+
+
+def textwrap(s: str, width: int = 44) -> str:
+    """Wrap side-box text."""
+    import textwrap as tw
+
+    return "\n".join(tw.wrap(s, width))
+
+
+def build_context(
+    inputs: Inputs,
+    pubs: dict[str, Published],
+    rules: Rules,
+    figs: list[dict],
+    facts: Mapping[str, Any],
+    front: FrontMatter,
+) -> dict[str, Any]:
+    """Everything the template shows, computed from the stage inputs (no typed numbers)."""
+    m = inputs.metrics
+    tabs = {k: p.table for k, p in pubs.items()}
+    main = tabs["main_effects"].set_index("quantity")
+    att, naive, twfe, chronic = (main.loc[k] for k in ("att", "naive", "twfe", "att_chronic"))
+    em = tabs["event_means"]
+    tr, co = em[em["role"] == "treated"], em[em["role"] == "comparison"]
+    usual = window_mean(tr, int(em["event_time"].min()), -3, "mean_rate")
+    dip_month = window_mean(tr, -1, -1, "mean_rate")
+    comp_dip = window_mean(co, -1, -1, "mean_rate")
+    w = m["att_window"]
+    tr_post, co_post = window_mean(tr, w[0], w[1], "mean_rate"), window_mean(co, w[0], w[1],
+                                                                               "mean_rate")
+    sizes_df = sample_sizes(tabs["sample_flow"], m)
+    sizes = as_dict(sizes_df)
+    optional = {k: inputs.tables.get(k) for k in
+                ("sensitivity", "attrition", "evidence_rating", "effect_sizes", "validation")}
+    caveats = cv.build_caveats(tabs, sizes, m, optional, facts)
+    sg = tabs["subgroups"]
+    truth = (m.get("truth") or {}).get("att_window")
+    es = tabs["event_study"]
+    comparators = sorted(set(es["estimator"]) - {m["primary_estimator"]})
+    days_per_month = facts["school_days_per_year"] / facts["school_months_per_year"]
+    n_months = w[1] - w[0] + 1
+    dq = data_quality_summary(tabs["data_quality"], ("read", "kept"))
+    dqp = data_quality_summary(tabs["data_quality_panel"],
+                               ("read", "in_panel", "rows", "enrollment_covering", "placed"))
+    sg_order = sorted(sg["subgroup"].unique(), key=lambda s: (
+        SUBGROUP_ORDER.index(s) if s in SUBGROUP_ORDER else len(SUBGROUP_ORDER), s))
+    return {
+        "title": TITLE,
+        "author": AUTHOR,
+        "front": front,
+        "synthetic": inputs.synthetic,
+        "watermark": figures.WATERMARK,
+        "refs": figures.reference_periods(es, m["primary_estimator"]),
+        "ci_level": CI_LEVEL,
+        "rules": rules,
+        "facts": facts,
+        "m": m,
+        "window": w,
+        "n_months": n_months,
+        "primary": labels.estimator(m["primary_estimator"]),
+        "comparators": [labels.estimator(c) for c in comparators],
+        "att": att,
+        "naive": naive,
+        "twfe": twfe,
+        "chronic": chronic,
+        "significant": bool(att["ci_low"] > 0 or att["ci_high"] < 0),
+        "positive": bool(att["estimate"] > 0),
+        "days": {
+            "per_month": days_per_month,
+            "month": float(att["estimate"]) / 100 * days_per_month,
+            "window": float(att["estimate"]) / 100 * days_per_month * n_months,
+            "window_low": float(att["ci_low"]) / 100 * days_per_month * n_months,
+            "window_high": float(att["ci_high"]) / 100 * days_per_month * n_months,
+        },
+        "naive_minus_att": float(naive["estimate"] - att["estimate"]),
+        "twfe_minus_att": float(twfe["estimate"] - att["estimate"]),
+        "usual": usual,
+        "dip_month": dip_month,
+        "dip": usual - dip_month,
+        "comp_dip": comp_dip,
+        "tr_recovery": tr_post - dip_month,
+        "co_recovery": co_post - comp_dip,
+        "truth": truth,
+        "truth_gap": (float(att["estimate"]) - truth) if truth is not None else None,
+        "naive_truth_gap": (float(naive["estimate"]) - truth) if truth is not None else None,
+        "pretrend": m["pretrend_test"],
+        "design": m["design"],  # chosen by estimate.design; estimate writes it
+        "ancova_within": _within((m.get("design_settings") or {}).get("ancova_fe")),
+        "pretrend_ok": bool(m["pretrend_test"]["p_value"] >= 0.05),
+        "sizes": sizes,
+        "sizes_table": sizes_df,
+        "caveats": caveats,
+        "n_concerns": sum(c.status == cv.CONCERN for c in caveats),
+        "extract": extract_description(inputs.tables, sizes),
+        "dq": dq,
+        "dqp": dqp,
+        "sg_order": sg_order,
+        "sg_n": int(sg["estimate"].notna().sum()),
+        "sg_suppressed": int(sg["estimate"].isna().sum()),
+        "sg_excl_zero": int(((sg["ci_low"] > 0) | (sg["ci_high"] < 0)).sum()),
+        "total_suppressed": sum(p.n_suppressed for p in pubs.values()),
+        "figs": {f["id"]: f for f in figs},
+        "tables": tabs,
+        "truth_window": _truth_window(tabs.get("truth_comparison")),
+        "validation": inputs.tables.get("validation"),
+        "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"]),
+        "max_smd": float(m["max_abs_smd_after"]),
+        "es_primary": es[es["estimator"] == m["primary_estimator"]],
+        "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic),
+        "labels": labels,
+        "isnan": lambda x: x is None or (isinstance(x, float) and math.isnan(x)),
+    }

@@ -1,0 +1,103 @@
+"""Design bootstrap: the full-sample draw is the stage's estimate; draws are reproducible."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.analysis.design import add_outcomes, primary, with_censoring_weights
+from pipeline.analysis.settings import EstimateConfig
+from pipeline.clusters import add_home_clusters, home_clusters
+from pipeline.design_bootstrap import DesignBootstrap, school_multiplicities
+from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+from tests.conftest import small_config
+from tests.panel_factory import build_panel
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return build_panel(small_config())[0]
+
+
+def _stage(panel, ipcw):
+    spec = RiskSetSpec()
+    res = riskset_match(panel, spec)
+    m, _ = with_censoring_weights(add_outcomes(stack_panels(panel, res.matches, spec.window)), ipcw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = primary(m, "attendance_rate", EstimateConfig(wild_bootstrap=False), bootstrap=False)
+    return r.average((1, 6)).estimate
+
+
+@pytest.mark.parametrize("ipcw", [False, True])
+def test_full_sample_draw_is_the_stage_estimate(panel, ipcw):
+    bs = DesignBootstrap(panel, ipcw=ipcw)
+    ones = np.ones(bs.n_students, dtype=np.int64)
+    # without censoring weights the same regression (to rounding); with them the hazard
+    # is re-fitted by another solver (to its tolerance)
+    tol = 1e-8 if not ipcw else 1e-4
+    assert bs.estimate(ones) == pytest.approx(_stage(panel, ipcw), abs=tol)
+
+
+def test_school_draws_stay_within_districts():
+    school_district = np.array([0, 0, 0, 1, 1, 2])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        c = school_multiplicities(school_district, rng)
+        assert np.bincount(school_district, weights=c).tolist() == [3, 2, 1]
+    assert school_multiplicities(school_district, np.random.default_rng(5))[5] == 1
+
+
+def test_draws_are_reproducible_and_vary(panel):
+    bs = DesignBootstrap(panel)
+    a = bs.run(6, seed=11, workers=1)
+    b = bs.run(6, seed=11, workers=2)
+    assert np.array_equal(a.draws, b.draws, equal_nan=True)
+    assert np.isfinite(a.draws).all()
+    assert a.draws.std() > 0
+    assert a.estimate == pytest.approx(bs.estimate(np.ones(bs.n_students, dtype=np.int64)))
+    t = a.tidy()
+    assert t.loc[0, "ci_low"] < t.loc[0, "ci_high"] and t.loc[0, "draws"] == 6
+    # a draw that keeps every school once is the full sample
+    assert "design bootstrap" in a.summary()
+
+
+@pytest.mark.slow
+def test_score_step_is_close_to_refitting(panel):
+    """The one-step (score) propensity re-fit and the fully re-fitted model give nearly
+    the same scores to the visited students and the candidates in their strata (the
+    scores matching uses; rows in cells without visited students are nearly separated
+    and their scores are far off either way)."""
+    fast = DesignBootstrap(panel)
+    slow = DesignBootstrap(panel, newton_steps=50)
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        om = school_multiplicities(fast.school_district, rng)[fast.student_school]
+        act, lp_fast = fast.propensity(om)
+        _, lp_slow = slow.propensity(om)
+        lp_full = fast.propensity(np.ones_like(om))[1][act]
+        treated_lp = lp_full[fast.work_t[act]]
+        near = lp_full > np.quantile(treated_lp, 0.01)  # where visited students are
+        gap = np.abs(lp_fast - lp_slow)[near]
+        moved = np.abs(lp_slow - lp_full)[near]
+        # the draw moves the scores; the one-step re-fit follows part of that move (on
+        # this small extract: about half; closer on larger ones)
+        assert np.median(gap) < 0.6 * np.median(moved)
+
+
+def test_home_clusters_nest_students():
+    df = pd.DataFrame(
+        {
+            "student_key": ["a", "a", "b", "b"],
+            "school_month": [2, 1, 1, 2],
+            "school_code": ["s2", "s1", "s3", "s4"],
+            "district_code": ["d1", "d1", "d2", "d2"],
+        }
+    )
+    h = home_clusters(df)
+    assert h.loc["a", "home_school_code"] == "s1" and h.loc["b", "home_school_code"] == "s3"
+    out = add_home_clusters(df, h)
+    assert out.groupby("student_key")["home_school_code"].nunique().max() == 1
+    with pytest.raises(KeyError, match="home_school_code"):
+        add_home_clusters(df.assign(student_key=["a", "a", "c", "c"]), h)
