@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.analysis.scenarios import DIFFERENCES, EXTENDED
-from pipeline.analysis.settings import PRIMARY
+from pipeline import registry
 from pipeline.analysis.simulation import ValidateConfig, summarize, verdicts
 from pipeline.analysis.simulation_figure import plot
 from pipeline.io import write_csv
@@ -56,7 +55,12 @@ def main() -> None:
         n_reps=a.reps,
         workers=a.workers,
         scenarios=tuple(a.scenarios),
-        estimators=(PRIMARY, EXTENDED, DIFFERENCES),
+        design="ancova",
+        estimators=(
+            registry.design_estimator("ancova").name,
+            *registry.extensions("ancova"),
+            registry.DESIGNS["differences"],
+        ),
         table=str(out / "validation.csv"),
         replications=str(out / "replications.csv"),
         figure=str(out / "validation"),
