@@ -52,7 +52,7 @@ def default_panel(tmp: Path) -> Path:
     params = load_params(ROOT / "params.yaml")
     cfg = SynthConfig.from_params({**section("synthesize", params), "scale": "default"})
     write_extract(generate(cfg), tmp / "raw")
-    run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=2)
+    run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=2, synthetic=True)
     write_panel(tmp / "interim", tmp / "panel.parquet", None)
     return tmp / "panel.parquet"
 

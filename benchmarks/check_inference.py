@@ -91,7 +91,7 @@ def _panel(world: str, seed: int):
     with tempfile.TemporaryDirectory(prefix="leap-check-") as tmp:
         tmp = Path(tmp)
         write_extract(ex, tmp / "raw")
-        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1, synthetic=True)
         write_panel(tmp / "interim", tmp / "panel.parquet", None)
         panel = pd.read_parquet(tmp / "panel.parquet")
     return panel, ex.truth

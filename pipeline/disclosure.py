@@ -367,6 +367,89 @@ def _row_key(df: pd.DataFrame, i: int, key_cols: Sequence[str]) -> str:
     return ", ".join(f"{k}={df.at[i, k]}" for k in key_cols if k in df.columns)
 
 
+class _PublishedCheck:
+    """The cell-by-cell checks of :func:`check_published` on one table."""
+
+    def __init__(self, pub: pd.DataFrame, src: pd.DataFrame, spec: TableSpec, rules: Rules):
+        self.pub, self.src, self.spec = pub, src, spec
+        self.mc, self.md = rules.min_count, rules.min_denominator
+        self.zero_ok = not spec.suppress_zero
+        self.out: list[Violation] = []
+
+    def shown(self, i: int, c: str) -> bool:
+        return bool(pd.notna(self.pub.at[i, c]))
+
+    def val(self, i: int, c: str) -> float:
+        v = self.src.at[i, c]
+        return float(v) if pd.notna(v) else float("nan")
+
+    def add(self, i: int, c: str, rule: str) -> None:
+        self.out.append(
+            Violation(self.spec.name, i, _row_key(self.src, i, self.spec.key_cols), c, rule)
+        )
+
+    def small(self, v: float) -> bool:
+        """A count under ``min_count`` that is not a permitted zero."""
+        return v < self.mc and not (self.zero_ok and v == 0)
+
+    def values(self, i: int) -> None:
+        for c in self.pub.columns:
+            if c == SUPPRESSED_COLUMN or c not in self.src.columns or not self.shown(i, c):
+                continue
+            a, b = self.pub.at[i, c], self.src.at[i, c]
+            if pd.isna(b):
+                self.add(i, c, "published value where the source has none")
+            elif isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, bool):
+                if not np.isclose(float(a), float(b), rtol=1e-12, atol=0):
+                    self.add(i, c, f"published {a!r} differs from source {b!r}")
+            elif str(a) != str(b):
+                self.add(i, c, f"published {a!r} differs from source {b!r}")
+
+    def counts(self, i: int) -> None:
+        for c in self.spec.count_cols:
+            v = self.val(i, c)
+            if self.shown(i, c) and self.small(v):
+                self.add(i, c, f"count {v:g} < min_count {self.mc}")
+
+    def rates(self, i: int) -> None:
+        mc, md = self.mc, self.md
+        for r in self.spec.rates:
+            num, den = self.val(i, r.numerator), self.val(i, r.denominator)
+            for c in (r.numerator, *r.value_cols):
+                if not self.shown(i, c):
+                    continue
+                if self.small(num):
+                    self.add(i, c, f"numerator {r.numerator}={num:g} < min_count {mc}")
+                if den < md:
+                    self.add(i, c, f"denominator {r.denominator}={den:g} < min_denominator {md}")
+                if den - num < mc and not (self.zero_ok and den == num):
+                    self.add(
+                        i, c, f"complement {r.denominator}-{r.numerator}={den - num:g} < {mc}"
+                    )
+
+    def estimates(self, i: int) -> None:
+        for e in self.spec.estimates:
+            for c in e.value_cols:
+                if not self.shown(i, c):
+                    continue
+                for n in e.n_cols:
+                    v = self.val(i, n)
+                    if not (v >= self.md):
+                        self.add(i, c, f"estimate rests on {n}={v:g} < min_denominator {self.md}")
+
+    def margins(self) -> None:
+        for m in self.spec.margins:
+            members = [x for x in m.members() if pd.notna(self.src.at[x[0], x[1]])]
+            hidden = [x for x in members if not self.shown(*x)]
+            if len(hidden) == 1:
+                i, c = hidden[0]
+                self.add(
+                    i,
+                    c,
+                    f"only suppressed cell of margin {m.label or ''} (recoverable by subtraction)",
+                )
+
+
 def check_published(
     published: pd.DataFrame, source: pd.DataFrame, spec: TableSpec, rules: Rules
 ) -> list[Violation]:
@@ -381,73 +464,26 @@ def check_published(
     """
     pub = published.reset_index(drop=True)
     src = source.reset_index(drop=True)
-    name, mc, md = spec.name, rules.min_count, rules.min_denominator
-    out: list[Violation] = []
+    name = spec.name
     if len(pub) != len(src):
         return [
             Violation(name, -1, "", "*", f"{len(pub)} published rows vs {len(src)} source rows")
         ]
-    for c in spec.controlled_columns():
-        if c not in pub.columns:
-            out.append(Violation(name, -1, "", c, "declared column missing from published table"))
-    if out:
-        return out
-
-    def shown(i: int, c: str) -> bool:
-        return bool(pd.notna(pub.at[i, c]))
-
-    def val(i: int, c: str) -> float:
-        v = src.at[i, c]
-        return float(v) if pd.notna(v) else float("nan")
-
-    def add(i: int, c: str, rule: str) -> None:
-        out.append(Violation(name, i, _row_key(src, i, spec.key_cols), c, rule))
-
-    zero_ok = not spec.suppress_zero
+    missing = [
+        Violation(name, -1, "", c, "declared column missing from published table")
+        for c in spec.controlled_columns()
+        if c not in pub.columns
+    ]
+    if missing:
+        return missing
+    chk = _PublishedCheck(pub, src, spec, rules)
     for i in range(len(src)):
-        for c in pub.columns:
-            if c == SUPPRESSED_COLUMN or c not in src.columns or not shown(i, c):
-                continue
-            a, b = pub.at[i, c], src.at[i, c]
-            if pd.isna(b):
-                add(i, c, "published value where the source has none")
-            elif isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, bool):
-                if not np.isclose(float(a), float(b), rtol=1e-12, atol=0):
-                    add(i, c, f"published {a!r} differs from source {b!r}")
-            elif str(a) != str(b):
-                add(i, c, f"published {a!r} differs from source {b!r}")
-        for c in spec.count_cols:
-            v = val(i, c)
-            if shown(i, c) and v < mc and not (zero_ok and v == 0):
-                add(i, c, f"count {v:g} < min_count {mc}")
-        for r in spec.rates:
-            num, den = val(i, r.numerator), val(i, r.denominator)
-            for c in (r.numerator, *r.value_cols):
-                if not shown(i, c):
-                    continue
-                if num < mc and not (zero_ok and num == 0):
-                    add(i, c, f"numerator {r.numerator}={num:g} < min_count {mc}")
-                if den < md:
-                    add(i, c, f"denominator {r.denominator}={den:g} < min_denominator {md}")
-                if den - num < mc and not (zero_ok and den == num):
-                    add(i, c, f"complement {r.denominator}-{r.numerator}={den - num:g} < {mc}")
-        for e in spec.estimates:
-            for c in e.value_cols:
-                if not shown(i, c):
-                    continue
-                for n in e.n_cols:
-                    v = val(i, n)
-                    if not (v >= md):
-                        add(i, c, f"estimate rests on {n}={v:g} < min_denominator {md}")
-    for m in spec.margins:
-        members = [x for x in m.members() if pd.notna(src.at[x[0], x[1]])]
-        hidden = [x for x in members if not shown(*x)]
-        if len(hidden) == 1:
-            i, c = hidden[0]
-            add(
-                i, c, f"only suppressed cell of margin {m.label or ''} (recoverable by subtraction)"
-            )
-    return out
+        chk.values(i)
+        chk.counts(i)
+        chk.rates(i)
+        chk.estimates(i)
+    chk.margins()
+    return chk.out
 
 
 def assert_published_safe(

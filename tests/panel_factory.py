@@ -22,7 +22,7 @@ def build_panel(cfg: SynthConfig) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     with tempfile.TemporaryDirectory(prefix="leap-test-panel-") as tmp:
         tmp = Path(tmp)
         write_extract(extract, tmp / "raw")
-        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1)
+        run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1, synthetic=True)
         write_panel(tmp / "interim", tmp / "panel.parquet", None)
         panel = pd.read_parquet(tmp / "panel.parquet")
     visits = extract.tables["home_visits"].copy()
