@@ -242,6 +242,9 @@ def test_validate_stage_knows_the_worlds():
     # params.yaml may list every scenario the stage knows, and only those
     assert (*settings.SCENARIO_NAMES, *settings.WORLD_SCENARIO_NAMES) == tuple(SCENARIOS)
     assert settings.WORLD_SCENARIO_NAMES == WORLDS
+    v = settings.ValidateSettings.model_validate({"scenarios": ["dip", "realistic"]})
+    assert ValidateConfig(**v.kwargs()).scenarios == ("dip", "realistic")
+    assert settings.ValidateSettings().scenarios == settings.SCENARIO_NAMES
 
 
 def test_report_lists_verdicts_with_world_labels():
