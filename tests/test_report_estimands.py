@@ -103,7 +103,7 @@ def test_appendix_tables_and_suppression(html):
     small = re.search(r"<tr><td[^>]*>small group</td>.*?</tr>", est, re.S).group(0)
     assert "‡" in small
     att = re.search(r"<h3>Attrition</h3>.*?</table>", page, re.S).group(0)
-    assert "wwc attrition" in att
+    assert "WWC attrition" in att  # the column's label (pipeline/labels.py)
 
 
 def test_without_the_tables_the_report_is_unchanged(tmp_path):

@@ -11,7 +11,7 @@ from pipeline import figures
 from pipeline.disclosure import Published
 from pipeline.reporting.context import _naive_estimates, flow_exclusions
 from pipeline.reporting.counts import as_dict, sample_sizes
-from pipeline.reporting.inputs import Inputs
+from pipeline.reporting.inputs import Inputs, validation_source
 
 SOURCES = {
     "event_study": ["event_study"],
@@ -85,7 +85,7 @@ def make_figures(
                     "with a shaded band from 93% to 97%. Values are in the simulation table."
                 ),
                 fig=fig,
-                sources=["tables/validation.csv"],
+                sources=[validation_source(inputs)],
                 data=v,
             )
         )
