@@ -111,6 +111,7 @@ def methods_map(figs: Mapping[str, dict], synthetic: bool) -> list[dict[str, str
         "chronic_by_month": "pipeline/figures.py: chronic_by_month_figure",
         "naive": "pipeline/figures.py: naive_figure",
         "validation": "pipeline/validate.py: draw",
+        "costs": "pipeline/analysis/costs_report.py: cost_figure",
     }
     rows = [
         {"item": f"Figure: {f['title']}", "code": code.get(fid, "pipeline/figures.py"),
@@ -173,6 +174,16 @@ def textwrap(s: str, width: int = 44) -> str:
     import textwrap as tw
 
     return "\n".join(tw.wrap(s, width))
+
+
+def cost_context(inputs: Inputs) -> dict[str, Any] | None:
+    """The cost-effectiveness section (the costs stage's tables), ``None`` without them."""
+    ce, cs = inputs.tables.get("cost_effectiveness"), inputs.tables.get("cost_sensitivity")
+    if ce is None or cs is None:
+        return None
+    from pipeline.analysis.costs_report import cost_section
+
+    return cost_section(ce, cs, inputs.synthetic)
 
 
 ESTIMAND_ROWS = {
@@ -296,6 +307,7 @@ def build_context(
         "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"]),
         "val_source": validation_source(inputs).removeprefix("../"),
         "estimand_rows": estimand_rows(tabs),
+        "costs": cost_context(inputs),
         "max_smd": float(m["max_abs_smd_after"]),
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
         "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic),
