@@ -41,8 +41,8 @@ class Caveat:
         return STATUS_LABELS[self.status]
 
 
-def _ci(lo: Any, hi: Any) -> str:
-    return f"{CI_LEVEL}% CI {fmt_num(lo)} to {fmt_num(hi)}"
+def _ci(lo: Any, hi: Any, nd: int = 1) -> str:
+    return f"{CI_LEVEL}% CI {fmt_num(lo, nd)} to {fmt_num(hi, nd)}"
 
 
 def balance_caveat(bal: pd.DataFrame, equivalence: float, adjustment: float) -> Caveat:
@@ -93,6 +93,10 @@ def falsification_caveat(rb: pd.DataFrame, pretrend: Mapping[str, Any],
     bad = p < 0.05
     plac = rb[rb["check"].astype(str).str.startswith("placebo")]
     for _, r in plac.iterrows():
+        if pd.isna(r["estimate"]):
+            parts.append(f"{labels.check(r['check'])}: suppressed (it rests on too few "
+                         "students to publish).")
+            continue
         excl = pd.notna(r["ci_low"]) and (r["ci_low"] > 0 or r["ci_high"] < 0)
         bad |= bool(excl)
         parts.append(
@@ -205,6 +209,7 @@ def attrition_caveat(
     reasons: pd.DataFrame,
     match_summary: pd.DataFrame,
     attrition: pd.DataFrame | None,
+    window: tuple[int, int] | None = None,
 ) -> Caveat:
     """Visited students left out, why, and who (from the one sample-size table)."""
     v, nm, no = sizes["visited"], sizes["not_matched"], sizes["not_observed"]
@@ -239,6 +244,9 @@ def attrition_caveat(
             f"{fmt_pct(nm, v)} overall, so the estimate speaks less for them."
         )
     if attrition is not None and len(attrition):
+        if window is not None:  # the headline's months, when the table covers them
+            inw = attrition[attrition["event_time"].between(*window)]
+            attrition = inw if len(inw) else attrition
         last = attrition.sort_values("event_time").iloc[-1]
         o = pd.to_numeric(attrition["overall_attrition"]).max()
         d = pd.to_numeric(attrition["differential_attrition"]).abs().max()
@@ -263,7 +271,7 @@ def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = 
     r = _first(wwc, lambda d: d["item"] == "rating")
     es = [] if effect_sizes is None else [
         f"{labels.words(e['measure'])} on {labels.label(e['outcome']).lower()} "
-        f"{fmt_num(e['estimate'], 2, True)} ({_ci(e['ci_low'], e['ci_high'])}"
+        f"{fmt_num(e['estimate'], 2, True)} ({_ci(e['ci_low'], e['ci_high'], 2)}"
         + (f"; improvement index {fmt_num(e['improvement_index'], 0, True)}"
            if pd.notna(e.get("improvement_index")) else "") + ")"
         for _, e in effect_sizes.iterrows() if pd.notna(e["estimate"])]
@@ -296,8 +304,8 @@ def reachability_caveat(rows: Mapping[str, Any]) -> Caveat | None:
     if "itt" not in rows:
         return None
     text = (
-        "The headline counts students whose family was reached. Families who can be "
-        "reached may differ in ways the records do not show. Counting every student a "
+        "The headline counts students whose family was reached, who may differ in ways "
+        "the records do not show. Counting every student a "
         "visitor first tried to reach, reached or not (intent to treat), the average is "
         f"{_est_ci(rows['itt'])}"
     )
@@ -353,7 +361,7 @@ def stress_caveat(validation: pd.DataFrame | None) -> Caveat:
         return Caveat(
             "stress", "Worlds that break the assumptions", NOT_ASSESSED,
             "Not assessed: how the design fares when referral, reachability or attrition "
-            "break its assumptions (the simulation study tests only worlds built around them).",
+            "break its assumptions.",
         )
     v = validation.dropna(subset=["verdict"]).drop_duplicates("scenario")
     by = v.groupby("verdict", sort=True)["scenario"].apply(
@@ -381,7 +389,7 @@ def build_caveats(
             k: optional[k] for k in ("sensitivity_ovb", "sensitivity_rosenbaum",
                                      "sensitivity_honestdid") if optional.get(k) is not None}),
         attrition_caveat(sizes, pub_tables["match_reasons"], pub_tables["match_summary"],
-                         optional.get("attrition")),
+                         optional.get("attrition"), tuple(metrics["att_window"])),
         inference_caveat(metrics, rows),
         stress_caveat(optional.get("validation")),
         rating_caveat(optional.get("wwc"), optional.get("effect_sizes")),
