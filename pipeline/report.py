@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from pipeline import config, figures
+from pipeline import config, figures, runner
 from pipeline import io as pio
 from pipeline.disclosure import Published, Rules
 from pipeline.reporting.context import build_context
@@ -41,7 +41,7 @@ from pipeline.reporting.inputs import (  # noqa: F401  (re-exported for callers)
     normalise_match_summary,
 )
 from pipeline.reporting.meta import front_matter
-from pipeline.reporting.publish import publish
+from pipeline.reporting.publish import publish, published_sources  # noqa: F401
 from pipeline.reporting.render import (  # noqa: F401
     CHROMIUM_FLAGS,
     TEMPLATES,
@@ -89,7 +89,8 @@ def run(
     want_pdf = bool(rsec.get("pdf", True))
     chromium = find_chromium(rsec.get("chromium")) if want_pdf else None
 
-    inputs = load_inputs(rep)
+    vt = rsec.get("validation_table")
+    inputs = load_inputs(rep, None if vt is None else root / vt)
     pubs = publish(inputs, rules)
     facts = load_facts()
     front = front_matter(provenance_root or root)
@@ -132,14 +133,17 @@ def _readable(*paths: Path) -> None:
                 os.chmod(f, 0o644)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m pipeline.report``."""
+def _stage() -> runner.Summary:
     root = config.project_root()
     stage_settings()  # the whole params.yaml is checked before any work
     out = run(root, config.load_params())
-    for k, p in out.items():
-        print(f"report: wrote {k}: {p.relative_to(root) if p.is_relative_to(root) else p}")
-    return 0
+    names = [str(p.relative_to(root) if p.is_relative_to(root) else p) for p in out.values()]
+    return runner.Summary(detail="wrote " + ", ".join(names))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m pipeline.report`` (``--help``, ``--quiet``)."""
+    return runner.main("report", __doc__, _stage, argv)
 
 
 if __name__ == "__main__":

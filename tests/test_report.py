@@ -23,7 +23,6 @@ from PIL import Image
 from pipeline import figures, report
 from pipeline.disclosure import DisclosureError, Published, Rules, check_published
 from pipeline.reporting import inputs as report_inputs
-from pipeline.reporting import publish as publish_mod
 from pipeline.reporting.publish import published_sources
 from tests.report_fixtures import build_report_inputs
 
@@ -218,7 +217,14 @@ def test_stage_fails_and_writes_nothing_when_a_cell_leaks(tmp_path, monkeypatch)
         src = df.reset_index(drop=True)
         return Published(spec.name, src.assign(suppressed=""), src.isna() & False, src, spec)
 
-    monkeypatch.setattr(publish_mod, "suppress", no_suppression)
+    from pipeline.disclosure_ledger import DisclosureLedger
+
+    # the report publishes through one ledger (pipeline.disclosure_ledger.publish_tables)
+    monkeypatch.setattr(
+        DisclosureLedger,
+        "suppress",
+        lambda self: {n: no_suppression(d, s, None) for n, (d, s) in self._tables.items()},
+    )
     with pytest.raises(DisclosureError, match=r"sample_flow: row 1 \(step=eligible\)"):
         report.run(tmp_path, _params(pdf=False, dpi=50))
     rep = tmp_path / "reports"

@@ -68,11 +68,24 @@ def _write_estimand_tables(tables):
     cy.to_csv(tables / "chronic_yearly.csv", index=False)
 
 
+def _write_cost_tables(tables):
+    """The costs stage's tables for $1,000,000 over 500 students and +5 (3 to 7) points."""
+    from pipeline.analysis.costs import CostConfig, run_costs
+
+    metrics = {"att": {"estimate": 5.0, "ci_low": 3.0, "ci_high": 7.0},
+               "att_chronic": {"estimate": -10.0, "ci_low": -15.0, "ci_high": -5.0},
+               "att_window": [1, 6]}  # fmt: skip
+    out = run_costs(CostConfig(total_cost=1_000_000, students_reached=500), metrics, 1)
+    for name, df in out.items():
+        df.to_csv(tables / f"{name}.csv", index=False)
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     root = tmp_path_factory.mktemp("report_estimands")
     build_report_inputs(root, seed=3, effect=6.0, dip=9.0, n_treated=1200, design="ancova")
     _write_estimand_tables(root / "reports" / "tables")
+    _write_cost_tables(root / "reports" / "tables")
     out = report.run(root, _params())
     return (root / "reports" / "report.html").read_text(), out
 
@@ -103,7 +116,7 @@ def test_appendix_tables_and_suppression(html):
     small = re.search(r"<tr><td[^>]*>small group</td>.*?</tr>", est, re.S).group(0)
     assert "‡" in small
     att = re.search(r"<h3>Attrition</h3>.*?</table>", page, re.S).group(0)
-    assert "wwc attrition" in att
+    assert "WWC attrition" in att  # the column's label (pipeline/labels.py)
 
 
 def test_without_the_tables_the_report_is_unchanged(tmp_path):
@@ -111,3 +124,17 @@ def test_without_the_tables_the_report_is_unchanged(tmp_path):
     report.run(tmp_path, _params())
     page = (tmp_path / "reports" / "report.html").read_text()
     assert "intent to treat" not in page and "Estimands and intervals" not in page
+    assert 'id="costs"' not in page
+
+
+def test_cost_section_and_figure(html):
+    page, out = html
+    m = re.search(r'<section id="costs">(.*?)</section>', page, re.S)
+    text = _text(m.group(1))
+    # $2,000 a student over 0.05 × 108 school days (tests/test_costs.py's hand computation)
+    assert "Cost-effectiveness" in text and "$370 (95% interval $265 to $617)" in text
+    assert "per_day" not in text
+    import json
+
+    manifest = json.loads((out["figures"] / "manifest.json").read_text())
+    assert "costs" in {f["id"] for f in manifest["figures"]}

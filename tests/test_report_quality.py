@@ -229,14 +229,25 @@ def test_falsification_caveat_flags_a_placebo_away_from_zero():
     assert cv.falsification_caveat(_rb(placebo=None), {"p_value": 0.01}).status == cv.CONCERN
 
 
-def test_sensitivity_caveat_with_and_without_its_table():
+def test_sensitivity_caveat_with_and_without_its_tables():
     c = cv.sensitivity_caveat(_rb(), None)
     assert c.status == cv.CONCERN and "0.30" in c.text and "Not assessed" in c.text
-    sens = pd.DataFrame({"method": ["omitted_variable"], "quantity": ["robustness_value"],
-                         "estimate": [0.21]})
-    c2 = cv.sensitivity_caveat(_rb(mbar=1.4), sens)
-    assert c2.status == cv.OK and "0.21" in c2.text and "Not assessed" not in c2.text
+    sens = {
+        "sensitivity_ovb": pd.DataFrame({"rv_q": [0.21], "rv_qa": [0.12], "note": [None]}),
+        "sensitivity_rosenbaum": pd.DataFrame({"row": ["gamma grid", "breakdown"],
+                                               "gamma": [1.0, 2.35], "note": [None, None]}),
+        "sensitivity_honestdid": pd.DataFrame({
+            "Delta": ["DeltaRM", "DeltaRM", "DeltaSD"],
+            "method": ["C-LF", "breakdown (largest grid Mbar, C-LF)", "breakdown (FLCI)"],
+            "M": [0.5, 1.4, 0.8]}),
+    }
+    c2 = cv.sensitivity_caveat(_rb(mbar=0.3), sens)
+    assert c2.status == cv.OK and "Not assessed" not in c2.text
+    assert "21.0%" in c2.text and "12.0%" in c2.text  # robustness values
+    assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text and "M = 0.80" in c2.text
     assert "_" not in c2.text
+    low = {**sens, "sensitivity_rosenbaum": sens["sensitivity_rosenbaum"].assign(gamma=1.1)}
+    assert cv.sensitivity_caveat(_rb(mbar=1.4), low).status == cv.CONCERN
     assert cv.sensitivity_caveat(_rb(mbar=None), None).status == cv.NOT_ASSESSED
 
 
@@ -251,9 +262,12 @@ def test_attrition_caveat_says_who_and_why():
     assert "165 (29%)" in c.text and "137 no comparison student close enough" in c.text
     assert "59% of visited students with prior-year attendance tier “not recorded”" in c.text
     assert "Not assessed: differential attrition" in c.text
-    att = pd.DataFrame({"event_time": [1, 2], "overall": [10.0, 14.0],
-                        "differential": [2.0, -3.5]})
-    assert "14% overall and 4% differential" in cv.attrition_caveat(sizes, reasons, ms, att).text
+    att = pd.DataFrame({"event_time": [1, 2], "overall_attrition": [10.0, 14.0],
+                        "differential_attrition": [2.0, -3.5], "boundary": "cautious",
+                        "wwc_attrition": ["low", "high"]})
+    text = cv.attrition_caveat(sizes, reasons, ms, att).text
+    assert "14% overall and 4% differential" in text
+    assert "by month 2" in text and "high attrition (cautious boundary)" in text
 
 
 def test_optional_analyses_absent_are_listed_as_not_assessed():
@@ -264,9 +278,15 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
     m2 = {"att": {"estimate": 1.0, "design_bootstrap": {"ci_low": 0.1, "ci_high": 2.0}},
           "design_settings": {"cluster": "school_code"}}
     assert cv.inference_caveat(m2).status == cv.OK
-    r = cv.rating_caveat(pd.DataFrame({"rating": ["meets_with_reservations"],
-                                       "reason": ["a quasi-experimental design"]}))
+    wwc = pd.DataFrame({"item": ["baseline equivalence", "rating"],
+                        "category": ["satisfied", "meets_with_reservations"],
+                        "reason": ["", "a quasi-experimental design"]})
+    es = pd.DataFrame({"measure": ["hedges_g"], "outcome": ["attendance_rate"],
+                       "estimate": [0.31], "ci_low": [0.2], "ci_high": [0.42],
+                       "improvement_index": [12.2]})
+    r = cv.rating_caveat(wwc, es)
     assert r.status == cv.OK and r.text.startswith("Meets with reservations")
+    assert "+0.31" in r.text and "improvement index +12" in r.text
     v = pd.DataFrame({"scenario": ["dip", "unrecorded_shocks"],
                       "verdict": ["valid", "not identified"]})
     s = cv.stress_caveat(v)

@@ -74,7 +74,7 @@ def run_estimation(
     alts = [r for _, r in (other,) if isinstance(r, EventStudyResult)]
     alts_ch = [r for _, r in (other_ch,) if isinstance(r, EventStudyResult)]
     students = pd.Index(matched["student_key"].unique())
-    cp = comparator_panel(panel, students)
+    cp = add_home_clusters(comparator_panel(panel, students), homes)  # estimate.cluster
     log.info("comparators on %d students", len(students))
     comps, errors = comparators(cp, "attendance_rate", cfg)
     comps_ch, errors_ch = comparators(cp, "chronic_pp", cfg)

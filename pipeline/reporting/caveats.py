@@ -21,6 +21,9 @@ from pipeline.reporting.fmt import CI_LEVEL, fmt_int, fmt_num, fmt_p, fmt_pct, j
 from pipeline.reporting.inputs import MATCH_REASONS
 
 CONCERN, OK, NOT_ASSESSED = "concern", "ok", "not_assessed"
+#: Rosenbaum's breakdown Γ below which hidden bias of a modest size would explain the
+#: effect (Rosenbaum 2002 calls Γ < 1.5 sensitive to small biases).
+GAMMA_CONCERN = 1.5
 STATUS_LABELS = {CONCERN: "Caution", OK: "Checked", NOT_ASSESSED: "Not assessed"}
 
 
@@ -38,8 +41,8 @@ class Caveat:
         return STATUS_LABELS[self.status]
 
 
-def _ci(lo: Any, hi: Any) -> str:
-    return f"{CI_LEVEL}% CI {fmt_num(lo)} to {fmt_num(hi)}"
+def _ci(lo: Any, hi: Any, nd: int = 1) -> str:
+    return f"{CI_LEVEL}% CI {fmt_num(lo, nd)} to {fmt_num(hi, nd)}"
 
 
 def balance_caveat(bal: pd.DataFrame, equivalence: float, adjustment: float) -> Caveat:
@@ -73,8 +76,10 @@ def balance_caveat(bal: pd.DataFrame, equivalence: float, adjustment: float) -> 
     return Caveat("balance", "Balance after matching", CONCERN if adjust else OK, text)
 
 
-def falsification_caveat(rb: pd.DataFrame, pretrend: Mapping[str, Any]) -> Caveat:
-    """The joint pre-trend test and every placebo row of the robustness table."""
+def falsification_caveat(rb: pd.DataFrame, pretrend: Mapping[str, Any],
+                         fals: pd.DataFrame | None = None) -> Caveat:
+    """The joint pre-trend test, every placebo row of the robustness table and, when
+    present, each design's equivalence bound (``sensitivity_falsification``)."""
     p = float(pretrend["p_value"])
     times = pretrend.get("event_times") or []
     when = (
@@ -88,6 +93,10 @@ def falsification_caveat(rb: pd.DataFrame, pretrend: Mapping[str, Any]) -> Cavea
     bad = p < 0.05
     plac = rb[rb["check"].astype(str).str.startswith("placebo")]
     for _, r in plac.iterrows():
+        if pd.isna(r["estimate"]):
+            parts.append(f"{labels.check(r['check'])}: suppressed (it rests on too few "
+                         "students to publish).")
+            continue
         excl = pd.notna(r["ci_low"]) and (r["ci_low"] > 0 or r["ci_high"] < 0)
         bad |= bool(excl)
         parts.append(
@@ -103,16 +112,52 @@ def falsification_caveat(rb: pd.DataFrame, pretrend: Mapping[str, Any]) -> Cavea
         )
     if plac.empty:
         parts.append("No placebo-date check was run.")
+    for _, f in (fals if fals is not None else pd.DataFrame()).iterrows():
+        if pd.isna(f["equivalence_bound"]):
+            continue
+        bad |= str(f["pretrend_reject"]).lower() in ("true", "1", "1.0")
+        parts.append(
+            f"{labels.estimator(f['estimator'])}: placebo months p = {fmt_p(f['pretrend_p'])}; "
+            f"the data rule out a pre-visit difference larger than "
+            f"{fmt_num(f['equivalence_bound'], 1)} points (equivalence bound, "
+            f"{fmt_num(f['bound_over_effect'], 2)} times the effect)."
+        )
     return Caveat("falsification", "Falsification tests", CONCERN if bad else OK, " ".join(parts))
 
 
-def sensitivity_caveat(rb: pd.DataFrame, sens: pd.DataFrame | None) -> Caveat:
-    """Breakdown values (relative magnitudes) and, when present, the sensitivity table."""
+def _first(df: pd.DataFrame | None, mask=None) -> pd.Series | None:
+    """The first row of ``df`` (where ``mask``), or ``None`` when there is none."""
+    if df is None or df.empty:
+        return None
+    d = df[mask(df)] if mask is not None else df
+    return d.iloc[0] if len(d) else None
+
+
+def _note(r: pd.Series | None) -> str:
+    n = None if r is None else r.get("note")
+    return "" if n is None or pd.isna(n) else str(n)
+
+
+def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None] | None
+                       ) -> Caveat:
+    """Robustness value, Rosenbaum's breakdown Γ and the HonestDiD breakdown values.
+
+    ``sens`` holds the estimate stage's ``sensitivity_ovb``, ``sensitivity_rosenbaum``
+    and ``sensitivity_honestdid`` tables (each may be absent); without HonestDiD's table
+    the robustness table's relative-magnitudes row gives the breakdown M̄.
+    """
+    sens = sens or {}
+    parts, concern, assessed = [], False, False
+    hd = sens.get("sensitivity_honestdid")
+    rm = _first(hd, lambda d: (d["Delta"] == "DeltaRM")
+                & d["method"].astype(str).str.startswith("breakdown"))
+    sd = _first(hd, lambda d: (d["Delta"] == "DeltaSD")
+                & d["method"].astype(str).str.startswith("breakdown"))
     bd = rb[rb["check"].astype(str) == "relative magnitudes breakdown Mbar"]
-    parts, concern = [], False
-    if len(bd) and pd.notna(bd["estimate"].iloc[0]):
-        m = float(bd["estimate"].iloc[0])
-        concern |= m < 1
+    m = rm["M"] if rm is not None else (bd["estimate"].iloc[0] if len(bd) else None)
+    if m is not None and pd.notna(m):
+        m = float(m)
+        assessed, concern = True, concern or m < 1
         parts.append(
             "The interval stays above zero only while the bias after the visit changes "
             f"from month to month by at most {fmt_num(m, 2)} times the largest change seen "
@@ -120,18 +165,42 @@ def sensitivity_caveat(rb: pd.DataFrame, sens: pd.DataFrame | None) -> Caveat:
             + ("; a value below one means modest departures from parallel paths would "
                "overturn the result." if m < 1 else ".")
         )
+    elif rm is not None:
+        assessed = True
+        parts.append("No relative-magnitude bound on the grid keeps the interval away from "
+                     "zero.")
     else:
         parts.append("No breakdown value for parallel paths was computed.")
-    if sens is not None and len(sens):
-        for _, r in sens.iterrows():
-            parts.append(f"{labels.words(r['method'])}: {labels.words(r['quantity']).lower()} "
-                         f"{fmt_num(r['estimate'], 2)}.")
-    else:
+    if sd is not None and pd.notna(sd["M"]):
+        parts.append(f"Allowing the trend to bend by at most M points a month, the interval "
+                     f"excludes zero up to M = {fmt_num(sd['M'], 2)}.")
+    ovb = _first(sens.get("sensitivity_ovb"))
+    if ovb is not None and pd.notna(ovb["rv_q"]):
+        assessed = True
+        parts.append(
+            "An unobserved confounder would have to explain "
+            f"{fmt_pct(100 * float(ovb['rv_q']), nd=1)} of the remaining variation of both "
+            "the visit and attendance to remove the estimate (robustness value), and "
+            f"{fmt_pct(100 * float(ovb['rv_qa']), nd=1)} to make it lose significance.")
+    elif ovb is not None:
+        parts.append(f"The robustness value could not be computed: {_note(ovb)}.")
+    ros = _first(sens.get("sensitivity_rosenbaum"), lambda d: d["row"] == "breakdown")
+    if ros is not None and pd.notna(ros["gamma"]):
+        assessed = True
+        g = float(ros["gamma"])
+        concern |= g < GAMMA_CONCERN
+        parts.append(
+            "Rosenbaum bounds: the effect stays significant unless a hidden characteristic "
+            f"multiplies the odds of a visit by more than Γ = {fmt_num(g, 2)} between "
+            "matched students.")
+    elif ros is not None:
+        parts.append(f"Rosenbaum bounds could not be computed: {_note(ros)}.")
+    if not any(k in sens for k in ("sensitivity_ovb", "sensitivity_rosenbaum")):
         parts.append(
             "Not assessed: how strong an unobserved confounder would have to be "
             "(robustness value, Rosenbaum bounds)."
         )
-    status = CONCERN if concern else (OK if sens is not None else NOT_ASSESSED)
+    status = CONCERN if concern else (OK if assessed else NOT_ASSESSED)
     return Caveat("sensitivity", "Sensitivity to hidden bias", status, " ".join(parts))
 
 
@@ -140,6 +209,7 @@ def attrition_caveat(
     reasons: pd.DataFrame,
     match_summary: pd.DataFrame,
     attrition: pd.DataFrame | None,
+    window: tuple[int, int] | None = None,
 ) -> Caveat:
     """Visited students left out, why, and who (from the one sample-size table)."""
     v, nm, no = sizes["visited"], sizes["not_matched"], sizes["not_observed"]
@@ -174,10 +244,18 @@ def attrition_caveat(
             f"{fmt_pct(nm, v)} overall, so the estimate speaks less for them."
         )
     if attrition is not None and len(attrition):
-        o = pd.to_numeric(attrition["overall"]).max()
-        d = pd.to_numeric(attrition["differential"]).abs().max()
-        parts.append(f"Attrition of the analytic sample reaches {fmt_pct(o)} overall and "
-                     f"{fmt_pct(d)} differential.")
+        if window is not None:  # the headline's months, when the table covers them
+            inw = attrition[attrition["event_time"].between(*window)]
+            attrition = inw if len(inw) else attrition
+        last = attrition.sort_values("event_time").iloc[-1]
+        o = pd.to_numeric(attrition["overall_attrition"]).max()
+        d = pd.to_numeric(attrition["differential_attrition"]).abs().max()
+        parts.append(
+            f"Attrition of the analytic sample reaches {fmt_pct(o)} overall and "
+            f"{fmt_pct(d)} differential; by month {fmt_num(last['event_time'], 0)} the What "
+            f"Works Clearinghouse classes it as {labels.words(last['wwc_attrition']).lower()} "
+            f"attrition ({labels.words(last['boundary']).lower()} boundary)."
+        )
     else:
         parts.append("Not assessed: differential attrition against the What Works "
                      "Clearinghouse boundaries.")
@@ -186,27 +264,78 @@ def attrition_caveat(
                   " ".join(parts))
 
 
-def rating_caveat(rating: pd.DataFrame | None) -> Caveat:
-    """The evidence rating, when an analysis has written one."""
-    if rating is None or rating.empty:
+def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = None
+                  ) -> Caveat:
+    """The What Works Clearinghouse rating (``wwc`` table, its ``rating`` row) and the
+    effect sizes (``effect_sizes`` table)."""
+    r = _first(wwc, lambda d: d["item"] == "rating")
+    es = [] if effect_sizes is None else [
+        f"{labels.words(e['measure'])} on {labels.label(e['outcome']).lower()} "
+        f"{fmt_num(e['estimate'], 2, True)} ({_ci(e['ci_low'], e['ci_high'], 2)}"
+        + (f"; improvement index {fmt_num(e['improvement_index'], 0, True)}"
+           if pd.notna(e.get("improvement_index")) else "") + ")"
+        for _, e in effect_sizes.iterrows() if pd.notna(e["estimate"])]
+    tail = f" Effect sizes: {'; '.join(es)}." if es else ""
+    if r is None:
         return Caveat(
             "rating", "Evidence rating", NOT_ASSESSED,
             "No evidence rating has been computed. Under What Works Clearinghouse standards "
             "a quasi-experimental design like this one can at best meet standards with "
-            "reservations.",
+            "reservations." + tail,
         )
-    r = rating.iloc[0]
-    return Caveat("rating", "Evidence rating", OK if "meets" in str(r["rating"]).lower()
-                  else CONCERN, f"{labels.words(r['rating'])}: {r['reason']}")
+    cat = str(r["category"])
+    return Caveat("rating", "Evidence rating",
+                  OK if "meets" in cat.lower() and "not" not in cat.lower() else CONCERN,
+                  f"{labels.words(cat)}: {r['reason']}.".replace("..", ".") + tail)
 
 
-def inference_caveat(metrics: Mapping[str, Any]) -> Caveat:
-    """What the interval does and does not account for."""
+#: How the text names the clustering unit of the standard errors (estimate.cluster).
+CLUSTERS = {"home_school_code": "each student's first school",
+            "home_district_code": "each student's first district",
+            "district_code": "district", "school_code": "school"}
+
+
+def _est_ci(r: Mapping[str, Any]) -> str:
+    return f"{fmt_num(r['estimate'], 1, True)} points ({_ci(r['ci_low'], r['ci_high'])})"
+
+
+def reachability_caveat(rows: Mapping[str, Any]) -> Caveat | None:
+    """Intent to treat at the first attempted visit (estimands table); ``None`` without it."""
+    if "itt" not in rows:
+        return None
+    text = (
+        "The headline counts students whose family was reached, who may differ in ways "
+        "the records do not show. Counting every student a "
+        "visitor first tried to reach, reached or not (intent to treat), the average is "
+        f"{_est_ci(rows['itt'])}"
+    )
+    if "reached" in rows:
+        text += (f"; divided by the share of families reached, {_est_ci(rows['reached'])} "
+                 "per family reached, assuming an attempt without contact changes nothing")
+    itt = rows["itt"]
+    excl = bool(itt["ci_low"] > 0 or itt["ci_high"] < 0)
+    return Caveat("reachability", "Families who could not be reached",
+                  OK if excl else CONCERN, text + ".")
+
+
+def inference_caveat(metrics: Mapping[str, Any], rows: Mapping[str, Any] | None = None) -> Caveat:
+    """What the interval does and does not account for (with the estimands' intervals)."""
     att = metrics["att"]
+    rows = rows or {}
     cluster = (metrics.get("design_settings") or {}).get("cluster", "")
     parts = []
-    boot = att.get("design_bootstrap")
-    if boot:
+    boot = att.get("design_bootstrap") or ("design" in rows)
+    if "design" in rows:
+        d = rows["design"]
+        parts.append(
+            "Re-running the whole design (matching score, matching and censoring weights) "
+            f"on schools resampled within districts gives {fmt_num(d['ci_low'])} to "
+            f"{fmt_num(d['ci_high'])}"
+            + (f"; a wild bootstrap over the few program districts gives "
+               f"{fmt_num(rows['district']['ci_low'])} to "
+               f"{fmt_num(rows['district']['ci_high'])}." if "district" in rows else ".")
+        )
+    elif boot:
         parts.append(f"A design bootstrap (re-estimating the matching and weights in every "
                      f"draw) gives {_ci(boot['ci_low'], boot['ci_high'])}.")
     else:
@@ -215,6 +344,8 @@ def inference_caveat(metrics: Mapping[str, Any]) -> Caveat:
     if cluster in ("student_key", "student"):
         parts.append("Errors are clustered by student, not by school or district, although "
                      "students share schools.")
+    elif cluster:
+        parts.insert(0, f"Errors are clustered by {CLUSTERS.get(cluster, 'group')}.")
     cens = metrics.get("censoring") or {}
     if cens.get("weight_max") is not None:
         parts.append(f"The largest censoring weight is {fmt_num(cens['weight_max'], 1)} "
@@ -230,7 +361,7 @@ def stress_caveat(validation: pd.DataFrame | None) -> Caveat:
         return Caveat(
             "stress", "Worlds that break the assumptions", NOT_ASSESSED,
             "Not assessed: how the design fares when referral, reachability or attrition "
-            "break its assumptions (the simulation study tests only worlds built around them).",
+            "break its assumptions.",
         )
     v = validation.dropna(subset=["verdict"]).drop_duplicates("scenario")
     by = v.groupby("verdict", sort=True)["scenario"].apply(
@@ -246,18 +377,24 @@ def build_caveats(
     metrics: Mapping[str, Any],
     optional: Mapping[str, pd.DataFrame | None],
     facts: Mapping[str, Any],
+    rows: Mapping[str, Any] | None = None,
 ) -> list[Caveat]:
     """Every caveat, concerns first then checked then not assessed (stable order)."""
     cav = [
         balance_caveat(pub_tables["balance"], float(facts["wwc_equivalence"]),
                        float(facts["wwc_adjustment_limit"])),
-        falsification_caveat(pub_tables["robustness"], metrics["pretrend_test"]),
-        sensitivity_caveat(pub_tables["robustness"], optional.get("sensitivity")),
+        falsification_caveat(pub_tables["robustness"], metrics["pretrend_test"],
+                             optional.get("sensitivity_falsification")),
+        sensitivity_caveat(pub_tables["robustness"], {
+            k: optional[k] for k in ("sensitivity_ovb", "sensitivity_rosenbaum",
+                                     "sensitivity_honestdid") if optional.get(k) is not None}),
         attrition_caveat(sizes, pub_tables["match_reasons"], pub_tables["match_summary"],
-                         optional.get("attrition")),
-        inference_caveat(metrics),
+                         optional.get("attrition"), tuple(metrics["att_window"])),
+        inference_caveat(metrics, rows),
         stress_caveat(optional.get("validation")),
-        rating_caveat(optional.get("evidence_rating")),
+        rating_caveat(optional.get("wwc"), optional.get("effect_sizes")),
+        reachability_caveat(rows or {}),
     ]
+    cav = [c for c in cav if c is not None]
     order = {CONCERN: 0, OK: 1, NOT_ASSESSED: 2}
     return sorted(cav, key=lambda c: order[c.status])

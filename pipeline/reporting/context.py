@@ -18,7 +18,7 @@ from pipeline.disclosure import Published, Rules
 from pipeline.reporting import caveats as cv
 from pipeline.reporting.counts import as_dict, sample_sizes
 from pipeline.reporting.fmt import CI_LEVEL
-from pipeline.reporting.inputs import Inputs
+from pipeline.reporting.inputs import SENSITIVITY_INPUTS, Inputs, validation_source
 from pipeline.reporting.meta import FrontMatter
 
 TITLE = "Home visits and school attendance: an evaluation of Connecticut's LEAP"
@@ -142,6 +142,7 @@ def methods_map(figs: Mapping[str, dict], synthetic: bool) -> list[dict[str, str
         "chronic_by_month": "pipeline/figures.py: chronic_by_month_figure",
         "naive": "pipeline/figures.py: naive_figure",
         "validation": "pipeline/validate.py: draw",
+        "costs": "pipeline/analysis/costs_report.py: cost_figure",
     }
     rows = [
         {"item": f"Figure: {f['title']}", "code": code.get(fid, "pipeline/figures.py"),
@@ -206,6 +207,38 @@ def textwrap(s: str, width: int = 44) -> str:
     return "\n".join(tw.wrap(s, width))
 
 
+def cost_context(inputs: Inputs) -> dict[str, Any] | None:
+    """The cost-effectiveness section (the costs stage's tables), ``None`` without them."""
+    ce, cs = inputs.tables.get("cost_effectiveness"), inputs.tables.get("cost_sensitivity")
+    if ce is None or cs is None:
+        return None
+    from pipeline.analysis.costs_report import cost_section
+
+    return cost_section(ce, cs, inputs.synthetic)
+
+
+ESTIMAND_ROWS = {
+    "itt": ("first attempted visit (intent to treat)", "analytic, clustered by school"),
+    "reached": ("families reached (ITT / share reached)", "delta method"),
+    "design": ("completed visit", "design bootstrap (schools within districts)"),
+    "district": ("completed visit", "wild cluster bootstrap by district"),
+    "lee": ("completed visit", "Lee (2009) bounds, unadjusted matched difference"),
+}
+
+
+def estimand_rows(tabs: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """Published rows of the estimands table the summary quotes, by short name."""
+    if "estimands" not in tabs:
+        return {}
+    e = tabs["estimands"]
+    out = {}
+    for k, (est, inf) in ESTIMAND_ROWS.items():
+        r = e[(e["estimand"] == est) & (e["inference"] == inf)]
+        if len(r) and pd.notna(r.iloc[0]["ci_low"]):
+            out[k] = r.iloc[0]
+    return out
+
+
 def build_context(
     inputs: Inputs,
     pubs: dict[str, Published],
@@ -229,9 +262,9 @@ def build_context(
                                                                                "mean_rate")
     sizes_df = sample_sizes(tabs["sample_flow"], m)
     sizes = as_dict(sizes_df)
-    optional = {k: inputs.tables.get(k) for k in
-                ("sensitivity", "attrition", "evidence_rating", "effect_sizes", "validation")}
-    caveats = cv.build_caveats(tabs, sizes, m, optional, facts)
+    optional = {k: tabs.get(k, inputs.tables.get(k)) for k in
+                (*SENSITIVITY_INPUTS, "attrition", "validation")}
+    caveats = cv.build_caveats(tabs, sizes, m, optional, facts, estimand_rows(tabs))
     sg = tabs["subgroups"]
     truth = (m.get("truth") or {}).get("att_window")
     es = tabs["event_study"]
@@ -303,6 +336,9 @@ def build_context(
         "truth_window": _truth_window(tabs.get("truth_comparison")),
         "validation": inputs.tables.get("validation"),
         "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"]),
+        "val_source": validation_source(inputs).removeprefix("../"),
+        "estimand_rows": estimand_rows(tabs),
+        "costs": cost_context(inputs),
         "max_smd": float(m["max_abs_smd_after"]),
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
         "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic),

@@ -11,7 +11,7 @@ from pipeline import figures
 from pipeline.disclosure import Published
 from pipeline.reporting.context import _naive_estimates, flow_exclusions
 from pipeline.reporting.counts import as_dict, sample_sizes
-from pipeline.reporting.inputs import Inputs
+from pipeline.reporting.inputs import Inputs, validation_source
 
 SOURCES = {
     "event_study": ["event_study"],
@@ -68,6 +68,7 @@ def make_figures(
     ]
     for f in figs:
         f.sources = [f"tables/published/{s}.csv" for s in SOURCES[f.id]]
+    figs += cost_figures(inputs)
     v = inputs.tables.get("validation")
     if draw_validation is not None and v is not None and len(v):
         fig = draw_validation(v)
@@ -85,8 +86,29 @@ def make_figures(
                     "with a shaded band from 93% to 97%. Values are in the simulation table."
                 ),
                 fig=fig,
-                sources=["tables/validation.csv"],
+                sources=[validation_source(inputs)],
                 data=v,
             )
         )
     return figs
+
+
+def cost_figures(inputs: Inputs) -> list[figures.Figure]:
+    """The costs stage's figure, when its tables are present (no student counts)."""
+    sens = inputs.tables.get("cost_sensitivity")
+    if sens is None or inputs.tables.get("cost_effectiveness") is None:
+        return []
+    from pipeline.analysis.costs_report import cost_figure
+
+    fig = cost_figure(sens)
+    figures._finish(fig, inputs.synthetic)
+    return [figures.Figure(
+        id="costs",
+        title="Cost per additional school day and per chronic-absence case averted",
+        alt=("Two panels: the cost per additional school day attended (left) and per case of "
+             "chronic absence averted (right), with their intervals, against the program's "
+             "cost relative to the assumed cost. Values are in the cost tables."),
+        fig=fig,
+        sources=["tables/cost_sensitivity.csv"],
+        data=sens,
+    )]

@@ -42,19 +42,23 @@ MATCH_SUMMARY_CROSSTAB = {
     "grade_band": "grade_band",
     "tier": "prior_year_tier",
 }
-# Tables other analyses write when they run (issues 16-18); each is optional: the
-# report's caveats say what was not assessed when one is absent.  The columns are
-# the minimum the report reads.
+# Tables other analyses write when they run (the estimate stage's estimands and
+# sensitivity suite, issues 17-18; the costs stage, issue 23); each is optional: the
+# report leaves out what is absent.  The columns are those of their schemas
+# (pipeline/analysis/schemas.py; columns a reader may find missing excepted).
+#: The estimands beside the headline (pipeline/analysis/estimands), read when present.
+ESTIMAND_INPUTS = ("estimands", "attrition", "censoring_diagnostics", "chronic_yearly")
+#: The sensitivity suite and evidence standards (pipeline/sensitivity).
+SENSITIVITY_INPUTS = (
+    "sensitivity_ovb", "sensitivity_ovb_bounds", "sensitivity_ovb_contour",
+    "sensitivity_rosenbaum", "sensitivity_honestdid", "sensitivity_falsification",
+    "wwc", "effect_sizes", "subgroup_contrasts", "subgroup_tests",
+)  # fmt: skip
+#: The costs stage's tables (pipeline/analysis/costs_report.py).
+COST_INPUTS = ("cost_effectiveness", "cost_sensitivity")
 OPTIONAL_TABLES: dict[str, list[str]] = {
-    "validation": [],
-    # omitted-variable, Rosenbaum and HonestDiD sensitivity: one row per quantity
-    "sensitivity": ["method", "quantity", "estimate"],
-    # What Works Clearinghouse rating of this evidence, with the reason
-    "evidence_rating": ["rating", "reason"],
-    # overall and differential attrition (%) of the analytic sample per event time
-    "attrition": ["event_time", "overall", "differential"],
-    # effect sizes (Hedges' g, Cox index) with intervals
-    "effect_sizes": ["outcome", "measure", "estimate", "ci_low", "ci_high"],
+    **{n: required_columns(n) for n in (*ESTIMAND_INPUTS, *SENSITIVITY_INPUTS)},
+    **{n: [] for n in COST_INPUTS},
 }
 METRIC_KEYS = [
     "primary_estimator",
@@ -87,6 +91,13 @@ class Inputs:
     @property
     def synthetic(self) -> bool:
         return bool(self.metrics["synthetic"])
+
+
+def validation_source(inputs: Inputs) -> str:
+    """The simulation table's path as the report cites it (relative to the reports dir)."""
+    p = inputs.paths.get("validation")
+    rep = inputs.paths["metrics"].parent
+    return os.path.relpath(p, rep) if p is not None else "tables/validation.csv"
 
 
 # --------------------------------------------------------------------------- reading
@@ -143,8 +154,15 @@ def read_metrics(mpath: Path) -> dict[str, Any]:
     return metrics
 
 
-def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
+def load_inputs(
+    reports_dir: str | os.PathLike, validation_table: str | os.PathLike | None = None
+) -> Inputs:
     """Read and validate ``metrics.json`` and the input tables under ``reports_dir``.
+
+    ``validation_table`` is the simulation study's table (``report.validation_table``:
+    the committed study, ``benchmarks/results/validation_n100/validation.csv``); by
+    default ``tables/validation.csv`` under ``reports_dir``.  Optional: without it the
+    report has no simulation section.
 
     Raises
     ------
@@ -163,6 +181,9 @@ def load_inputs(reports_dir: str | os.PathLike) -> Inputs:
     for name, cols in wanted.items():
         p = tabdir / f"{name}.csv"
         tables[name], paths[name] = _read_csv(p, cols), p
+    vpath = Path(validation_table) if validation_table is not None else tabdir / "validation.csv"
+    if vpath.exists():
+        tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
     for name, cols in OPTIONAL_TABLES.items():
         p = tabdir / f"{name}.csv"
         if p.exists():
