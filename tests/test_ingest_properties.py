@@ -155,7 +155,13 @@ def test_corruptions_never_crash_and_accounting_holds(tmp_path_factory, case):
     pd.testing.assert_frame_equal(pd.read_csv(out / "dq.csv"), res.counts)
     for f in (out / "interim").rglob("*.parquet"):
         assert "student_id" not in pd.read_parquet(f).columns
-    # idempotence: the kept rows break no rule
+    # idempotence: the kept rows break no rule (a required table left with no kept rows
+    # is, written again, a header-only file: a file-level error by the contract's rule)
+    if any(len(kept[t]) == 0 for t in ("districts", "students", "enrollment", att)):
+        with pytest.raises(IngestError, match="header but no data rows"):
+            validate_extract(write_extract(tmp_path_factory.mktemp("y"), kept, fmt="csv",
+                                           form=form))
+        return
     again = write_extract(tmp_path_factory.mktemp("y"), kept, fmt="csv", form=form)
     with validate_extract(again) as res2:
         assert res2.n_quarantined() == 0, res2.quarantine_df()
