@@ -50,62 +50,17 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.censoring import DEFAULT_TRUNCATE, _truncation
 from pipeline.clusters import home_clusters
-from pipeline.matching.propensity import _non_aliased, design_matrix, fit_propensity
+from pipeline.matching.propensity import (
+    _logistic_newton,
+    _non_aliased,
+    design_matrix,
+    fit_propensity,
+)
 from pipeline.matching.riskset import RiskSetSpec, match_in_strata, riskset_work
 
 __all__ = ["BootstrapResult", "DesignBootstrap", "school_multiplicities"]
 
 LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
-
-
-def _logistic_newton(
-    Z: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    beta: np.ndarray,
-    steps: int,
-    tol: float = 1e-10,
-    l2: float = 0.0,
-) -> np.ndarray:
-    """Damped Newton steps for a weighted logistic regression (``Z``'s column 0 is the
-    intercept, not penalized).
-
-    Minimises ``−Σ w [y η − log(1 + e^η)] + (l2/2)‖β[1:]‖²`` (``l2 = 1/C`` is
-    scikit-learn's ``C``), halving a step until the objective does not increase — so
-    near-separated designs (a month with no event) converge to large finite coefficients
-    as the stage's solver does, instead of overshooting. Stops when a step moves no
-    coefficient by more than ``tol``.
-    """
-    pen = np.full(beta.size, l2)
-    pen[0] = 0.0
-
-    def objective(b):
-        eta = Z @ b
-        return float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta)) + 0.5 * np.sum(pen * b * b))
-
-    b = beta.copy()
-    f = objective(b)
-    for _ in range(steps):
-        eta = Z @ b
-        p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # expit without overflow
-        g = Z.T @ (w * (y - p)) - pen * b
-        H = (Z * (w * p * (1 - p))[:, None]).T @ Z
-        H[np.diag_indices_from(H)] += pen + 1e-12
-        try:
-            step = np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(H, g, rcond=None)[0]
-        t = 1.0
-        for _ in range(30):
-            f_new = objective(b + t * step)
-            if f_new <= f + 1e-12 * abs(f):
-                break
-            t *= 0.5
-        b = b + t * step
-        f = f_new
-        if np.max(np.abs(t * step)) < tol:
-            break
-    return b
 
 
 def school_multiplicities(school_district: np.ndarray, rng: np.random.Generator) -> np.ndarray:

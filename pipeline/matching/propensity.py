@@ -3,9 +3,10 @@
 The propensity score is a logistic regression of the treatment indicator on the
 covariates, fitted **without a penalty** so that it reproduces R's
 ``glm(treat ~ ..., family = binomial)`` (the model behind MatchIt's default
-``distance = "glm"``).  scikit-learn fits it on standardized features (centring and
-scaling do not change an unpenalized fit's predictions, only its conditioning) with the
-Newton–Cholesky solver and a tight tolerance.
+``distance = "glm"``).  It is fitted on standardized features (centring and scaling do
+not change an unpenalized fit's predictions, only its conditioning) by Newton's method
+with step halving (:func:`_logistic_newton`, R's IRLS in other words) to a tight
+tolerance: a step that moves no standardized coefficient by more than ``tol``.
 
 Categorical covariates (string, object or category dtype) enter the model as dummy
 variables with the first level (in sorted order) as the reference, R's treatment
@@ -20,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 __all__ = [
@@ -209,11 +208,59 @@ class PropensityModel:
         )
 
 
-def _unpenalized_logistic(tol: float, max_iter: int) -> LogisticRegression:
-    major, minor = (int(v) for v in sklearn.__version__.split(".")[:2])
-    if (major, minor) >= (1, 8):
-        return LogisticRegression(C=np.inf, solver="newton-cholesky", tol=tol, max_iter=max_iter)
-    return LogisticRegression(penalty=None, solver="newton-cholesky", tol=tol, max_iter=max_iter)
+def _logistic_newton(
+    Z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    beta: np.ndarray,
+    steps: int,
+    tol: float = 1e-10,
+    l2: float = 0.0,
+) -> np.ndarray:
+    """Damped Newton steps for a weighted logistic regression (``Z``'s column 0 is the
+    intercept, not penalized).
+
+    Minimises ``−Σ w [y η − log(1 + e^η)] + (l2/2)‖β[1:]‖²`` (``l2 = 1/C`` is
+    scikit-learn's ``C``), halving a step until the objective does not increase — so
+    near-separated designs (a month with no event) converge to large finite coefficients
+    as the stage's solver does, instead of overshooting. Stops when a step moves no
+    coefficient by more than ``tol`` or when no component of the gradient of the mean loss
+    exceeds ``tol`` (scikit-learn's criterion; it ends the slow drift of coefficients of
+    near-separated columns towards infinity).
+    """
+    pen = np.full(beta.size, l2)
+    pen[0] = 0.0
+
+    def objective(b):
+        eta = Z @ b
+        return float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta)) + 0.5 * np.sum(pen * b * b))
+
+    b = beta.copy()
+    f = objective(b)
+    wsum = float(np.sum(w))
+    for _ in range(steps):
+        eta = Z @ b
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # expit without overflow
+        g = Z.T @ (w * (y - p)) - pen * b
+        if np.max(np.abs(g)) <= tol * wsum:  # scikit-learn's criterion (mean-loss gradient)
+            break
+        H = (Z * (w * p * (1 - p))[:, None]).T @ Z
+        H[np.diag_indices_from(H)] += pen + 1e-12
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(H, g, rcond=None)[0]
+        t = 1.0
+        for _ in range(30):
+            f_new = objective(b + t * step)
+            if f_new <= f + 1e-12 * abs(f):
+                break
+            t *= 0.5
+        b = b + t * step
+        f = f_new
+        if np.max(np.abs(t * step)) < tol:
+            break
+    return b
 
 
 def _non_aliased(A: np.ndarray, mu: np.ndarray, sd: np.ndarray, tol: float = 1e-7) -> np.ndarray:
@@ -258,7 +305,8 @@ def fit_propensity(
     X : DataFrame or ndarray
         Numeric design matrix (see :func:`design_matrix`).
     treat : array-like of 0/1 or bool
-    tol, max_iter : passed to the solver.
+    tol, max_iter : the solver stops when a Newton step moves no standardized coefficient
+        by more than ``tol``, or after ``max_iter`` steps.
 
     Returns
     -------
@@ -273,18 +321,22 @@ def fit_propensity(
     sd = A.std(axis=0) if A.shape[1] else np.zeros(0)
     keep = _non_aliased(A, mu, sd)
     Z = (A[:, keep] - mu[keep]) / sd[keep]
-    model = _unpenalized_logistic(tol, max_iter)
     if Z.shape[1] == 0:
         p = float(y.mean())
         ps = np.full(len(y), p)
         return PropensityModel([], float(np.log(p / (1 - p))), np.zeros(0), ps)
+    Z1 = np.column_stack([np.ones(len(Z)), Z])
+    ybar = float(y.mean())
+    start = np.zeros(Z1.shape[1])
+    start[0] = np.log(ybar / (1 - ybar))
     # One BLAS thread: the fit is then bit-for-bit reproducible (multithreaded reductions
     # may sum in a different order from run to run) and does not oversubscribe shared CPUs.
     with threadpool_limits(limits=1):
-        model.fit(Z, y)
-    b_std = model.coef_.ravel()
+        beta = _logistic_newton(Z1, y.astype(np.float64), np.ones(len(y)), start, max_iter, tol=tol)
+    b_std = beta[1:]
     coef = np.zeros(A.shape[1])
     coef[keep] = b_std / sd[keep]
-    intercept = float(model.intercept_[0] - np.sum(b_std * mu[keep] / sd[keep]))
-    ps = model.predict_proba(Z)[:, 1]
+    intercept = float(beta[0] - np.sum(b_std * mu[keep] / sd[keep]))
+    eta = Z1 @ beta
+    ps = 0.5 * (1.0 + np.tanh(0.5 * eta))
     return PropensityModel(cols, intercept, coef, ps)
