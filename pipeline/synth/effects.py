@@ -223,7 +223,8 @@ def itt_truth_tables(
         {
             "student": s[inside],
             "e": e[inside],
-            "effect": 100.0 * (d["y1"].to_numpy() - d["y0"].to_numpy())[inside]
+            "effect": 100.0
+            * (d["y1"].to_numpy() - d["y0"].to_numpy())[inside]
             / d["n"].to_numpy()[inside],
             "reached": ((fc[s] >= 0) & (fc[s] <= t))[inside].astype(float),
         }

@@ -17,8 +17,8 @@ from pipeline.synth import worlds as wd
 from pipeline.synth.config import SynthConfig
 from pipeline.synth.effects import (
     coupled_treated_outcome,
-    student_attributes,
     itt_truth_tables,
+    student_attributes,
     treatment_effects,
     truth_tables,
 )
