@@ -10,6 +10,16 @@ Usage::
 writes ``validation.csv`` (bias, RMSE, coverage, SE ratio and diagnostic firing rates per
 scenario and estimator), ``verdicts.csv`` (a verdict per world and design),
 ``replications.csv``, the figure and ``timing.json`` (wall time) under ``--out``.
+
+``--inference`` adds the inference extras of issue 17 to every replication
+(:mod:`pipeline.validation.extras`): the primary with errors clustered by school, the
+district wild cluster bootstrap (``--wild-draws``), the design bootstrap
+(``--boot-draws``), the intent-to-treat effect at the first attempted visit and the effect
+on families reached, each judged against its own truth (the verdict table then also has
+the intent-to-treat design)::
+
+    nice python benchmarks/run_worlds_study.py --reps 100 --workers 2 --inference \
+        --out benchmarks/results/worlds_n100
 """
 
 from __future__ import annotations
@@ -40,6 +50,20 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
     ap.add_argument("--out", default=None)
     ap.add_argument(
+        "--inference",
+        action="store_true",
+        help="add the inference extras (school clustering, district wild bootstrap, design "
+        "bootstrap, intent to treat at the first attempt, effect on families reached)",
+    )
+    ap.add_argument("--boot-draws", type=int, default=49, help="design-bootstrap draws")
+    ap.add_argument("--wild-draws", type=int, default=199, help="district wild-bootstrap draws")
+    ap.add_argument(
+        "--n-students",
+        type=int,
+        default=ValidateConfig.n_students,
+        help="students per replication's extract",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="recompute the tables and verdicts from --out/replications.csv (no new runs)",
@@ -65,6 +89,10 @@ def main() -> None:
         replications=str(out / "replications.csv"),
         figure=str(out / "validation"),
         verdicts=str(out / "verdicts.csv"),
+        n_students=a.n_students,
+        inference=a.inference,
+        boot_draws=a.boot_draws,
+        wild_draws=a.wild_draws,
     )
     t0 = time.perf_counter()
     run(cfg, ".")
@@ -73,12 +101,29 @@ def main() -> None:
         "workers": a.workers,
         "seed": a.seed,
         "scenarios": list(a.scenarios),
+        "n_students": a.n_students,
+        "inference": a.inference,
+        "boot_draws": a.boot_draws if a.inference else None,
+        "wild_draws": a.wild_draws if a.inference else None,
         "seconds": round(time.perf_counter() - t0, 1),
-        "command": f"nice python benchmarks/run_worlds_study.py --reps {a.reps} "
-        f"--workers {a.workers} --out {out}",
+        "command": command(a, out),
     }
     (out / "timing.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info))
+
+
+def command(a: argparse.Namespace, out: Path) -> str:
+    """The command line that reproduces the run (every setting that changes the results)."""
+    parts = [
+        f"nice python benchmarks/run_worlds_study.py --reps {a.reps} --workers {a.workers}",
+        f"--seed {a.seed}",
+        f"--n-students {a.n_students}",
+    ]
+    if list(a.scenarios) != list(SCENARIOS):
+        parts.append("--scenarios " + " ".join(a.scenarios))
+    if a.inference:
+        parts.append(f"--inference --boot-draws {a.boot_draws} --wild-draws {a.wild_draws}")
+    return " ".join([*parts, f"--out {out}"])
 
 
 def rescore(out: Path, alpha: float = 0.05) -> None:

@@ -23,6 +23,11 @@ ESTIMATORS = {
     "sun_abraham": "Sun–Abraham",
     "imputation": "Imputation (Borusyak et al.)",
     "matched_ancova_extended": "Matched ANCOVA with the recorded year",
+    "matched_ancova_school_clustered": "Matched ANCOVA, errors clustered by school",
+    "matched_ancova_district_wild": "Matched ANCOVA, wild cluster bootstrap by district",
+    "matched_ancova_design_bootstrap": "Matched ANCOVA, design bootstrap",
+    "itt_first_attempt": "Intent to treat at the first attempted visit",
+    "reached_families": "Effect on families reached (intent to treat over share reached)",
 }
 
 ESTIMANDS = {

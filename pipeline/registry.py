@@ -205,6 +205,75 @@ ESTIMATORS["matched_ancova_extended"] = Estimator(
     extends="ancova",
 )
 
+#: The simulation study's inference extras (issue 17; ``validate.inference``): the primary
+#: design's window average with other intervals, and the estimands at the first attempted
+#: visit, each judged against its own truth (:mod:`pipeline.validation.extras`).
+_EXTRAS_MODULE = "pipeline.validation.extras"
+_ATTEMPT = (
+    "Students matched at the month of their first attempted visit, reached or not, are as "
+    "good as randomly attempted given the matched months before the attempt.",
+    "Comparison students later attempted are weighted for their censoring, which assumes "
+    "censoring depends on recorded history only.",
+)
+for _e in (
+    Estimator(
+        "matched_ancova_school_clustered",
+        "Matched ANCOVA, errors clustered by school",
+        "matched design",
+        f"{_EXTRAS_MODULE}:school_clustered",
+        (*_MATCHED, "Errors are independent between home schools."),
+        role="variant",
+    ),
+    Estimator(
+        "matched_ancova_district_wild",
+        "Matched ANCOVA, wild cluster bootstrap by district",
+        "matched design",
+        f"{_EXTRAS_MODULE}:district_wild",
+        (*_MATCHED, "Errors are independent between home districts."),
+        role="variant",
+    ),
+    Estimator(
+        "matched_ancova_design_bootstrap",
+        "Matched ANCOVA, design bootstrap",
+        "matched design",
+        f"{_EXTRAS_MODULE}:design_bootstrap",
+        (
+            *_MATCHED,
+            "Schools are sampled independently within districts; the propensity model, the "
+            "matching and the censoring weights are re-estimated in every draw.",
+        ),
+        role="variant",
+    ),
+    Estimator(
+        "itt_first_attempt",
+        "Intent to treat at the first attempted visit",
+        "matched design",
+        f"{_EXTRAS_MODULE}:itt_first_attempt",
+        (*_ATTEMPT, "Errors are independent between home schools."),
+        role="variant",
+    ),
+    Estimator(
+        "reached_families",
+        "Effect on families reached (intent to treat over share reached)",
+        "matched design",
+        f"{_EXTRAS_MODULE}:reached_families",
+        (
+            *_ATTEMPT,
+            "An attempted visit that does not reach the family changes nothing (exclusion).",
+        ),
+        role="variant",
+    ),
+):
+    ESTIMATORS[_e.name] = _e
+del _e
+INFERENCE_EXTRAS: tuple[str, ...] = (
+    "matched_ancova_school_clustered",
+    "matched_ancova_district_wild",
+    "matched_ancova_design_bootstrap",
+    "itt_first_attempt",
+    "reached_families",
+)
+
 #: ``estimate.design`` value → estimator name.
 DESIGNS: dict[str, str] = {e.design: e.name for e in ESTIMATORS.values() if e.design}
 #: Names selectable in ``estimate.comparators``.

@@ -484,7 +484,11 @@ WORLD_SCENARIO_NAMES = (
 )
 Scenario = Literal[(*SCENARIO_NAMES, *WORLD_SCENARIO_NAMES)]  # type: ignore[valid-type]
 ValidateEstimator = Literal[  # type: ignore[valid-type]
-    tuple(n for n, e in registry.ESTIMATORS.items() if e.name != "callaway_santanna_dr")
+    tuple(
+        n
+        for n, e in registry.ESTIMATORS.items()
+        if e.name != "callaway_santanna_dr" and n not in registry.INFERENCE_EXTRAS
+    )
 ]
 
 
@@ -510,6 +514,10 @@ class ValidateSettings(Section):
     verdicts: Str = "reports/validation/verdicts.csv"
     diagnostics: Bool = True
     match: MatchSettings | None = None
+    #: the inference extras (issue 17; :mod:`pipeline.validation.extras`), off by default
+    inference: Bool = False
+    boot_draws: NonNegInt = 49
+    wild_draws: NonNegInt = 199
 
     _program_within = model_validator(mode="after")(lambda self: _program_within(self))
 

@@ -51,10 +51,14 @@ from pipeline.runner import progress
 from pipeline.synth import SynthConfig, generate, write_extract
 from pipeline.synth.worlds import WorldConfig
 from pipeline.validation import diagnostics as diag
+from pipeline.validation.extras import inference_rows
 from pipeline.validation.history import extended_ancova, with_history
-from pipeline.validation.verdicts import verdict_table
+from pipeline.validation.verdicts import ATTEMPT_DESIGN, verdict_table
 
 log = logging.getLogger("pipeline.validate")
+
+#: Table order of the study's rows: the estimators, then the inference extras.
+STUDY_ORDER = (*ALL_ESTIMATORS, *registry.INFERENCE_EXTRAS)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,13 @@ class ValidateConfig:
         The names to run, from ``estimators(design)``; ``None``: all of them.
     att_window, alpha
         The average being validated and the interval level.
+    inference, boot_draws, wild_draws
+        The inference extras (issue 17, :mod:`pipeline.validation.extras`; off by default,
+        so the stage's default run is not slower): the primary with errors clustered by
+        school, the district wild cluster bootstrap (``wild_draws``), the design bootstrap
+        (``boot_draws``), the intent-to-treat effect at the first attempted visit and the
+        effect on families reached, each row judged against its own truth. Needs the
+        matched ANCOVA as the design.
     """
 
     seed: int = 20210404
@@ -102,8 +113,16 @@ class ValidateConfig:
     verdicts: str = "reports/validation/verdicts.csv"
     diagnostics: bool = True
     match: dict = field(default_factory=dict)
+    inference: bool = False
+    boot_draws: int = 49
+    wild_draws: int = 199
 
     def __post_init__(self) -> None:
+        if self.inference and self.design != "ancova":
+            raise ValueError(
+                "validate.inference: the inference extras (design bootstrap, district wild "
+                f"bootstrap) need estimate.design 'ancova', not {self.design!r}"
+            )
         names = estimators(self.design)
         if self.estimators is None:
             object.__setattr__(self, "estimators", names)
@@ -181,8 +200,14 @@ def synthetic_panel(scfg: SynthConfig) -> tuple[pd.DataFrame, float | None]:
     tuple
         The panel and the true average effect over the window (``None`` if absent).
     """
+    panel, truth = synthetic_panel_truth(scfg)
+    return panel, truth.get("att_window")
+
+
+def synthetic_panel_truth(scfg: SynthConfig) -> tuple[pd.DataFrame, dict]:
+    """As :func:`synthetic_panel`, with the generator's whole truth (``truth.json``)."""
     extract = generate(scfg)
-    truth = extract.truth.get("att_window")
+    truth = extract.truth
     with tempfile.TemporaryDirectory(prefix="leap-validate-") as tmp:
         tmp = Path(tmp)
         write_extract(extract, tmp / "raw")
@@ -208,7 +233,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         comparators=tuple(e for e in cfg.estimators if e in COMPARATORS),
     )
     spec = RiskSetSpec(**cfg.match)
-    panel, truth = synthetic_panel(scfg)
+    panel, truths = synthetic_panel_truth(scfg)
+    truth = truths.get("att_window")
     res = riskset_match(panel, spec)
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
     extended = [e for e in registry.extensions(cfg.design) if e in cfg.estimators]
@@ -264,6 +290,11 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
             except KeyError as exc:
                 rows.append({"estimator": r.estimator, "error": f"KeyError: {exc}"})
         rows.extend({"estimator": k, "error": v} for k, v in errors.items())
+    if cfg.inference:  # each extra carries its own truth (pipeline/validation/extras.py)
+        rows.extend(
+            inference_rows(panel, m_ipcw, spec, ecfg, truths, boot_draws=cfg.boot_draws,
+                           wild_draws=cfg.wild_draws, seed=seed)
+        )  # fmt: skip
     out = pd.DataFrame(rows).reindex(columns=REP_COLUMNS)
     if cfg.diagnostics:
         values = diag.replication_diagnostics(
@@ -278,9 +309,9 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     out["scenario"] = scenario
     out["rep"] = rep
     out["seed"] = seed
-    out["truth"] = np.nan if truth is None else float(truth)
+    out["truth"] = out["truth"].astype(float).fillna(np.nan if truth is None else float(truth))
     out["seconds"] = round(time.perf_counter() - t0, 2)
-    order = {e: i for i, e in enumerate(ALL_ESTIMATORS)}
+    order = {e: i for i, e in enumerate(STUDY_ORDER)}
     out = out.sort_values("estimator", key=lambda s: s.map(order)).reset_index(drop=True)
     return out
 
@@ -350,7 +381,7 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """
     rows = []
     scen_order = {s: i for i, s in enumerate(SCENARIOS)}
-    est_order = {e: i for i, e in enumerate(ALL_ESTIMATORS)}
+    est_order = {e: i for i, e in enumerate(STUDY_ORDER)}
     for (scen, est), g in reps.groupby(["scenario", "estimator"], sort=False):
         ok = g[g["estimate"].notna() & g["truth"].notna()]
         err = ok["estimate"] - ok["truth"]
@@ -400,7 +431,8 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 def verdicts(summary: pd.DataFrame, reps: pd.DataFrame, design: str = "ancova") -> pd.DataFrame:
     """The verdict table (:func:`pipeline.validation.verdicts.verdict_table`) of the
     primary design (``estimate.design``) and, when they ran, its extensions
-    (:func:`pipeline.registry.extensions`); the truth is bracketed by the matched ANCOVA
+    (:func:`pipeline.registry.extensions`) and the intent-to-treat design at the first
+    attempted visit (judged against its own truth, without bracketing); the truth is bracketed by the matched ANCOVA
     and the matched differences design whichever is primary.  The verdicts and their
     reasons are also written into ``summary``'s ``verdict`` and ``verdict_reason`` (in
     place)."""
@@ -410,11 +442,15 @@ def verdicts(summary: pd.DataFrame, reps: pd.DataFrame, design: str = "ancova") 
     ext = [e for e in registry.extensions(design) if e in ran]
     if ext:
         designs["extended"] = ext[0]
+    itt = registry.INFERENCE_EXTRAS[3]
+    attempt = {ATTEMPT_DESIGN: itt} if itt in ran else {}
     table = verdict_table(
-        summary, reps, designs, registry.DESIGNS["ancova"], registry.DESIGNS["differences"]
-    )
+        summary, reps, {**designs, **attempt}, registry.DESIGNS["ancova"],
+        registry.DESIGNS["differences"], attempt_designs=tuple(attempt),
+    )  # fmt: skip
     summary["verdict"] = summary["verdict"].astype(object)
     summary["verdict_reason"] = summary["verdict_reason"].astype(object)
+    designs.update(attempt)
     for _, r in table.iterrows():
         est = designs[r["design"]]
         sel = (summary["scenario"] == r["scenario"]) & (summary["estimator"] == est)

@@ -166,3 +166,89 @@ def truth_tables(
             }
         result["subgroups"][col] = sub
     return result
+
+
+def itt_truth_tables(
+    rows: pd.DataFrame,
+    first_attempt_t: np.ndarray,
+    first_completed_t: np.ndarray,
+    window: tuple[int, int],
+    event_range: tuple[int, int],
+) -> dict:
+    """Truth of the intent-to-treat effect at the first *attempted* visit, and of the
+    effect on families reached as Bloom's adjustment targets it.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        One row per student and month in membership (summed over the student's schools)
+        with columns ``student, t, n, y0, y1``: days in membership and days present
+        without and with the program.
+    first_attempt_t : ndarray
+        Per student, the effective school month of the first home visit of either outcome
+        (completed or attempted; a July or August visit takes effect in September), ``-1``
+        when never attempted. This is the event of :func:`pipeline.attempts.attempt_panel`.
+    first_completed_t : ndarray
+        Per student, the effective school month of the first completed visit, ``-1`` if
+        none.
+    window, event_range : (int, int)
+        The averaging window and the event times tabulated.
+
+    Returns
+    -------
+    dict
+        ``itt_by_event_time`` (per event time ``e``: ``itt``, the mean over the attempted
+        students observed at ``e`` of the realized effect ``100 (y1 − y0) / n`` — zero where
+        the family has not been reached, since in the generator only completed visits move
+        attendance —, ``share_reached``, the share of them whose first completed visit is at
+        or before that month, and ``n_attempted``); ``itt_window``, the equal-weight mean of
+        ``itt`` over the window's event times (as the estimators' window averages), ``None``
+        unless every event time of the window is observed; ``reached_window``, the window
+        ITT divided by the equal-weight mean share reached over the window — exactly what
+        :func:`pipeline.attempts.bloom` estimates (ITT ÷ mean share). Because an attempt
+        without contact changes nothing, ``itt(e) = share(e) × effect among the reached at
+        e``, so ``reached_window`` is the share-weighted mean over the window of the effect
+        on the families reached by each event time.
+    """
+    fa = np.asarray(first_attempt_t)
+    fc = np.asarray(first_completed_t)
+    s = rows["student"].to_numpy()
+    keep = fa[s] >= 0
+    d = rows.loc[keep, ["student", "t", "n", "y0", "y1"]]
+    s = s[keep]
+    t = d["t"].to_numpy()
+    e = t - fa[s]
+    inside = (e >= event_range[0]) & (e <= event_range[1]) & (d["n"].to_numpy() > 0)
+    df = pd.DataFrame(
+        {
+            "student": s[inside],
+            "e": e[inside],
+            "effect": 100.0
+            * (d["y1"].to_numpy() - d["y0"].to_numpy())[inside]
+            / d["n"].to_numpy()[inside],
+            "reached": ((fc[s] >= 0) & (fc[s] <= t))[inside].astype(float),
+        }
+    )
+    g = df.groupby("e")
+    table = {
+        str(int(k)): {
+            "itt": float(grp["effect"].mean()),
+            "share_reached": float(grp["reached"].mean()),
+            "n_attempted": int(grp["student"].nunique()),
+        }
+        for k, grp in g
+    }
+    keys = [str(k) for k in range(window[0], window[1] + 1)]
+    if all(k in table for k in keys):
+        itt = float(np.mean([table[k]["itt"] for k in keys]))
+        share = float(np.mean([table[k]["share_reached"] for k in keys]))
+        reached = itt / share if share > 0 else None
+    else:
+        itt = reached = None
+    return {
+        "itt_by_event_time": table,
+        "itt_window": itt,
+        "reached_window": reached,
+        "itt_event_time": "school months relative to the first home visit of either outcome "
+        "(completed or attempted; July/August visits take effect in September)",
+    }

@@ -17,6 +17,7 @@ from pipeline.synth import worlds as wd
 from pipeline.synth.config import SynthConfig
 from pipeline.synth.effects import (
     coupled_treated_outcome,
+    itt_truth_tables,
     student_attributes,
     treatment_effects,
     truth_tables,
@@ -74,6 +75,22 @@ def _config_record(cfg: SynthConfig) -> dict:
     if cfg.worlds.is_default:
         rec.pop("worlds")
     return rec
+
+
+def _itt_truth(visits, rs, rt, rn, y0, y1, N: int, T: int) -> dict:
+    """The intent-to-treat truth (:func:`pipeline.synth.effects.itt_truth_tables`) from
+    the membership rows of every student with a visit of either outcome."""
+    vt = visits.table
+    first_attempt = np.full(N, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(
+        first_attempt, vt["student"].to_numpy(dtype=np.int64), vt["t_eff"].to_numpy(np.int64)
+    )
+    first_attempt[first_attempt == np.iinfo(np.int64).max] = -1
+    sel = first_attempt[rs] >= 0
+    rows = pd.DataFrame({"student": rs[sel], "t": rt[sel], "n": rn[sel], "y0": y0[sel],
+                         "y1": y1[sel]})  # fmt: skip
+    rows = rows.groupby(["student", "t"], as_index=False).sum()
+    return itt_truth_tables(rows, first_attempt, visits.first_t, PRIMARY_WINDOW, (-12, T))
 
 
 def generate(cfg: SynthConfig) -> SyntheticExtract:
@@ -175,6 +192,7 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
     st["p0"] = st["p0n"] / st["n"]
     st["p1"] = st["p1n"] / st["n"]
     truth = truth_tables(st, attrs, PRIMARY_WINDOW, (-12, T))
+    truth.update(_itt_truth(visits, rs, rt, rn, y0, y1, N, T))
 
     # ---- contract tables ------------------------------------------------------------
     # Text columns are Arrow strings taken from small dictionaries (compact at state scale);

@@ -6,5 +6,8 @@
   (year-to-date, own mean, a fourth month);
 * :mod:`pipeline.validation.diagnostics` — whether each diagnostic the report prints fires
   in one replication;
-* :mod:`pipeline.validation.verdicts` — firing rates, bracketing and a verdict per world.
+* :mod:`pipeline.validation.verdicts` — firing rates, bracketing and a verdict per world;
+* :mod:`pipeline.validation.extras` — the inference extras of issue 17 (school clustering,
+  district wild bootstrap, design bootstrap, intent to treat at the first attempt, effect
+  on families reached), each judged against its own truth.
 """

@@ -51,12 +51,24 @@ class WorldSpec:
         93–97%): selection on recorded information, shared shocks, staggered starts.
     needed
         For worlds no design on the recorded data can identify: what would be needed.
+    attempt_targets_apply
+        Whether the intent-to-treat design at the first *attempted* visit should meet
+        the targets (``None``: as ``targets_apply``); it does in the reachability world,
+        since whether an attempt reaches the family plays no part in it.
     """
 
     world: str
     breaks: str
     targets_apply: bool
     needed: str = ""
+    attempt_targets_apply: bool | None = None
+
+    @property
+    def attempt_targets(self) -> bool:
+        """Whether the targets apply to the intent-to-treat design."""
+        if self.attempt_targets_apply is None:
+            return self.targets_apply
+        return self.attempt_targets_apply
 
 
 #: Scenario name → overrides of the synthetic configuration (``worlds`` section included).
@@ -114,6 +126,7 @@ WORLD_SPECS: dict[str, WorldSpec] = {
         "a record of the family factor (e.g. contact attempts and their outcomes with the "
         "reason a family was not reached), or comparison students drawn from those referred "
         "but not reached with the reach model known",
+        attempt_targets_apply=True,
     ),
     "attrition": WorldSpec(
         "attrition",

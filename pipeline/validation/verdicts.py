@@ -43,6 +43,10 @@ CAUGHT_RATE = 0.8
 FALSE_ALARM = 0.2
 BRACKET_RATE = 0.9
 VERDICTS = ("valid", "caught", "bracketed", "not identified")
+#: The ``design`` label of the intent-to-treat design at the first attempted visit
+#: (issue 17): judged against its own truth; bracketing (a property of the
+#: completed-visit designs) does not apply to it.
+ATTEMPT_DESIGN = "intent to treat"
 
 VERDICT_COLUMNS = [
     "scenario",
@@ -89,7 +93,9 @@ def bracketing_rate(reps: pd.DataFrame, ancova: str, differences: str) -> pd.Ser
     w = reps.pivot_table(
         index=["scenario", "rep"], columns="estimator", values="estimate", aggfunc="first"
     )
-    truth = reps.groupby(["scenario", "rep"])["truth"].first()
+    # the completed-visit truth (the study's extras carry truths of other estimands)
+    r = reps[reps["estimator"].isin([ancova, differences])]
+    truth = r.groupby(["scenario", "rep"])["truth"].first()
     if ancova not in w.columns or differences not in w.columns:
         return pd.Series(dtype=float)
     lo = np.minimum(w[ancova], w[differences])
@@ -148,13 +154,17 @@ def verdict_table(
     ancova: str,
     differences: str,
     reference: str = "dip",
+    attempt_designs: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """One row per scenario and design (``designs``: label → estimator name) with the
     targets, the diagnostic firing rates, the bracketing rate and the verdict.
 
     A diagnostic that fires in more than :data:`FALSE_ALARM` of the replications of the
     ``reference`` scenario (a world the design handles) cannot tell a broken world from a
-    sound one: it does not make a world *caught* (listed in ``uninformative``)."""
+    sound one: it does not make a world *caught* (listed in ``uninformative``).
+    ``attempt_designs`` are the labels of designs whose estimand is the effect of the
+    first *attempted* visit: no bracketing, and their targets apply where
+    :attr:`~pipeline.validation.scenarios.WorldSpec.attempt_targets_apply` says."""
     br = bracketing_rate(reps, ancova, differences)
     rows = []
     for label, est in designs.items():
@@ -182,8 +192,10 @@ def verdict_table(
                     abs(r["bias"]) <= BIAS_TARGET
                     and COVERAGE_TARGET[0] <= r["coverage"] <= COVERAGE_TARGET[1]
                 ),
-                "bracketing": float(br.get(scen, np.nan)),
-                "targets_apply": spec.targets_apply,
+                "bracketing": np.nan if label in attempt_designs else float(br.get(scen, np.nan)),
+                "targets_apply": (
+                    spec.attempt_targets if label in attempt_designs else spec.targets_apply
+                ),
                 "needed": spec.needed,
                 "uninformative": uninformative,
             }
