@@ -9,7 +9,9 @@ Usage::
 
 writes ``validation.csv`` (bias, RMSE, coverage, SE ratio and diagnostic firing rates per
 scenario and estimator), ``verdicts.csv`` (a verdict per world and design),
-``replications.csv``, the figure and ``timing.json`` (wall time) under ``--out``.
+``replications.csv``, the figure and ``timing.json`` (wall time) under ``--out``; every
+finished replication is also appended to ``checkpoint.csv`` there, and a rerun of the same
+command resumes from it (``--rescore`` scores a run cut short from it).
 
 ``--inference`` adds the inference extras of issue 17 to every replication
 (:mod:`pipeline.validation.extras`): the primary with errors clustered by school, the
@@ -93,6 +95,7 @@ def main() -> None:
         inference=a.inference,
         boot_draws=a.boot_draws,
         wild_draws=a.wild_draws,
+        checkpoint=str(out / "checkpoint.csv"),
     )
     t0 = time.perf_counter()
     run(cfg, ".")
@@ -106,10 +109,21 @@ def main() -> None:
         "boot_draws": a.boot_draws if a.inference else None,
         "wild_draws": a.wild_draws if a.inference else None,
         "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_note": "wall time of the last invocation (a study resumed from its checkpoint "
+        "ran over several); replication_seconds_total sums every replication's own wall time "
+        "(in its worker process, on a shared machine)",
+        "replication_seconds_total": _replication_seconds(out / "checkpoint.csv"),
         "command": command(a, out),
     }
     (out / "timing.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info))
+
+
+def _replication_seconds(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    d = pd.read_csv(path).drop_duplicates(["scenario", "rep"])
+    return round(float(d["seconds"].sum()), 1)
 
 
 def command(a: argparse.Namespace, out: Path) -> str:
@@ -127,8 +141,12 @@ def command(a: argparse.Namespace, out: Path) -> str:
 
 
 def rescore(out: Path, alpha: float = 0.05) -> None:
-    """Tables, verdicts and figure again from ``out/replications.csv``."""
-    reps = pd.read_csv(out / "replications.csv")
+    """Tables, verdicts and figure again from ``out/replications.csv`` (or, for a study cut
+    short, from the replications its checkpoint holds)."""
+    src = out / "replications.csv"
+    if not src.exists():
+        src = out / "checkpoint.csv"
+    reps = pd.read_csv(src)
     summary = summarize(reps, alpha)
     table = verdicts(summary, reps)
     write_csv(summary, out / "validation.csv", float_format="%.6g")

@@ -17,7 +17,7 @@ import logging
 import tempfile
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +93,9 @@ class ValidateConfig:
         (``boot_draws``), the intent-to-treat effect at the first attempted visit and the
         effect on families reached, each row judged against its own truth. Needs the
         matched ANCOVA as the design.
+    checkpoint
+        A CSV that every finished replication is appended to; replications already in it
+        are not run again (:func:`run_replications`). ``None``: no checkpoint.
     """
 
     seed: int = 20210404
@@ -116,6 +119,7 @@ class ValidateConfig:
     inference: bool = False
     boot_draws: int = 49
     wild_draws: int = 199
+    checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         if self.inference and self.design != "ancova":
@@ -348,19 +352,68 @@ def _task(args) -> pd.DataFrame:
         quiet.setLevel(level)
 
 
+def _done(path: Path, seeds: list[int]) -> pd.DataFrame:
+    """Replications already in a checkpoint file (rows of finished ``(scenario, rep)``
+    pairs whose seed matches this study's)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=REP_COLUMNS)
+    done = pd.read_csv(path)
+    done = done[done["rep"] < len(seeds)]
+    ok = done["seed"].to_numpy() == np.asarray(seeds, dtype=np.int64)[done["rep"].to_numpy()]
+    return done[ok]
+
+
 def run_replications(cfg: ValidateConfig) -> pd.DataFrame:
-    """Every replication of every scenario (in parallel when ``cfg.workers > 1``)."""
+    """Every replication of every scenario (in parallel when ``cfg.workers > 1``).
+
+    Replications run rep-major (the first replication of every scenario, then the second,
+    ...), so a study cut short has about as many replications of each scenario. With
+    ``cfg.checkpoint`` every finished replication is appended to that CSV as it arrives
+    and replications already there (same seed) are not run again: a long study can be
+    stopped and resumed. The result is ordered by scenario, replication and estimator
+    whatever the order the replications finished in.
+    """
     seeds = replication_seeds(cfg.seed, cfg.n_reps)
-    tasks = [(cfg, s, r, seeds[r]) for s in cfg.scenarios for r in range(cfg.n_reps)]
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    done = _done(ckpt, seeds) if ckpt else pd.DataFrame(columns=REP_COLUMNS)
+    done = done[done["scenario"].isin(cfg.scenarios) & (done["rep"] < cfg.n_reps)]
+    have = set(zip(done["scenario"], done["rep"], strict=True))
+    tasks = [
+        (cfg, s, r, seeds[r])
+        for r in range(cfg.n_reps)
+        for s in cfg.scenarios
+        if (s, r) not in have
+    ]
+
+    def keep(part: pd.DataFrame) -> pd.DataFrame:
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            part[REP_COLUMNS].to_csv(
+                ckpt, mode="a", header=not ckpt.exists() or ckpt.stat().st_size == 0, index=False
+            )
+        return part
+
     if cfg.workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=cfg.workers) as ex:
-            parts = list(
-                progress(ex.map(_task, tasks), "replications", total=len(tasks), unit="rep")
-            )
+            futures = [ex.submit(_task, t) for t in tasks]
+            parts = [
+                keep(f.result())
+                for f in progress(
+                    as_completed(futures), "replications", total=len(tasks), unit="rep"
+                )
+            ]
     else:
-        parts = list(progress(map(_task, tasks), "replications", total=len(tasks), unit="rep"))
-    reps = pd.concat(parts, ignore_index=True)
-    return reps[REP_COLUMNS]
+        parts = [
+            keep(p)
+            for p in progress(map(_task, tasks), "replications", total=len(tasks), unit="rep")
+        ]
+    reps = pd.concat([done.reindex(columns=REP_COLUMNS), *parts], ignore_index=True)
+    scen = {s: i for i, s in enumerate(cfg.scenarios)}
+    est = {e: i for i, e in enumerate(ALL_ESTIMATORS)}
+    reps = reps.assign(
+        _s=reps["scenario"].map(scen), _e=reps["estimator"].map(est).fillna(len(est))
+    ).sort_values(["_s", "rep", "_e"], kind="stable")
+    return reps[REP_COLUMNS].reset_index(drop=True)
 
 
 def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
