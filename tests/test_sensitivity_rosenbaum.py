@@ -190,3 +190,21 @@ def test_named_methods_as_r():
         senmv(y, 2.0, method="w")
     with pytest.raises(ValueError, match="alpha"):
         gamma_breakdown(y, 0.6)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 2.0, 4.25, 6.0])
+def test_pairs_with_signed_rank_scores_give_the_signed_rank_bound(gamma):
+    """separable1v's documentation: with ranks as scores it is the sensitivity analysis of a
+    rank test. For pairs scored ±(rank of |d|)/2 the separable bound is Rosenbaum's (2002,
+    §4.3.3) bound for Wilcoxon's signed-rank statistic T: expectation p⁺·Σq and variance
+    p⁺(1 − p⁺)·Σq² with p⁺ = Γ/(1 + Γ), on the lead pairs (T = 499)."""
+    d = DATA["lead"][DATA["lead"] != 0]
+    q = stats.rankdata(np.abs(d))
+    scores = np.column_stack([np.sign(d) * q / 2, -np.sign(d) * q / 2])
+    t, e, v = _separable(scores, gamma)
+    p = gamma / (1 + gamma)
+    big_t = q[d > 0].sum()
+    assert big_t == 499
+    # T − E and V of the signed-rank statistic (the scores shift T and E by Σq/2 alike)
+    assert t - e == pytest.approx(big_t - p * q.sum(), rel=1e-12)
+    assert v == pytest.approx(p * (1 - p) * (q**2).sum(), rel=1e-12)
