@@ -245,6 +245,7 @@ def test_sensitivity_caveat_with_and_without_its_tables():
     assert c2.status == cv.OK and "Not assessed" not in c2.text
     assert "21.0%" in c2.text and "12.0%" in c2.text  # robustness values
     assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text and "M = 0.80" in c2.text
+    assert "Huber's M-test, Rosenbaum 2007" in c2.text  # the method is named
     assert "_" not in c2.text
     low = {**sens, "sensitivity_rosenbaum": sens["sensitivity_rosenbaum"].assign(gamma=1.1)}
     assert cv.sensitivity_caveat(_rb(mbar=1.4), low).status == cv.CONCERN

@@ -190,7 +190,8 @@ def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None]
         g = float(ros["gamma"])
         concern |= g < GAMMA_CONCERN
         parts.append(
-            "Rosenbaum bounds: the effect stays significant unless a hidden characteristic "
+            "Rosenbaum bounds (Huber's M-test, Rosenbaum 2007): the effect stays "
+            "significant unless a hidden characteristic "
             f"multiplies the odds of a visit by more than Γ = {fmt_num(g, 2)} between "
             "matched students.")
     elif ros is not None:

@@ -14,12 +14,29 @@ those, the maximum variance (``separable1v``). The large-sample deviate
 :func:`gamma_breakdown` finds the largest Γ at which the effect is still significant at α
 (the "sensitivity value").
 
+``method`` selects ``senmv``'s named settings: ``"h"`` (Huber's ψ, the default: inner = 0,
+trim = 2.5, λ = 1/2), ``"i"`` (inner trimming, inner = 1/2) and ``"t"`` (the permutational
+t-test: no trimming, each set's treated-minus-mean-control difference averaged over sets).
+
+Checked against R (``tests/test_sensitivity_rosenbaum.py``, fixture
+``tests/fixtures/senmv_reference.json``): ``sensitivitymv`` 1.4.3's ``senmv``, ``mscorev`` and
+the sensitivity value (``uniroot`` on its P-value bound) on the lead-exposure pairs of
+Morton et al. (1982) printed in Rosenbaum (2002, ch. 4) and on matched sets with one or two
+controls printed in ``sensitivityfull``'s examples agree to within 1e-9 (relative). The
+package's own worked examples (Rosenbaum 2007, Tables 1 and 3) ship their data only in
+binary form and are not reproduced.
+
 References
 ----------
 Rosenbaum, P. R. (2007). Sensitivity analysis for m-estimates, tests and confidence
 intervals in matched observational studies. *Biometrics* 63, 456–464.
 Gastwirth, J. L., Krieger, A. M. & Rosenbaum, P. R. (2000). Asymptotic separability in
 sensitivity analysis. *JRSS-B* 62, 545–555.
+Morton, D. E. et al. (1982). Lead absorption in children of employees in a lead-related
+industry. *American Journal of Epidemiology* 115, 549–555.
+Rosenbaum, P. R. (2002). *Observational Studies*, 2nd ed. Springer, ch. 4.
+Rosenbaum, P. R. (2015). Two R packages for sensitivity analysis in observational studies.
+*Observational Studies* 1, 1–17.
 """
 
 from __future__ import annotations
@@ -30,7 +47,14 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-__all__ = ["SenResult", "gamma_breakdown", "matched_sets_matrix", "mscores", "senmv"]
+__all__ = ["METHODS", "SenResult", "gamma_breakdown", "matched_sets_matrix", "mscores", "senmv"]
+
+#: ``senmv``'s named methods without set weights: (inner, trim, λ, TonT).
+METHODS: dict[str, tuple[float, float, float, bool]] = {
+    "h": (0.0, 2.5, 0.5, False),
+    "i": (0.5, 2.5, 0.5, False),
+    "t": (0.0, np.inf, 0.5, True),
+}
 
 
 def mscores(ymat: np.ndarray, inner: float = 0.0, trim: float = 2.5, lam: float = 0.5,
@@ -114,13 +138,23 @@ def _separable(ms: np.ndarray, gamma: float) -> tuple[float, float, float]:
 
 
 def senmv(ymat: np.ndarray, gamma: float = 1.0, *, inner: float = 0.0, trim: float = 2.5,
-          lam: float = 0.5, tau: float = 0.0, TonT: bool = False) -> SenResult:
+          lam: float = 0.5, tau: float = 0.0, TonT: bool = False,
+          method: str | None = None) -> SenResult:
     """Upper bound on the one-sided P-value of no effect (or an additive effect ``tau``)
-    against a larger effect, at sensitivity parameter ``gamma`` (``senmv`` with
-    ``method=None``; defaults ``inner=0, trim=2.5, lambda=1/2`` are Huber's ψ).
+    against a larger effect, at sensitivity parameter ``gamma``.
+
+    As R's ``sensitivitymv::senmv``: the defaults ``inner=0, trim=2.5, lambda=1/2`` are
+    Huber's ψ (``method="h"``); ``method`` (one of :data:`METHODS`) overrides ``inner``,
+    ``trim``, ``lam`` and ``TonT`` as R does. ``ymat`` is a matrix of matched sets (treated
+    first, NaN-padded) or a vector of treated-minus-control pair differences.
     """
     if gamma < 1:
         raise ValueError("senmv: gamma must be >= 1")
+    if method is not None:
+        if method not in METHODS:
+            raise ValueError(f"senmv: method must be one of {sorted(METHODS)} "
+                             f"(the weighted methods are not implemented), got {method!r}")
+        inner, trim, lam, TonT = METHODS[method]
     y = np.array(ymat, dtype=float, copy=True)
     if y.ndim == 1:  # pair differences
         y = y[np.isfinite(y)]
@@ -138,8 +172,16 @@ def gamma_breakdown(ymat: np.ndarray, alpha: float = 0.05, *, gamma_max: float =
 
     Returns 1.0 when the randomization test (Γ = 1) is not significant (with ``pval`` at
     Γ = 1 above alpha: nothing to explain away) — check :func:`senmv` at Γ = 1 to tell — and
-    ``gamma_max`` when significance holds up to it.
+    ``gamma_max`` when significance holds up to it. Otherwise the crossing of ``alpha`` is
+    found by bisection on log Γ, as R's ``uniroot`` on ``senmv(...)$pval - alpha`` finds it.
+    The bound can step where a set's maximising assignment changes (its variance jumps);
+    the crossing is then at the step (the matched sets of the R check cross 0.05 at such a
+    step, Γ = 2.625). Where the statistic is below its maximal expectation (P > 1/2) a jump
+    up in variance lowers the bound, so the bound is not monotone in Γ there; ``alpha`` must
+    be below 1/2.
     """
+    if not 0 < alpha < 0.5:
+        raise ValueError("gamma_breakdown: alpha must be in (0, 1/2)")
     f = lambda lg: senmv(ymat, float(np.exp(lg)), **kw).pval - alpha  # noqa: E731
     if f(0.0) > 0:
         return 1.0
