@@ -66,6 +66,13 @@ def main() -> None:
         help="students per replication's extract",
     )
     ap.add_argument(
+        "--primary-only",
+        action="store_true",
+        help="run only the primary design (and the --inference extras), without the "
+        "diagnostics: for an inference study beside a worlds study of the same seeds, which "
+        "has the other designs and the diagnostics already",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="recompute the tables and verdicts from --out/replications.csv (no new runs)",
@@ -82,11 +89,14 @@ def main() -> None:
         workers=a.workers,
         scenarios=tuple(a.scenarios),
         design="ancova",
-        estimators=(
+        estimators=(registry.design_estimator("ancova").name,)
+        if a.primary_only
+        else (
             registry.design_estimator("ancova").name,
             *registry.extensions("ancova"),
             registry.DESIGNS["differences"],
         ),
+        diagnostics=not a.primary_only,
         table=str(out / "validation.csv"),
         replications=str(out / "replications.csv"),
         figure=str(out / "validation"),
@@ -106,6 +116,7 @@ def main() -> None:
         "scenarios": list(a.scenarios),
         "n_students": a.n_students,
         "inference": a.inference,
+        "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,
         "wild_draws": a.wild_draws if a.inference else None,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -135,6 +146,8 @@ def command(a: argparse.Namespace, out: Path) -> str:
     ]
     if list(a.scenarios) != list(SCENARIOS):
         parts.append("--scenarios " + " ".join(a.scenarios))
+    if a.primary_only:
+        parts.append("--primary-only")
     if a.inference:
         parts.append(f"--inference --boot-draws {a.boot_draws} --wild-draws {a.wild_draws}")
     return " ".join([*parts, f"--out {out}"])
