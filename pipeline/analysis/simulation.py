@@ -44,7 +44,7 @@ from pipeline.analysis.scenarios import (
 )
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.ingestion import run_ingest
-from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
 from pipeline.panel_build import write_panel
 from pipeline.runner import progress
@@ -235,7 +235,9 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     spec = RiskSetSpec(**cfg.match)
     panel, truths = synthetic_panel_truth(scfg)
     truth = truths.get("att_window")
-    res = riskset_match(panel, spec)
+    # the design bootstrap of the inference extras reuses the propensity fit
+    ps_cache = PropensityCache() if cfg.inference else None
+    res = riskset_match(panel, spec, ps_cache=ps_cache)
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
     extended = [e for e in registry.extensions(cfg.design) if e in cfg.estimators]
     if extended:
@@ -293,7 +295,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     if cfg.inference:  # each extra carries its own truth (pipeline/validation/extras.py)
         rows.extend(
             inference_rows(panel, m_ipcw, spec, ecfg, truths, boot_draws=cfg.boot_draws,
-                           wild_draws=cfg.wild_draws, seed=seed)
+                           wild_draws=cfg.wild_draws, seed=seed, ps_cache=ps_cache)
         )  # fmt: skip
     out = pd.DataFrame(rows).reindex(columns=REP_COLUMNS)
     if cfg.diagnostics:
