@@ -53,6 +53,7 @@ from pipeline.synth.worlds import WorldConfig
 from pipeline.validation import diagnostics as diag
 from pipeline.validation.extras import inference_rows
 from pipeline.validation.history import extended_ancova, with_history
+from pipeline.validation.scenarios import spec_of
 from pipeline.validation.verdicts import ATTEMPT_DESIGN, verdict_table
 
 log = logging.getLogger("pipeline.validate")
@@ -413,7 +414,7 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                     float((pre < alpha).mean()) if len(pre := ok["pretrend_p"].dropna()) else np.nan
                 ),
                 "n_failed": int(len(g) - n),
-                "targets_apply": bool(SCENARIOS[scen].get("targets_apply", True)),
+                "targets_apply": _targets_apply(scen, est),
                 **{
                     c.replace("fires_", "rate_"): (
                         float(f[c].mean()) if f[c].notna().any() else np.nan
@@ -428,6 +429,15 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         key=lambda s: s.map(scen_order if s.name == "scenario" else est_order),
     )
     return out.reset_index(drop=True)
+
+
+def _targets_apply(scenario: str, estimator: str) -> bool:
+    """Whether the targets apply to ``estimator`` in ``scenario``: the scenario's flag, and
+    for the estimands at the first attempted visit the world's
+    :attr:`~pipeline.validation.scenarios.WorldSpec.attempt_targets`."""
+    if estimator in registry.INFERENCE_EXTRAS[3:]:
+        return bool(spec_of(scenario).attempt_targets)
+    return bool(SCENARIOS[scenario].get("targets_apply", True))
 
 
 def verdicts(summary: pd.DataFrame, reps: pd.DataFrame, design: str = "ancova") -> pd.DataFrame:
