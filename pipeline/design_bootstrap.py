@@ -56,7 +56,12 @@ from pipeline.matching.propensity import (
     design_matrix,
     fit_propensity,
 )
-from pipeline.matching.riskset import RiskSetSpec, match_in_strata, riskset_work
+from pipeline.matching.riskset import (
+    PropensityCache,
+    RiskSetSpec,
+    match_in_strata,
+    riskset_work,
+)
 
 __all__ = ["BootstrapResult", "DesignBootstrap", "school_multiplicities"]
 
@@ -142,6 +147,11 @@ class DesignBootstrap:
         re-fitting); ``k > 0``: ``k`` damped Newton steps with the draw's own Hessian.
     ipcw : bool
         Censoring weights (``False``: censored comparison rows are dropped, others weigh 1).
+    ps_cache : PropensityCache, optional
+        A cache (:class:`pipeline.matching.riskset.PropensityCache`) already holding the
+        full-sample propensity fit of a :func:`~pipeline.matching.riskset.riskset_match`
+        run on the same panel and settings: the fit is reused instead of repeated (it is
+        keyed by the whole design matrix, so a reused fit is the fit that would be made).
     """
 
     def __init__(
@@ -154,6 +164,7 @@ class DesignBootstrap:
         truncate=DEFAULT_TRUNCATE,
         newton_steps: int = 0,
         ipcw: bool = True,
+        ps_cache: PropensityCache | None = None,
     ):
         self.spec = spec = RiskSetSpec() if spec is None else spec
         self.window = (int(att_window[0]), int(att_window[1]))
@@ -189,7 +200,7 @@ class DesignBootstrap:
         self.work_month = sm[rs.idx]
         X = design_matrix(rs.work, rs.covs_ps, levels=rs.levels, name="panel")
         # the stage's own fit is the start of every draw's Newton steps
-        model = fit_propensity(X, self.work_t)
+        model = fit_propensity(X, self.work_t) if ps_cache is None else ps_cache.fit(X, self.work_t)
         A = X.to_numpy()
         del X
         mu, sd = A.mean(axis=0), A.std(axis=0)

@@ -10,7 +10,7 @@ from pipeline.analysis.design import add_outcomes, primary, with_censoring_weigh
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import DesignBootstrap, school_multiplicities
-from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from tests.conftest import small_config
 from tests.panel_factory import build_panel
 
@@ -61,6 +61,19 @@ def test_draws_are_reproducible_and_vary(panel):
     assert t.loc[0, "ci_low"] < t.loc[0, "ci_high"] and t.loc[0, "draws"] == 6
     # a draw that keeps every school once is the full sample
     assert "design bootstrap" in a.summary()
+
+
+def test_reusing_the_matching_runs_propensity_fit_changes_nothing(panel):
+    """The simulation study hands the bootstrap the primary matching run's propensity fit
+    (a shared cache): the fit is reused, and the draws are those of a fresh fit."""
+    cache = PropensityCache()
+    riskset_match(panel, RiskSetSpec(), ps_cache=cache)
+    reused = DesignBootstrap(panel, ps_cache=cache)
+    assert cache.hits == 1
+    fresh = DesignBootstrap(panel)
+    np.testing.assert_array_equal(reused.beta0, fresh.beta0)
+    a, b = reused.run(3, seed=4, workers=1), fresh.run(3, seed=4, workers=1)
+    np.testing.assert_array_equal(a.draws, b.draws)
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ from pipeline.analysis.scenarios import (
 )
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.ingestion import run_ingest
-from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
 from pipeline.panel_build import write_panel
 from pipeline.runner import progress
@@ -53,6 +53,7 @@ from pipeline.synth.worlds import WorldConfig
 from pipeline.validation import diagnostics as diag
 from pipeline.validation.extras import inference_rows
 from pipeline.validation.history import extended_ancova, with_history
+from pipeline.validation.scenarios import spec_of
 from pipeline.validation.verdicts import ATTEMPT_DESIGN, verdict_table
 
 log = logging.getLogger("pipeline.validate")
@@ -239,7 +240,9 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     spec = RiskSetSpec(**cfg.match)
     panel, truths = synthetic_panel_truth(scfg)
     truth = truths.get("att_window")
-    res = riskset_match(panel, spec)
+    # the design bootstrap of the inference extras reuses the propensity fit
+    ps_cache = PropensityCache() if cfg.inference else None
+    res = riskset_match(panel, spec, ps_cache=ps_cache)
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
     extended = [e for e in registry.extensions(cfg.design) if e in cfg.estimators]
     if extended:
@@ -297,7 +300,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     if cfg.inference:  # each extra carries its own truth (pipeline/validation/extras.py)
         rows.extend(
             inference_rows(panel, m_ipcw, spec, ecfg, truths, boot_draws=cfg.boot_draws,
-                           wild_draws=cfg.wild_draws, seed=seed)
+                           wild_draws=cfg.wild_draws, seed=seed, ps_cache=ps_cache)
         )  # fmt: skip
     out = pd.DataFrame(rows).reindex(columns=REP_COLUMNS)
     if cfg.diagnostics:
@@ -464,7 +467,7 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                     float((pre < alpha).mean()) if len(pre := ok["pretrend_p"].dropna()) else np.nan
                 ),
                 "n_failed": int(len(g) - n),
-                "targets_apply": bool(SCENARIOS[scen].get("targets_apply", True)),
+                "targets_apply": _targets_apply(scen, est),
                 **{
                     c.replace("fires_", "rate_"): (
                         float(f[c].mean()) if f[c].notna().any() else np.nan
@@ -479,6 +482,15 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         key=lambda s: s.map(scen_order if s.name == "scenario" else est_order),
     )
     return out.reset_index(drop=True)
+
+
+def _targets_apply(scenario: str, estimator: str) -> bool:
+    """Whether the targets apply to ``estimator`` in ``scenario``: the scenario's flag, and
+    for the estimands at the first attempted visit the world's
+    :attr:`~pipeline.validation.scenarios.WorldSpec.attempt_targets`."""
+    if estimator in registry.INFERENCE_EXTRAS[3:]:
+        return bool(spec_of(scenario).attempt_targets)
+    return bool(SCENARIOS[scenario].get("targets_apply", True))
 
 
 def verdicts(summary: pd.DataFrame, reps: pd.DataFrame, design: str = "ancova") -> pd.DataFrame:

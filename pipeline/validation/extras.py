@@ -46,7 +46,7 @@ from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import BootstrapResult, DesignBootstrap
 from pipeline.did.results import EventStudyResult
 from pipeline.inference import SCHOOL, district_wild_check
-from pipeline.matching.riskset import RiskSetSpec
+from pipeline.matching.riskset import PropensityCache, RiskSetSpec
 
 __all__ = [
     "design_bootstrap",
@@ -111,16 +111,25 @@ def district_wild(
 
 
 def design_bootstrap(
-    panel: pd.DataFrame, spec: RiskSetSpec, ecfg: EstimateConfig, *, draws: int, seed: int
+    panel: pd.DataFrame,
+    spec: RiskSetSpec,
+    ecfg: EstimateConfig,
+    *,
+    draws: int,
+    seed: int,
+    ps_cache: PropensityCache | None = None,
 ) -> BootstrapResult:
-    """The design bootstrap of the primary's window average, in one process.
+    """The design bootstrap of the primary's window average, in one process (``ps_cache``:
+    the primary's matching run's propensity fit, reused).
 
     Returns
     -------
     BootstrapResult
         The full-sample estimate, the draws, the bootstrap SE and percentile interval.
     """
-    bs = DesignBootstrap(panel, spec, att_window=ecfg.att_window, truncate=ecfg.ipcw_truncate)
+    bs = DesignBootstrap(
+        panel, spec, att_window=ecfg.att_window, truncate=ecfg.ipcw_truncate, ps_cache=ps_cache
+    )
     return bs.run(draws, seed=seed, workers=1, alpha=ecfg.alpha)
 
 
@@ -186,6 +195,7 @@ def inference_rows(
     wild_draws: int,
     seed: int,
     y: str = "attendance_rate",
+    ps_cache: PropensityCache | None = None,
 ) -> list[dict]:
     """The extras' rows of one replication (see the module docstring).
 
@@ -205,6 +215,11 @@ def inference_rows(
         Design-bootstrap and wild-bootstrap draws (``0``: that extra is skipped).
     seed : int
         The replication's seed (the bootstraps' draws).
+    y : str
+        Outcome column.
+    ps_cache : PropensityCache, optional
+        The cache the primary's :func:`~pipeline.matching.riskset.riskset_match` used: the
+        design bootstrap reuses its propensity fit.
 
     Returns
     -------
@@ -238,7 +253,7 @@ def inference_rows(
         guard(WILD_ROW, wild)
 
     def boot() -> dict:
-        r = design_bootstrap(panel, spec, ecfg, draws=boot_draws, seed=seed)
+        r = design_bootstrap(panel, spec, ecfg, draws=boot_draws, seed=seed, ps_cache=ps_cache)
         lo, hi = r.conf_int()
         return {"estimator": BOOT_ROW, "estimate": r.estimate, "std_error": r.std_error,
                 "ci_low": lo, "ci_high": hi, "n_treated": n_t}  # fmt: skip
