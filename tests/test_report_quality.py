@@ -47,7 +47,7 @@ PARAMS = {
 def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("report_q")
     build_report_inputs(root, seed=11, n_treated=900, n_comparison=2400, with_validation=True,
-                        design="ancova")
+                        design="ancova", sensitivity=True, with_verdicts=True)
     out = report.run(root, PARAMS)
     return root, out
 
@@ -126,7 +126,7 @@ def _internal_names(text: str) -> set[str]:
                       "dimension", "excluded", "unmatched", "comparison", "covered",
                       "imputation", "eligible", "visited", "analysed", "extract", "panel",
                       "districts", "enrollment", "placed", "kept", "read",
-                      "naive", "sex", "tier", "dip"}}
+                      "naive", "sex", "tier", "dip", "boundary"}}
     return hits
 
 
@@ -214,7 +214,7 @@ def test_balance_caveat_counts_failures_after_matching():
                         "wwc_effect_size_after": [0.02, 0.67, 0.1, 0.3]})
     c = cv.balance_caveat(bal, 0.05, 0.25)
     assert c.status == cv.CONCERN
-    assert "2 characteristics of 4" in c.text and "Grade 2" in c.text
+    assert "2 of 4 characteristics" in c.text and "Grade 2" in c.text
     assert "Free or reduced-price lunch" in c.text and "Another 1 lies" in c.text
     ok = cv.balance_caveat(bal.assign(wwc_effect_size_after=0.01), 0.05, 0.25)
     assert ok.status == cv.OK
@@ -251,7 +251,10 @@ def test_sensitivity_caveat_with_and_without_its_tables():
     c2 = cv.sensitivity_caveat(_rb(mbar=0.3), sens)
     assert c2.status == cv.OK and "Not assessed" not in c2.text
     assert "21.0%" in c2.text and "12.0%" in c2.text  # robustness values
-    assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text and "M = 0.80" in c2.text
+    assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text
+    # the smoothness bound is in the sensitivity section, not on the first page
+    assert "M = 0.80" not in c2.text
+    assert "M = 0.80" in " ".join(cv.honest_text(sens["sensitivity_honestdid"], "ancova")[0])
     assert "_" not in c2.text
     low = {**sens, "sensitivity_rosenbaum": sens["sensitivity_rosenbaum"].assign(gamma=1.1)}
     assert cv.sensitivity_caveat(_rb(mbar=1.4), low).status == cv.CONCERN
@@ -311,7 +314,9 @@ def test_every_caveat_is_on_the_first_page(rendered):
         first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(rendered[1]["pdf"]),
                                 "-"], capture_output=True, text=True, check=True).stdout
         first = re.sub(r"\s+", " ", first)
-        for topic in ("Balance after matching", "Evidence rating", "school days"):
+        for topic in ("Balance after matching", "Falsification tests",
+                      "Sensitivity to hidden bias", "Students left out", "Uncertainty",
+                      "Worlds that break the assumptions", "Evidence rating", "school days"):
             assert topic in first, topic
 
 
@@ -424,7 +429,7 @@ def test_no_mostly_empty_pdf_page(rendered, tmp_path):
 def test_same_inputs_give_the_same_bytes(rendered, tmp_path):
     root2 = tmp_path / "again"
     build_report_inputs(root2, seed=11, n_treated=900, n_comparison=2400, with_validation=True,
-                        design="ancova")
+                        design="ancova", sensitivity=True, with_verdicts=True)
     out2 = report.run(root2, PARAMS)
     out1 = rendered[1]
     assert out1["html"].read_bytes() == out2["html"].read_bytes()

@@ -66,16 +66,21 @@ def test_rating_names_what_it_rests_on_and_what_else_exceeds():
               ("grade=K", 0.27, "not satisfied", False)])
     c = cv.rating_caveat(w)
     assert c.status == cv.CONCERN and c.text.startswith("Does Not Meet WWC Standards")
+    # the first page groups the levels of a characteristic and gives the largest |g|
     assert "Prior-year tier: satisfactory (|g| up to 0.67)" in c.text
     assert "more than 0.25, which no adjustment can repair" in c.text
     assert "4 comparisons" in c.text and "school months 1 to 2" in c.text
-    assert "Grade K (|g| up to 0.27)" in c.text and "do not change the rating" in c.text
+    assert "not in the rating: Grade: K (|g| up to 0.27)" in c.text
+    # the section's text names each one
+    long = cv.rating_text(w, w.iloc[-1])
+    assert "Prior-year tier: satisfactory (|g| up to 0.67)" in long
+    assert "Grade K (|g| up to 0.27)" in long and "do not change the rating" in long
     assert "_" not in c.text and "=" not in c.text
     ok = cv.rating_caveat(_wwc([("rate_lag1", 0.1, "satisfied with adjustment", True),
                                 ("grade=K", 0.27, "not satisfied", False)],
                                "Meets WWC Standards With Reservations"))
     assert ok.status == cv.OK and "Every one is within 0.25" in ok.text
-    assert "Grade K" in ok.text
+    assert "Grade: K" in ok.text
 
 
 def test_balance_caution_and_rating_agree_on_what_the_rating_rests_on():
@@ -83,10 +88,10 @@ def test_balance_caution_and_rating_agree_on_what_the_rating_rests_on():
                         "smd_after": [0.09, 0.07, 0.0],
                         "wwc_effect_size_after": [0.67, 0.27, 0.01]})
     b = cv.balance_caveat(bal, 0.05, 0.25)
-    assert "Prior-year tier: satisfactory measures attendance before the visit" in b.text
-    assert "rating rests" in b.text and "see Evidence rating" in b.text
-    assert "Grade K is not among the characteristics" in b.text
-    assert "beyond what the What Works Clearinghouse accepts" not in b.text
+    assert ("Measures of attendance before the visit, on which the evidence rating rests "
+            "(see Evidence rating): Prior-year tier: satisfactory.") in b.text
+    assert "not in the rating, and not adjusted for beyond the matching: Grade K." in b.text
+    assert "2 of 3 characteristics" in b.text
 
 
 def test_wwc_rating_rests_on_required_measures_only():
@@ -184,6 +189,7 @@ def test_placebo_sentence_cites_the_study_or_no_number(tmp_path):
     with_study = placebo_appendix(rb, None, v, "matched_ancova")["text"]
     assert "97% of the replications of the default world" in with_study
     assert "cannot tell a sound world from a broken one" in with_study
+    assert "95% to 99% of those of the 2 other worlds" in with_study
     without = placebo_appendix(rb, None, None, "matched_ancova")["text"]
     assert not re.search(r"\d", without)
     # a study table without firing rates (the committed validation_n100) cites none
@@ -212,7 +218,7 @@ def test_sensitivity_section_shows_every_table(rendered):
     for needle in ("robustness value", "Confounder as strong as", "1 × prior-year attendance",
                    "Γ = 3.40", "Largest one-sided p-value",
                    "conditional least-favourable hybrid (C-LF)", "fixed-length (FLCI)",
-                   "breakdown M̄ = 0.50", "do not carry over to the headline",
+                   "breakdown M̄ = 0.50", "do not apply to the headline",
                    "Equivalence bound (points)", "Meets WWC Standards With Reservations",
                    "Rating rests on it", "Grade K", "Hedges' g", "Cox index",
                    "Improvement index", "Benjamini–Hochberg", "Q-value (BH)"):

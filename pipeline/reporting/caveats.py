@@ -67,23 +67,17 @@ def balance_caveat(bal: pd.DataFrame, equivalence: float, adjustment: float) -> 
     what = "effect size (Hedges' g or Cox index)" if col.startswith("wwc") else (
         "standardised difference")
     if req or other:
-        text = (
-            f"After matching, at the first visit, "
-            f"{plural(len(req) + len(other), 'characteristic')} of {n} still "
-            f"{'differs' if len(req) + len(other) == 1 else 'differ'} between visited and "
-            f"comparison students by more than {fmt_num(adjustment, 2)} in {what}, more than "
-            "the What Works Clearinghouse accepts even with statistical adjustment."
-        )
+        k = len(req) + len(other)
+        text = (f"After matching, at the first visit, {k} of {n} characteristics "
+                f"{'differs' if k == 1 else 'differ'} by more than {fmt_num(adjustment, 2)} "
+                f"in {what}, beyond what the What Works Clearinghouse accepts even with "
+                "adjustment.")
         if req:
-            text += (f" {join_words(req)} {'measures' if len(req) == 1 else 'measure'} "
-                     "attendance before the visit, on which the evidence rating rests (see "
-                     "Evidence rating).")
+            text += (f" Measures of attendance before the visit, on which the evidence rating "
+                     f"rests (see Evidence rating): {join_words(req)}.")
         if other:
-            text += (f" {join_words(other)} {'is' if len(other) == 1 else 'are'} not among "
-                     "the characteristics a review protocol for attendance outcomes requires, "
-                     "so the rating does not rest on "
-                     f"{'it' if len(other) == 1 else 'them'}; the estimate does not adjust "
-                     f"for {'it' if len(other) == 1 else 'them'} beyond the matching.")
+            text += (f" Not required for attendance outcomes, so not in the rating, and not "
+                     f"adjusted for beyond the matching: {join_words(other)}.")
         text += (f" Another {adjust} {'lies' if adjust == 1 else 'lie'} between "
                  f"{fmt_num(equivalence, 2)} and {fmt_num(adjustment, 2)}.")
         return Caveat("balance", "Balance after matching", CONCERN, text)
@@ -147,43 +141,36 @@ def honest_rows(hd: pd.DataFrame | None) -> dict[str, pd.Series | None]:
             "sd": pick("DeltaSD", "breakdown")}
 
 
-def honest_text(hd: pd.DataFrame | None, design: str) -> tuple[list[str], bool, bool]:
+def honest_text(hd: pd.DataFrame | None, design: str, short: bool = False
+                ) -> tuple[list[str], bool, bool]:
     """Sentences on the HonestDiD breakdown values and what they mean for the headline
-    design; returns ``(sentences, assessed, concern)``."""
+    design; returns ``(sentences, assessed, concern)`` (``short``: the first page's, without
+    the smoothness bound)."""
     h = honest_rows(hd)
     rm, sd, orig = h["rm"], h["sd"], h["original"]
     if rm is None and sd is None:
         return ["Not assessed: how far the matched differences design's paths may depart "
                 "from parallel (HonestDiD)."], False, False
-    whose = ("the matched differences design, reported beside the headline"
-             if design == "ancova" else "the headline design")
-    parts = []
-    if orig is not None and pd.notna(orig["lb"]):
-        parts.append(f"For {whose} ({_ci(orig['lb'], orig['ub'])}), the")
-    else:
-        parts.append(f"For {whose}, the")
-    concern = False
+    whose = "The matched differences design" if design == "ancova" else "The headline design"
+    ci = (f" ({_ci(orig['lb'], orig['ub'])})" if orig is not None and pd.notna(orig["lb"])
+          else "")
+    concern = True
     if rm is not None and pd.notna(rm["M"]):
         m = float(rm["M"])
         concern = m < 1
-        parts[-1] += (
-            " interval stays away from zero while the bias after the visit changes from "
-            f"month to month by at most {fmt_num(m, 2)} times the largest change seen "
-            f"before it (breakdown M̄ = {fmt_num(m, 2)}, conditional least-favourable "
-            "hybrid set)" + ("; a value below one means modest departures from parallel "
-                             "paths would overturn it." if m < 1 else "."))
+        parts = [f"{whose}{ci} stays away from zero while its bias after the visit changes "
+                 f"month to month by at most {fmt_num(m, 2)} times the largest change before "
+                 f"it (breakdown M̄ = {fmt_num(m, 2)}, HonestDiD)"
+                 + ("; below one, modest departures from parallel paths would overturn it."
+                    if m < 1 else ".")]
     else:
-        parts[-1] += " interval includes zero under every relative-magnitude bound tried."
-        concern = True
-    if sd is not None and pd.notna(sd["M"]):
-        parts.append("Allowing the trend to bend by at most M points a month, it excludes "
-                     f"zero up to M = {fmt_num(sd['M'], 2)} (FLCI).")
+        parts = [f"{whose}{ci} includes zero under every relative-magnitude bound tried."]
+    if sd is not None and pd.notna(sd["M"]) and not short:
+        parts.append(f"Letting its trend bend by M points a month, it excludes zero up to "
+                     f"M = {fmt_num(sd['M'], 2)}.")
     if design == "ancova":
-        parts.append(
-            "These bounds do not carry over to the headline, which does not assume parallel "
-            "paths: it compares students who recorded the same attendance in the months "
-            "before the visit, so its check is the placebo-month test and equivalence bound "
-            "under Falsification tests.")
+        parts.append("These bounds do not apply to the headline, which does not assume "
+                     "parallel paths; its check is the placebo-month test (Falsification tests).")
     return parts, True, concern
 
 
@@ -199,15 +186,15 @@ def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None]
     the HonestDiD table.
     """
     sens = sens or {}
-    parts, assessed, concern = honest_text(sens.get("sensitivity_honestdid"), design)
+    parts, assessed, concern = honest_text(sens.get("sensitivity_honestdid"), design, True)
     ovb = _first(sens.get("sensitivity_ovb"))
     if ovb is not None and pd.notna(ovb["rv_q"]):
         assessed = True
         parts.append(
-            "An unobserved confounder would have to explain "
+            "A hidden confounder would have to explain "
             f"{fmt_pct(100 * float(ovb['rv_q']), nd=1)} of the remaining variation of both "
-            "the visit and attendance to remove the estimate (robustness value), and "
-            f"{fmt_pct(100 * float(ovb['rv_qa']), nd=1)} to make it lose significance.")
+            "the visit and attendance to remove the estimate (robustness value; "
+            f"{fmt_pct(100 * float(ovb['rv_qa']), nd=1)} to make it insignificant).")
     elif ovb is not None:
         parts.append(f"The robustness value could not be computed: {_note(ovb)}.")
     ros = _first(sens.get("sensitivity_rosenbaum"), lambda d: d["row"] == "breakdown")
@@ -216,9 +203,8 @@ def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None]
         g = float(ros["gamma"])
         concern |= g < GAMMA_CONCERN
         parts.append(
-            "Rosenbaum bounds: the effect stays significant unless a hidden characteristic "
-            f"multiplies the odds of a visit by more than Γ = {fmt_num(g, 2)} between "
-            "matched students.")
+            "It stays significant unless a hidden characteristic multiplies the odds of a "
+            f"visit between matched students by more than Γ = {fmt_num(g, 2)} (Rosenbaum).")
     elif ros is not None:
         parts.append(f"Rosenbaum bounds could not be computed: {_note(ros)}.")
     if not any(k in sens for k in ("sensitivity_ovb", "sensitivity_rosenbaum")):
@@ -321,21 +307,30 @@ def equivalence_summary(wwc: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _named(rows: pd.DataFrame) -> str:
+def _named(rows: pd.DataFrame, short: bool = False) -> str:
+    if short:  # one name per characteristic, its levels after it
+        fam: dict[str, list[str]] = {}
+        for c in rows["characteristic"].astype(str):
+            var, _, lv = c.partition("=")
+            fam.setdefault(var, []).append(lv)
+        names = [labels.variable(v) + (f": {join_words([labels.level(x) for x in lv])}"
+                                       if any(lv) else "") for v, lv in fam.items()]
+        return "; ".join(names) + f" (|g| up to {fmt_num(rows['absg'].max(), 2)})"
     return join_words([f"{labels.variable(r.characteristic)} (|g| up to "
                        f"{fmt_num(r.absg, 2)})" for r in rows.itertuples()])
 
 
-def rating_text(wwc: pd.DataFrame, r: pd.Series) -> str:
+def rating_text(wwc: pd.DataFrame, r: pd.Series, short: bool = False) -> str:
     """What the rating rests on, which required measures fail and which other
-    characteristics exceed the limit, from the WWC table."""
+    characteristics exceed the limit, from the WWC table (``short``: one largest |g| per
+    list, for the first page)."""
     e = equivalence_summary(wwc)
     req, other = e["required"], e["other"]
     when = (f" in school months {e['months'][0]} to {e['months'][1]} after the visit"
             if e["months"] else "")
     fams = list(dict.fromkeys(labels.variable(str(c).split("=")[0])
                               for c in req["characteristic"] if str(c)))
-    named = f" ({join_words(fams).lower()})" if fams else ""
+    named = f" ({join_words(fams).lower()})" if fams and not short else ""
     text = (f"{labels.words(r['category'])}. The rating rests on baseline equivalence of the "
             f"measures of attendance before the visit{named} among the "
             f"students analysed{when}, weighted as in the estimate: "
@@ -345,25 +340,35 @@ def rating_text(wwc: pd.DataFrame, r: pd.Series) -> str:
         nots = fail[fail["category"] == "not satisfied"]
         unadj = fail[fail["category"] == "requires adjustment"]
         if len(nots):
-            text += (f" {_named(nots)} {'differs' if len(nots) == 1 else 'differ'} by more "
+            text += (f" {_named(nots, short)} {'differs' if len(nots) == 1 else 'differ'} by more "
                      f"than {fmt_num(EQUIV_ADJUST, 2)}, which no adjustment can repair.")
         if len(unadj):
-            text += (f" {_named(unadj)} {'differs' if len(unadj) == 1 else 'differ'} by more "
+            text += (f" {_named(unadj, short)} {'differs' if len(unadj) == 1 else 'differ'} by more "
                      f"than {fmt_num(EQUIV_SATISFIED, 2)} and the estimate does not adjust for "
                      f"{'it' if len(unadj) == 1 else 'them'}.")
-        text += (" Under the What Works Clearinghouse handbook one measure that fails fails "
-                 "every finding on attendance, so the evidence does not meet its standards "
-                 "however well the other measures balance.")
+        text += (" Under the What Works Clearinghouse handbook one failing measure fails "
+                 "every finding on attendance, however well the others balance.")
     else:
         text += (f" Every one is within {fmt_num(EQUIV_ADJUST, 2)} and those above "
                  f"{fmt_num(EQUIV_SATISFIED, 2)} are adjusted for.")
     over = other[other["absg"] > EQUIV_ADJUST]
-    if len(over):
+    if len(over) and short:
+        text += (f" Beyond {fmt_num(EQUIV_ADJUST, 2)} but not required for attendance "
+                 f"outcomes, so not in the rating: {_named(over, short)}.")
+    elif len(over):
         text += (f" Other characteristics differ by more than {fmt_num(EQUIV_ADJUST, 2)} "
-                 f"({_named(over)}); a review "
-                 "protocol for attendance outcomes does not require them, so they do not "
-                 "change the rating.")
+                 f"({_named(over, short)}); a review protocol for attendance outcomes does not "
+                 "require them, so they do not change the rating.")
     return text
+
+
+#: How the text names the effect-size measures of the ``effect_sizes`` table.
+MEASURES = {"hedges_g": "Hedges' g", "cox_index": "Cox index"}
+
+
+def measure(name: Any) -> str:
+    """Display name of an effect-size measure."""
+    return MEASURES.get(str(name), labels.words(name))
 
 
 def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = None
@@ -372,7 +377,7 @@ def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = 
     baseline-equivalence rows it rests on) and the effect sizes (``effect_sizes``)."""
     r = _first(wwc, lambda d: d["item"] == "rating")
     es = [] if effect_sizes is None else [
-        f"{labels.words(e['measure'])} on {labels.label(e['outcome']).lower()} "
+        f"{measure(e['measure'])} on {labels.label(e['outcome']).lower()} "
         f"{fmt_num(e['estimate'], 2, True)} ({_ci(e['ci_low'], e['ci_high'], 2)}"
         + (f"; improvement index {fmt_num(e['improvement_index'], 0, True)}"
            if pd.notna(e.get("improvement_index")) else "") + ")"
@@ -388,7 +393,7 @@ def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = 
     cat = str(r["category"])
     meets = "meets" in cat.lower() and "not" not in cat.lower()
     return Caveat("rating", "Evidence rating", OK if meets else CONCERN,
-                  rating_text(wwc, r) + tail)
+                  rating_text(wwc, r, short=True) + tail)
 
 
 #: How the text names the clustering unit of the standard errors (estimate.cluster).

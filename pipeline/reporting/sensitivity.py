@@ -157,9 +157,7 @@ def _effect_sizes(t: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame | None:
         return None
     e = e[e["estimate"].notna()]
     return pd.DataFrame({
-        "Measure": e["measure"].map(lambda m: {"hedges_g": "Hedges' g",
-                                               "cox_index": "Cox index"}.get(m,
-                                                                             labels.words(m))),
+        "Measure": e["measure"].map(cv.measure),
         "Outcome": e["outcome"].map(labels.label),
         "Estimate": e["estimate"], "95% CI low": e["ci_low"], "95% CI high": e["ci_high"],
         "Improvement index": e["improvement_index"],
@@ -275,20 +273,21 @@ def placebo_appendix(rb: pd.DataFrame, validation: pd.DataFrame | None,
         return None
     r = study_rates(validation, verdicts, primary)
     if r is None or r["reference"] is None:
-        text = ("The simulation study available to this report does not record how often "
-                "this check fires, so whether it tells worlds the design handles from worlds "
-                "that break it is not shown here; it is kept out of the falsification tests "
-                "until a study shows that it does.")
+        text = ("In the project's simulation runs so far it fired in the default world, where "
+                "the design is valid, so it cannot tell a sound world from a broken one and is "
+                "not among the falsification tests. The simulation study available to this "
+                "report does not record how often it fires, so no rate is quoted here.")
     else:
         text = (f"In the simulation study ({plural(r['n_reps'], 'replication')} per world) "
                 f"it fired in {fmt_num(r['reference'], 0)}% of the replications of the "
-                f"default world ({r['reference_name']}), where the design is valid")
+                f"default world ({r['reference_name']}), which the design is built to handle")
         if r["n_others"]:
-            text += (f", and in {fmt_num(r['others_min'], 0)}% to "
-                     f"{fmt_num(r['others_max'], 0)}% of those of the "
-                     f"{plural(r['n_others'], 'other world')}")
-        text += (". A check that fires where the design is valid cannot tell a sound world "
-                 "from a broken one, so it is not among the falsification tests."
+            lo, hi = fmt_num(r["others_min"], 0), fmt_num(r["others_max"], 0)
+            text += (f", and in {lo if lo == hi else f'{lo}% to {hi}'}% of those of "
+                     + ("the other world" if r["n_others"] == 1
+                        else f"the {r['n_others']} other worlds"))
+        text += (". A check that fires in the world the design handles cannot tell a sound "
+                 "world from a broken one, so it is not among the falsification tests."
                  if r["reference"] > 100 * FALSE_ALARM else
                  ". It is kept here as information; the falsification tests are the "
                  "placebo-month test and its equivalence bound.")
