@@ -53,6 +53,8 @@ def build_report_inputs(
     small_cells: bool = True,
     with_validation: bool = False,
     design: str = "differences",
+    sensitivity: bool = False,
+    with_verdicts: bool = False,
 ) -> Path:
     """Write fabricated report inputs under ``root/reports`` and return that directory.
 
@@ -78,6 +80,12 @@ def build_report_inputs(
         The estimate stage's design: ``"differences"`` (primary ``matched_stacked``,
         reference event time −1) or ``"ancova"`` (primary ``matched_ancova``, reference
         event times −3 to −1, the matched differences reported beside it).
+    sensitivity
+        Also write the sensitivity suite's tables (:func:`write_sensitivity_tables`) and
+        a placebo-date row in the robustness table.
+    with_verdicts
+        With ``with_validation``, also write the study's ``verdicts.csv`` beside it
+        (:func:`write_verdicts`).
     """
     primary = {"differences": "matched_stacked", "ancova": "matched_ancova"}[design]
     refs = (-1,) if design == "differences" else (-3, -2, -1)
@@ -197,6 +205,9 @@ def build_report_inputs(
         ("nearest 1:1", att + 0.1, 0.6, "one comparison per visited student"),
         ("no rate lags in match", att + dip * 0.5, 0.45, "matching ignores the dip"),
     ]
+    if sensitivity:
+        rb.append(("placebo: first visits 6 school months earlier", -dip * 0.6, 0.5, "moved"))
+        rb.append(("relative magnitudes Mbar=1", att, 0.45, "Bonferroni"))
     pd.DataFrame(
         [(c, e, s, e - 1.96 * s, e + 1.96 * s, n) for c, e, s, n in rb],
         columns=required_columns("robustness"),
@@ -328,4 +339,116 @@ def build_report_inputs(
         v.loc[v["estimator"] == primary, "verdict"] = "valid"
         v.loc[v["estimator"] == primary, "verdict_reason"] = "bias within its target"
         v.to_csv(tab / "validation.csv", index=False)
+        if with_verdicts:
+            write_verdicts(tab)
+    if sensitivity:
+        write_sensitivity_tables(tab, att, primary)
     return rep
+
+
+#: The fabricated study's worlds: scenario, world, verdict, reason, placebo firing rate.
+VERDICT_ROWS = [
+    ("dip", "dip (default)", "valid", "bias +0.05 (Monte Carlo SE 0.04), coverage 95% over "
+     "100 replications", 0.97),
+    ("selection_level", "selection on level", "caught",
+     "the pre-trend test fires in 91% of replications", 0.99),
+    ("attrition", "attrition", "not identified",
+     "bias -0.57, coverage 80%; the most frequent informative diagnostic (pre-trend test) "
+     "fires in 4%; would need outcomes for students who leave", 0.95),
+]
+
+
+def write_verdicts(tab: Path) -> pd.DataFrame:
+    """A small ``verdicts.csv`` (columns of :data:`pipeline.validation.verdicts.VERDICT_COLUMNS`)
+    for the primary and extended designs."""
+    from pipeline.validation.verdicts import VERDICT_COLUMNS
+
+    rows = []
+    for design in ("primary", "extended"):
+        for scen, world, verdict, reason, placebo in VERDICT_ROWS:
+            rows.append({"scenario": scen, "world": world, "design": design, "n_reps": 100,
+                         "bias": 0.05, "coverage": 0.95, "rate_pretrend": 0.05,
+                         "rate_placebo": placebo, "verdict": verdict, "reason": reason,
+                         "targets_apply": True, "uninformative": "placebo"})
+    v = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
+    v.to_csv(tab / "verdicts.csv", index=False)
+    return v
+
+
+def write_sensitivity_tables(tab: Path, att: float, primary: str) -> None:
+    """Fabricated sensitivity-suite tables with the columns of
+    :data:`pipeline.analysis.schemas.SENSITIVITY_TABLES`: the required attendance measures
+    all within 0.25 after adjustment, one other characteristic (grade K) beyond it."""
+    from pipeline.analysis.schemas import SENSITIVITY_TABLES as S
+
+    def w(name, rows):
+        pd.DataFrame(rows).reindex(columns=S[name]).to_csv(tab / f"{name}.csv", index=False)
+
+    w("sensitivity_ovb", [{"treatment": "treated", "estimate": att, "std_error": 0.7,
+                           "t_statistic": att / 0.7, "dof": 700, "n_obs": 720, "q": 1,
+                           "alpha": 0.05, "r2yd_x": 0.2, "rv_q": 0.31, "rv_qa": 0.27}])
+    w("sensitivity_ovb_bounds", [
+        {"benchmark": b, "label": f"{k}x {b}", "kd": k, "ky": k, "r2dz_x": 0.002 * k,
+         "r2yz_dx": 0.15 * k, "adjusted_estimate": att - 0.4 * k,
+         "adjusted_ci_low": att - 0.4 * k - 1.4, "adjusted_ci_high": att - 0.4 * k + 1.4}
+        for b in ("prior_year_rate", "rate_lag1") for k in (1, 2)])
+    grid = np.linspace(0, 0.5, 6)
+    w("sensitivity_ovb_contour", [{"r2dz_x": x, "r2yz_dx": y, "value": att * (1 - 3 * x * y)}
+                                  for y in grid for x in grid])
+    w("sensitivity_rosenbaum", [
+        *({"row": "gamma grid", "gamma": g, "pval": 10.0 ** (-8 / g), "n_sets": 300,
+           "alpha": 0.05} for g in (1.0, 1.5, 2.0, 3.0)),
+        {"row": "breakdown", "gamma": 3.4, "pval": 0.05, "n_sets": 300, "alpha": 0.05}])
+    hd = [{"estimator": "matched_stacked", "Delta": "none", "method": "original", "M": np.nan,
+           "lb": att - 1.5, "ub": att + 1.5}]
+    for m in (0.5, 1.0):
+        for meth in ("C-LF", "Conditional"):
+            hd.append({"estimator": "matched_stacked", "Delta": "DeltaRM", "method": meth,
+                       "M": m, "lb": att - 4 * m * 2, "ub": att + 4 * m * 2})
+    for m in (0.0, 0.5):
+        hd.append({"estimator": "matched_stacked", "Delta": "DeltaSD", "method": "FLCI", "M": m,
+                   "lb": att - 1.6 - 12 * m, "ub": att + 1.6 + 12 * m})
+    hd.append({"estimator": "matched_stacked", "Delta": "DeltaRM",
+               "method": "breakdown (largest grid Mbar, C-LF)", "M": 0.5})
+    hd.append({"estimator": "matched_stacked", "Delta": "DeltaSD", "method": "breakdown (FLCI)",
+               "M": 0.4})
+    w("sensitivity_honestdid", hd)
+    w("sensitivity_falsification", [
+        {"design": "primary", "estimator": primary, "n_placebo": 3, "pretrend_stat": 2.1,
+         "pretrend_df": 3, "pretrend_p": 0.55, "pretrend_reject": False,
+         "equivalence_bound": 1.9, "placebo_max_abs": 0.6, "effect": att,
+         "bound_over_effect": 1.9 / att, "alpha": 0.05}])
+    eq = []
+    for k in range(1, 7):
+        for c, g, cat in (("rate_lag1", 0.06, "satisfied with adjustment"),
+                          ("prior_year_rate", 0.02, "satisfied"),
+                          ("prior_year_tier=severe_chronic", 0.03, "satisfied"),
+                          ("grade=K", 0.31, "not satisfied"),
+                          ("frl", 0.04, "satisfied")):
+            eq.append({"item": "baseline equivalence", "event_time": k, "characteristic": c,
+                       "value": g, "category": cat, "reason": "fabricated",
+                       "required": c.startswith(("rate_lag", "prior_year"))})
+    eq += [{"item": "overall attrition", "event_time": 6, "value": 0.3, "category": "high",
+            "reason": "cautious boundary: at most 0.041 differential", "required": False},
+           {"item": "differential attrition", "event_time": 6, "value": 0.12,
+            "category": "high", "reason": "cautious boundary: at most 0.041 differential",
+            "required": False},
+           {"item": "rating", "category": "Meets WWC Standards With Reservations",
+            "reason": "quasi-experimental design", "required": False}]
+    w("wwc", eq)
+    w("effect_sizes", [
+        {"measure": "hedges_g", "outcome": "attendance_rate", "estimate": 0.5, "std_error": 0.06,
+         "ci_low": 0.38, "ci_high": 0.62, "improvement_index": 19.0},
+        {"measure": "cox_index", "outcome": "chronic_absence", "estimate": -0.6,
+         "std_error": 0.05, "ci_low": -0.7, "ci_high": -0.5, "improvement_index": -22.0}])
+    w("subgroup_tests", [
+        {"subgroup": "grade_band", "statistic": 4.2, "df": 1, "p_value": 0.04, "q_value": 0.12,
+         "role": "causal"},
+        {"subgroup": "cohort", "statistic": 1.9, "df": 3, "p_value": 0.59, "q_value": 0.59,
+         "role": "causal"},
+        {"subgroup": "dosage", "statistic": 0.1, "df": 2, "p_value": 0.93, "role": "descriptive"}])
+    w("subgroup_contrasts", [
+        {"subgroup": "grade_band", "level": "6-12", "reference": "PK-5", "difference": 3.4,
+         "std_error": 1.7, "z": 2.0, "p_value": 0.04, "q_value": 0.19, "role": "causal"},
+        {"subgroup": "cohort", "level": "2021-22", "reference": "2020-21", "difference": -1.2,
+         "std_error": 4.3, "z": -0.3, "p_value": 0.78, "q_value": 0.84, "role": "causal"}])

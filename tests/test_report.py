@@ -350,6 +350,7 @@ def test_report_loads_in_a_browser_with_all_figures(run_a, tmp_path):
         "results",
         "subgroups",
         "robustness",
+        "sensitivity",
         "limitations",
         "appendix",
     ]

@@ -47,7 +47,7 @@ PARAMS = {
 def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("report_q")
     build_report_inputs(root, seed=11, n_treated=900, n_comparison=2400, with_validation=True,
-                        design="ancova")
+                        design="ancova", sensitivity=True, with_verdicts=True)
     out = report.run(root, PARAMS)
     return root, out
 
@@ -126,7 +126,7 @@ def _internal_names(text: str) -> set[str]:
                       "dimension", "excluded", "unmatched", "comparison", "covered",
                       "imputation", "eligible", "visited", "analysed", "extract", "panel",
                       "districts", "enrollment", "placed", "kept", "read",
-                      "naive", "sex", "tier", "dip"}}
+                      "naive", "sex", "tier", "dip", "boundary"}}
     return hits
 
 
@@ -214,24 +214,31 @@ def test_balance_caveat_counts_failures_after_matching():
                         "wwc_effect_size_after": [0.02, 0.67, 0.1, 0.3]})
     c = cv.balance_caveat(bal, 0.05, 0.25)
     assert c.status == cv.CONCERN
-    assert "2 characteristics of 4" in c.text and "Grade 2" in c.text
+    assert "2 of 4 characteristics" in c.text and "Grade 2" in c.text
     assert "Free or reduced-price lunch" in c.text and "Another 1 lies" in c.text
     ok = cv.balance_caveat(bal.assign(wwc_effect_size_after=0.01), 0.05, 0.25)
     assert ok.status == cv.OK
 
 
-def test_falsification_caveat_flags_a_placebo_away_from_zero():
+def test_falsification_caveat_leaves_the_placebo_date_out():
+    """The first page's falsification is the placebo-month test and the equivalence bounds;
+    the placebo-date check (which fires in worlds the design handles) is not among them."""
     pt = {"p_value": 0.16, "event_times": [-6, -5, -4]}
-    bad = cv.falsification_caveat(_rb(), pt)
-    assert bad.status == cv.CONCERN and "−8.3 points" in bad.text and "not zero" in bad.text
-    good = cv.falsification_caveat(_rb(placebo=(0.2, -0.5, 0.9)), pt)
-    assert good.status == cv.OK
-    assert cv.falsification_caveat(_rb(placebo=None), {"p_value": 0.01}).status == cv.CONCERN
+    fals = pd.DataFrame({"estimator": ["matched_ancova"], "pretrend_p": [0.16],
+                         "pretrend_reject": [False], "equivalence_bound": [3.1],
+                         "bound_over_effect": [0.39]})
+    good = cv.falsification_caveat(pt, fals)
+    assert good.status == cv.OK and "3.1 points" in good.text and "0.39 times" in good.text
+    assert "lacebo date" not in good.text and "moved" not in good.text
+    assert cv.falsification_caveat({"p_value": 0.01}).status == cv.CONCERN
+    rej = cv.falsification_caveat(pt, fals.assign(pretrend_reject=True))
+    assert rej.status == cv.CONCERN
 
 
 def test_sensitivity_caveat_with_and_without_its_tables():
+    # the robustness table's Bonferroni breakdown is no longer read: HonestDiD's table is
     c = cv.sensitivity_caveat(_rb(), None)
-    assert c.status == cv.CONCERN and "0.30" in c.text and "Not assessed" in c.text
+    assert c.status == cv.NOT_ASSESSED and "0.30" not in c.text and "Not assessed" in c.text
     sens = {
         "sensitivity_ovb": pd.DataFrame({"rv_q": [0.21], "rv_qa": [0.12], "note": [None]}),
         "sensitivity_rosenbaum": pd.DataFrame({"row": ["gamma grid", "breakdown"],
@@ -244,8 +251,11 @@ def test_sensitivity_caveat_with_and_without_its_tables():
     c2 = cv.sensitivity_caveat(_rb(mbar=0.3), sens)
     assert c2.status == cv.OK and "Not assessed" not in c2.text
     assert "21.0%" in c2.text and "12.0%" in c2.text  # robustness values
-    assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text and "M = 0.80" in c2.text
+    assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text
+    # the smoothness bound is in the sensitivity section, not on the first page
+    assert "M = 0.80" not in c2.text
     assert "Huber's M-test, Rosenbaum 2007" in c2.text  # the method is named
+    assert "M = 0.80" in " ".join(cv.honest_text(sens["sensitivity_honestdid"], "ancova")[0])
     assert "_" not in c2.text
     low = {**sens, "sensitivity_rosenbaum": sens["sensitivity_rosenbaum"].assign(gamma=1.1)}
     assert cv.sensitivity_caveat(_rb(mbar=1.4), low).status == cv.CONCERN
@@ -291,7 +301,7 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
     v = pd.DataFrame({"scenario": ["dip", "unrecorded_shocks"],
                       "verdict": ["valid", "not identified"]})
     s = cv.stress_caveat(v)
-    assert s.status == cv.CONCERN and "selection on unrecorded shocks" in s.text
+    assert s.status == cv.CONCERN and "selection on unrecorded shocks" in " ".join(s.items).lower()
 
 
 def test_every_caveat_is_on_the_first_page(rendered):
@@ -305,7 +315,9 @@ def test_every_caveat_is_on_the_first_page(rendered):
         first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(rendered[1]["pdf"]),
                                 "-"], capture_output=True, text=True, check=True).stdout
         first = re.sub(r"\s+", " ", first)
-        for topic in ("Balance after matching", "Evidence rating", "school days"):
+        for topic in ("Balance after matching", "Falsification tests",
+                      "Sensitivity to hidden bias", "Students left out", "Uncertainty",
+                      "Worlds that break the assumptions", "Evidence rating", "school days"):
             assert topic in first, topic
 
 
@@ -418,7 +430,7 @@ def test_no_mostly_empty_pdf_page(rendered, tmp_path):
 def test_same_inputs_give_the_same_bytes(rendered, tmp_path):
     root2 = tmp_path / "again"
     build_report_inputs(root2, seed=11, n_treated=900, n_comparison=2400, with_validation=True,
-                        design="ancova")
+                        design="ancova", sensitivity=True, with_verdicts=True)
     out2 = report.run(root2, PARAMS)
     out1 = rendered[1]
     assert out1["html"].read_bytes() == out2["html"].read_bytes()

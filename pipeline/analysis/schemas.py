@@ -80,7 +80,8 @@ SENSITIVITY_TABLES: dict[str, list[str]] = {
                                   "pretrend_df", "pretrend_p", "pretrend_reject",
                                   "equivalence_bound", "placebo_max_abs", "effect",
                                   "bound_over_effect", "alpha", "note"],
-    "wwc": ["item", "event_time", "characteristic", "value", "category", "reason", "note"],
+    "wwc": ["item", "event_time", "characteristic", "value", "category", "reason", "note",
+            "required"],
     "effect_sizes": ["measure", "outcome", "estimate", "std_error", "ci_low", "ci_high",
                      "improvement_index", "n_treated", "n_comparison", "note"],
     "subgroup_contrasts": ["subgroup", "level", "reference", "difference", "std_error", "z",
@@ -114,6 +115,7 @@ OPTIONAL_COLUMNS: dict[str, list[str]] = {
     "sample_flow": ["definition"],
     "truth_comparison": ["bias", "covered", "ci_low", "ci_high"],
     **{n: ["note"] for n, cols in SENSITIVITY_TABLES.items() if "note" in cols},
+    "wwc": ["note", "required"],  # ``required``: absent from tables written before it
 }
 
 

@@ -14,11 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import labels
 from pipeline.reporting.fmt import CI_LEVEL, fmt_int, fmt_num, fmt_p, fmt_pct, join_words, plural
 from pipeline.reporting.inputs import MATCH_REASONS
+from pipeline.sensitivity.config import wwc_required
+from pipeline.sensitivity.wwc import EQUIV_ADJUST, EQUIV_SATISFIED
 
 CONCERN, OK, NOT_ASSESSED = "concern", "ok", "not_assessed"
 #: Rosenbaum's breakdown Γ below which hidden bias of a modest size would explain the
@@ -35,6 +38,8 @@ class Caveat:
     topic: str
     status: str
     text: str
+    #: one line each (e.g. one per simulated world), printed as a list under the text
+    items: tuple[str, ...] = ()
 
     @property
     def status_label(self) -> str:
@@ -46,26 +51,35 @@ def _ci(lo: Any, hi: Any, nd: int = 1) -> str:
 
 
 def balance_caveat(bal: pd.DataFrame, equivalence: float, adjustment: float) -> Caveat:
-    """Covariates outside the What Works Clearinghouse equivalence bounds after matching.
+    """Covariates outside the What Works Clearinghouse equivalence bounds after matching,
+    split into the pre-visit attendance measures the evidence rating rests on
+    (:func:`pipeline.sensitivity.config.wwc_required`) and the other characteristics.
 
     Uses the table's ``wwc_effect_size_after`` when present, else ``smd_after``.
     """
     col = "wwc_effect_size_after" if "wwc_effect_size_after" in bal.columns else "smd_after"
     g = pd.to_numeric(bal[col], errors="coerce").abs()
-    fails = bal.loc[g > adjustment, "covariate"].map(labels.variable).tolist()
+    over = bal.loc[g > adjustment, "covariate"]
+    req = [labels.variable(c) for c in over if wwc_required(c)]
+    other = [labels.variable(c) for c in over if not wwc_required(c)]
     adjust = int(((g > equivalence) & (g <= adjustment)).sum())
     n = int(g.notna().sum())
-    what = "effect size (Hedges' g)" if col.startswith("wwc") else "standardised difference"
-    if fails:
-        text = (
-            f"After matching, {plural(len(fails), 'characteristic')} of {n} still "
-            f"{'differs' if len(fails) == 1 else 'differ'} between visited and comparison "
-            f"students by more than {fmt_num(adjustment, 2)} in {what}, beyond what the What "
-            f"Works Clearinghouse accepts even with statistical adjustment: "
-            f"{join_words(fails)}. Another {adjust} "
-            f"{'lies' if adjust == 1 else 'lie'} between {fmt_num(equivalence, 2)} and "
-            f"{fmt_num(adjustment, 2)} and need the adjustment the design makes."
-        )
+    what = "effect size (Hedges' g or Cox index)" if col.startswith("wwc") else (
+        "standardised difference")
+    if req or other:
+        k = len(req) + len(other)
+        text = (f"After matching, at the first visit, {k} of {n} characteristics "
+                f"{'differs' if k == 1 else 'differ'} by more than {fmt_num(adjustment, 2)} "
+                f"in {what}, beyond what the What Works Clearinghouse accepts even with "
+                "adjustment.")
+        if req:
+            text += (f" Measures of attendance before the visit, on which the evidence rating "
+                     f"rests (see Evidence rating): {join_words(req)}.")
+        if other:
+            text += (f" Not required for attendance outcomes, so not in the rating, and not "
+                     f"adjusted for beyond the matching: {join_words(other)}.")
+        text += (f" Another {adjust} {'lies' if adjust == 1 else 'lie'} between "
+                 f"{fmt_num(equivalence, 2)} and {fmt_num(adjustment, 2)}.")
         return Caveat("balance", "Balance after matching", CONCERN, text)
     text = (
         f"After matching, no characteristic of {n} differs by more than "
@@ -76,10 +90,11 @@ def balance_caveat(bal: pd.DataFrame, equivalence: float, adjustment: float) -> 
     return Caveat("balance", "Balance after matching", CONCERN if adjust else OK, text)
 
 
-def falsification_caveat(rb: pd.DataFrame, pretrend: Mapping[str, Any],
+def falsification_caveat(pretrend: Mapping[str, Any],
                          fals: pd.DataFrame | None = None) -> Caveat:
-    """The joint pre-trend test, every placebo row of the robustness table and, when
-    present, each design's equivalence bound (``sensitivity_falsification``)."""
+    """The joint pre-trend test and, when present, each design's equivalence bound
+    (``sensitivity_falsification``).  The placebo-date check is not among them: it does
+    not tell worlds the design handles from worlds that break it (appendix)."""
     p = float(pretrend["p_value"])
     times = pretrend.get("event_times") or []
     when = (
@@ -87,31 +102,10 @@ def falsification_caveat(rb: pd.DataFrame, pretrend: Mapping[str, Any],
         if times else "the months before the visit"
     )
     parts = [
-        f"Differences in {when} are jointly "
+        f"Differences in {when}, which the design does not adjust for, are jointly "
         f"{'consistent' if p >= 0.05 else 'not consistent'} with zero (p = {fmt_p(p)})."
     ]
     bad = p < 0.05
-    plac = rb[rb["check"].astype(str).str.startswith("placebo")]
-    for _, r in plac.iterrows():
-        if pd.isna(r["estimate"]):
-            parts.append(f"{labels.check(r['check'])}: suppressed (it rests on too few "
-                         "students to publish).")
-            continue
-        excl = pd.notna(r["ci_low"]) and (r["ci_low"] > 0 or r["ci_high"] < 0)
-        bad |= bool(excl)
-        parts.append(
-            f"{labels.check(r['check'])}: {fmt_num(r['estimate'], 1, True)} points "
-            f"({_ci(r['ci_low'], r['ci_high'])})"
-            + (
-                ", not zero: attendance of the students later visited was already "
-                "changing before the months the design adjusts for, so the estimate may "
-                "carry part of that change."
-                if excl
-                else ", consistent with no effect before the visit."
-            )
-        )
-    if plac.empty:
-        parts.append("No placebo-date check was run.")
     for _, f in (fals if fals is not None else pd.DataFrame()).iterrows():
         if pd.isna(f["equivalence_bound"]):
             continue
@@ -138,50 +132,69 @@ def _note(r: pd.Series | None) -> str:
     return "" if n is None or pd.isna(n) else str(n)
 
 
-def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None] | None
-                       ) -> Caveat:
+def honest_rows(hd: pd.DataFrame | None) -> dict[str, pd.Series | None]:
+    """The HonestDiD table's original interval and its two breakdown rows."""
+    def pick(delta: str, method: str) -> pd.Series | None:
+        return _first(hd, lambda d: (d["Delta"] == delta)
+                      & d["method"].astype(str).str.startswith(method))
+    return {"original": pick("none", "original"), "rm": pick("DeltaRM", "breakdown"),
+            "sd": pick("DeltaSD", "breakdown")}
+
+
+def honest_text(hd: pd.DataFrame | None, design: str, short: bool = False
+                ) -> tuple[list[str], bool, bool]:
+    """Sentences on the HonestDiD breakdown values and what they mean for the headline
+    design; returns ``(sentences, assessed, concern)`` (``short``: the first page's, without
+    the smoothness bound)."""
+    h = honest_rows(hd)
+    rm, sd, orig = h["rm"], h["sd"], h["original"]
+    if rm is None and sd is None:
+        return ["Not assessed: how far the matched differences design's paths may depart "
+                "from parallel (HonestDiD)."], False, False
+    whose = "The matched differences design" if design == "ancova" else "The headline design"
+    ci = (f" ({_ci(orig['lb'], orig['ub'])})" if orig is not None and pd.notna(orig["lb"])
+          else "")
+    concern = True
+    if rm is not None and pd.notna(rm["M"]):
+        m = float(rm["M"])
+        concern = m < 1
+        parts = [f"{whose}{ci} stays away from zero while its bias after the visit changes "
+                 f"month to month by at most {fmt_num(m, 2)} times the largest change before "
+                 f"it (breakdown M̄ = {fmt_num(m, 2)}, HonestDiD)"
+                 + ("; below one, modest departures from parallel paths would overturn it."
+                    if m < 1 else ".")]
+    else:
+        parts = [f"{whose}{ci} includes zero under every relative-magnitude bound tried."]
+    if sd is not None and pd.notna(sd["M"]) and not short:
+        parts.append(f"Letting its trend bend by M points a month, it excludes zero up to "
+                     f"M = {fmt_num(sd['M'], 2)}.")
+    if design == "ancova":
+        parts.append("These bounds do not apply to the headline, which does not assume "
+                     "parallel paths; its check is the placebo-month test (Falsification tests).")
+    return parts, True, concern
+
+
+def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None] | None,
+                       design: str = "ancova") -> Caveat:
     """Robustness value, Rosenbaum's breakdown Γ and the HonestDiD breakdown values.
 
     ``sens`` holds the estimate stage's ``sensitivity_ovb``, ``sensitivity_rosenbaum``
-    and ``sensitivity_honestdid`` tables (each may be absent); without HonestDiD's table
-    the robustness table's relative-magnitudes row gives the breakdown M̄.
+    and ``sensitivity_honestdid`` tables (each may be absent).  The HonestDiD sets are
+    computed for the matched differences design; with the matched ANCOVA as the headline
+    (``design``), the text says that they do not bound it.  ``rb`` (the robustness
+    table) is no longer read: its Bonferroni relative-magnitude rows are superseded by
+    the HonestDiD table.
     """
     sens = sens or {}
-    parts, concern, assessed = [], False, False
-    hd = sens.get("sensitivity_honestdid")
-    rm = _first(hd, lambda d: (d["Delta"] == "DeltaRM")
-                & d["method"].astype(str).str.startswith("breakdown"))
-    sd = _first(hd, lambda d: (d["Delta"] == "DeltaSD")
-                & d["method"].astype(str).str.startswith("breakdown"))
-    bd = rb[rb["check"].astype(str) == "relative magnitudes breakdown Mbar"]
-    m = rm["M"] if rm is not None else (bd["estimate"].iloc[0] if len(bd) else None)
-    if m is not None and pd.notna(m):
-        m = float(m)
-        assessed, concern = True, concern or m < 1
-        parts.append(
-            "The interval stays above zero only while the bias after the visit changes "
-            f"from month to month by at most {fmt_num(m, 2)} times the largest change seen "
-            f"before it (breakdown M̄ = {fmt_num(m, 2)})"
-            + ("; a value below one means modest departures from parallel paths would "
-               "overturn the result." if m < 1 else ".")
-        )
-    elif rm is not None:
-        assessed = True
-        parts.append("No relative-magnitude bound on the grid keeps the interval away from "
-                     "zero.")
-    else:
-        parts.append("No breakdown value for parallel paths was computed.")
-    if sd is not None and pd.notna(sd["M"]):
-        parts.append(f"Allowing the trend to bend by at most M points a month, the interval "
-                     f"excludes zero up to M = {fmt_num(sd['M'], 2)}.")
+    parts, assessed, concern = honest_text(sens.get("sensitivity_honestdid"), design, True)
     ovb = _first(sens.get("sensitivity_ovb"))
     if ovb is not None and pd.notna(ovb["rv_q"]):
         assessed = True
         parts.append(
-            "An unobserved confounder would have to explain "
+            "A hidden confounder would have to explain "
             f"{fmt_pct(100 * float(ovb['rv_q']), nd=1)} of the remaining variation of both "
-            "the visit and attendance to remove the estimate (robustness value), and "
-            f"{fmt_pct(100 * float(ovb['rv_qa']), nd=1)} to make it lose significance.")
+            "the visit and attendance to remove the estimate (robustness value; "
+            f"{fmt_pct(100 * float(ovb['rv_qa']), nd=1)} to make it insignificant).")
     elif ovb is not None:
         parts.append(f"The robustness value could not be computed: {_note(ovb)}.")
     ros = _first(sens.get("sensitivity_rosenbaum"), lambda d: d["row"] == "breakdown")
@@ -190,10 +203,9 @@ def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None]
         g = float(ros["gamma"])
         concern |= g < GAMMA_CONCERN
         parts.append(
-            "Rosenbaum bounds (Huber's M-test, Rosenbaum 2007): the effect stays "
-            "significant unless a hidden characteristic "
-            f"multiplies the odds of a visit by more than Γ = {fmt_num(g, 2)} between "
-            "matched students.")
+            "It stays significant unless a hidden characteristic multiplies the odds of a "
+            f"visit between matched students by more than Γ = {fmt_num(g, 2)} (Rosenbaum "
+            "bounds, Huber's M-test, Rosenbaum 2007).")
     elif ros is not None:
         parts.append(f"Rosenbaum bounds could not be computed: {_note(ros)}.")
     if not any(k in sens for k in ("sensitivity_ovb", "sensitivity_rosenbaum")):
@@ -265,13 +277,108 @@ def attrition_caveat(
                   " ".join(parts))
 
 
+def _is_true(v: Any) -> bool:
+    return str(v).strip().lower() in ("true", "1", "1.0")
+
+
+def equivalence_summary(wwc: pd.DataFrame) -> dict[str, Any]:
+    """The baseline-equivalence rows of the WWC table, split into the required measures
+    (the rating rests on them) and the others; per characteristic the largest |g| over
+    the event times and its worst category.  Tables written before the ``required``
+    column existed count every row as required (as their rating did)."""
+    eq = wwc[wwc["item"] == "baseline equivalence"].copy()
+    eq["required"] = (eq["required"].map(_is_true) if "required" in eq.columns
+                      else True)
+    eq["absg"] = pd.to_numeric(eq.get("value", pd.Series(np.nan, index=eq.index)),
+                               errors="coerce").abs()
+    rank = {"satisfied": 0, "satisfied with adjustment": 1, "requires adjustment": 2,
+            "not assessed": 3, "not satisfied": 4}
+    eq["rank"] = eq["category"].map(rank).fillna(3)
+    if "characteristic" not in eq.columns:
+        eq["characteristic"] = ""
+    worst = (eq.sort_values(["rank", "absg"], ascending=False)
+             .drop_duplicates("characteristic").sort_values("characteristic"))
+    times = pd.to_numeric(eq.get("event_time", pd.Series(dtype=float)),
+                          errors="coerce").dropna()
+    return {
+        "n_required": int(eq["required"].sum()),
+        "required": worst[worst["required"]],
+        "other": worst[~worst["required"]],
+        "months": (int(times.min()), int(times.max())) if len(times) else None,
+    }
+
+
+def _named(rows: pd.DataFrame, short: bool = False) -> str:
+    if short:  # one name per characteristic, its levels after it
+        fam: dict[str, list[str]] = {}
+        for c in rows["characteristic"].astype(str):
+            var, _, lv = c.partition("=")
+            fam.setdefault(var, []).append(lv)
+        names = [labels.variable(v) + (f": {join_words([labels.level(x) for x in lv])}"
+                                       if any(lv) else "") for v, lv in fam.items()]
+        return "; ".join(names) + f" (|g| up to {fmt_num(rows['absg'].max(), 2)})"
+    return join_words([f"{labels.variable(r.characteristic)} (|g| up to "
+                       f"{fmt_num(r.absg, 2)})" for r in rows.itertuples()])
+
+
+def rating_text(wwc: pd.DataFrame, r: pd.Series, short: bool = False) -> str:
+    """What the rating rests on, which required measures fail and which other
+    characteristics exceed the limit, from the WWC table (``short``: one largest |g| per
+    list, for the first page)."""
+    e = equivalence_summary(wwc)
+    req, other = e["required"], e["other"]
+    when = (f" in school months {e['months'][0]} to {e['months'][1]} after the visit"
+            if e["months"] else "")
+    fams = list(dict.fromkeys(labels.variable(str(c).split("=")[0])
+                              for c in req["characteristic"] if str(c)))
+    named = f" ({join_words(fams).lower()})" if fams and not short else ""
+    text = (f"{labels.words(r['category'])}. The rating rests on baseline equivalence of the "
+            f"measures of attendance before the visit{named} among the "
+            f"students analysed{when}, weighted as in the estimate: "
+            f"{plural(e['n_required'], 'comparison')}.")
+    fail = req[req["rank"] >= 2]
+    if len(fail):
+        nots = fail[fail["category"] == "not satisfied"]
+        unadj = fail[fail["category"] == "requires adjustment"]
+        if len(nots):
+            text += (f" {_named(nots, short)} {'differs' if len(nots) == 1 else 'differ'} by more "
+                     f"than {fmt_num(EQUIV_ADJUST, 2)}, which no adjustment can repair.")
+        if len(unadj):
+            text += (f" {_named(unadj, short)} {'differs' if len(unadj) == 1 else 'differ'} by more "
+                     f"than {fmt_num(EQUIV_SATISFIED, 2)} and the estimate does not adjust for "
+                     f"{'it' if len(unadj) == 1 else 'them'}.")
+        text += (" Under the What Works Clearinghouse handbook one failing measure fails "
+                 "every finding on attendance, however well the others balance.")
+    else:
+        text += (f" Every one is within {fmt_num(EQUIV_ADJUST, 2)} and those above "
+                 f"{fmt_num(EQUIV_SATISFIED, 2)} are adjusted for.")
+    over = other[other["absg"] > EQUIV_ADJUST]
+    if len(over) and short:
+        text += (f" Beyond {fmt_num(EQUIV_ADJUST, 2)} but not required for attendance "
+                 f"outcomes, so not in the rating: {_named(over, short)}.")
+    elif len(over):
+        text += (f" Other characteristics differ by more than {fmt_num(EQUIV_ADJUST, 2)} "
+                 f"({_named(over, short)}); a review protocol for attendance outcomes does not "
+                 "require them, so they do not change the rating.")
+    return text
+
+
+#: How the text names the effect-size measures of the ``effect_sizes`` table.
+MEASURES = {"hedges_g": "Hedges' g", "cox_index": "Cox index"}
+
+
+def measure(name: Any) -> str:
+    """Display name of an effect-size measure."""
+    return MEASURES.get(str(name), labels.words(name))
+
+
 def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = None
                   ) -> Caveat:
-    """The What Works Clearinghouse rating (``wwc`` table, its ``rating`` row) and the
-    effect sizes (``effect_sizes`` table)."""
+    """The What Works Clearinghouse rating (``wwc`` table: its ``rating`` row and the
+    baseline-equivalence rows it rests on) and the effect sizes (``effect_sizes``)."""
     r = _first(wwc, lambda d: d["item"] == "rating")
     es = [] if effect_sizes is None else [
-        f"{labels.words(e['measure'])} on {labels.label(e['outcome']).lower()} "
+        f"{measure(e['measure'])} on {labels.label(e['outcome']).lower()} "
         f"{fmt_num(e['estimate'], 2, True)} ({_ci(e['ci_low'], e['ci_high'], 2)}"
         + (f"; improvement index {fmt_num(e['improvement_index'], 0, True)}"
            if pd.notna(e.get("improvement_index")) else "") + ")"
@@ -285,9 +392,9 @@ def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = 
             "reservations." + tail,
         )
     cat = str(r["category"])
-    return Caveat("rating", "Evidence rating",
-                  OK if "meets" in cat.lower() and "not" not in cat.lower() else CONCERN,
-                  f"{labels.words(cat)}: {r['reason']}.".replace("..", ".") + tail)
+    meets = "meets" in cat.lower() and "not" not in cat.lower()
+    return Caveat("rating", "Evidence rating", OK if meets else CONCERN,
+                  rating_text(wwc, r, short=True) + tail)
 
 
 #: How the text names the clustering unit of the standard errors (estimate.cluster).
@@ -356,20 +463,49 @@ def inference_caveat(metrics: Mapping[str, Any], rows: Mapping[str, Any] | None 
     return Caveat("inference", "Uncertainty", status, " ".join(parts))
 
 
-def stress_caveat(validation: pd.DataFrame | None) -> Caveat:
-    """Verdicts of the simulation study in worlds that break the design's assumptions."""
+def _verdict_line(world: str, verdict: str, reason: str) -> str:
+    """One world's verdict: the verdict and, for a world not identified, what it needs."""
+    reason = str(reason)
+    if verdict == "not identified" and "would need" in reason:
+        reason = reason[reason.rindex("would need"):]
+    return f"{world}: {verdict}" + (f"; {reason}" if reason.strip() not in ("", "nan") else "")
+
+
+def stress_caveat(validation: pd.DataFrame | None, verdicts: pd.DataFrame | None = None,
+                  primary: str | None = None) -> Caveat:
+    """Verdicts of the simulation study in worlds that break the design's assumptions,
+    one line per world: from the study's verdict table (``verdicts.csv`` beside
+    ``report.validation_table``; the primary design's rows) when present, else from the
+    ``verdict`` column of the validation table."""
+    topic = "Worlds that break the assumptions"
+    if verdicts is not None and len(verdicts) and "verdict" in verdicts.columns:
+        v = verdicts[verdicts["design"].astype(str) == "primary"] if "design" in verdicts \
+            else verdicts
+        v = v.dropna(subset=["verdict"]).drop_duplicates("scenario")
+        lines = tuple(_verdict_line(str(r.world), str(r.verdict), str(r.reason))
+                      for r in v.itertuples())
+        n = int(pd.to_numeric(v["n_reps"], errors="coerce").min()) if "n_reps" in v else None
+        bad = (v["verdict"].astype(str) == "not identified").any()
+        head = ("In the simulation study" + (f" ({plural(n, 'replication')} per world)"
+                                             if n else "")
+                + ", the primary design in each world:")
+        return Caveat("stress", topic, CONCERN if bad else OK, head, lines)
     if validation is None or "verdict" not in validation.columns:
         return Caveat(
-            "stress", "Worlds that break the assumptions", NOT_ASSESSED,
+            "stress", topic, NOT_ASSESSED,
             "Not assessed: how the design fares when referral, reachability or attrition "
             "break its assumptions.",
         )
-    v = validation.dropna(subset=["verdict"]).drop_duplicates("scenario")
-    by = v.groupby("verdict", sort=True)["scenario"].apply(
-        lambda s: join_words([labels.scenario(x).lower() for x in s]))
-    bad = {"not identified", "not_identified"} & set(v["verdict"].astype(str))
-    text = "; ".join(f"{labels.words(k)}: {w}" for k, w in by.items()) + "."
-    return Caveat("stress", "Worlds that break the assumptions", CONCERN if bad else OK, text)
+    v = validation.dropna(subset=["verdict"])
+    if primary is not None and "estimator" in v.columns and (v["estimator"] == primary).any():
+        v = v[v["estimator"] == primary]
+    v = v.drop_duplicates("scenario")
+    lines = tuple(_verdict_line(labels.scenario(r.scenario), str(r.verdict),
+                                str(getattr(r, "verdict_reason", "")))
+                  for r in v.itertuples())
+    bad = (v["verdict"].astype(str).isin(["not identified", "not_identified"])).any()
+    return Caveat("stress", topic, CONCERN if bad else OK,
+                  "In the simulation study, the primary design in each world:", lines)
 
 
 def build_caveats(
@@ -384,15 +520,17 @@ def build_caveats(
     cav = [
         balance_caveat(pub_tables["balance"], float(facts["wwc_equivalence"]),
                        float(facts["wwc_adjustment_limit"])),
-        falsification_caveat(pub_tables["robustness"], metrics["pretrend_test"],
+        falsification_caveat(metrics["pretrend_test"],
                              optional.get("sensitivity_falsification")),
         sensitivity_caveat(pub_tables["robustness"], {
             k: optional[k] for k in ("sensitivity_ovb", "sensitivity_rosenbaum",
-                                     "sensitivity_honestdid") if optional.get(k) is not None}),
+                                     "sensitivity_honestdid") if optional.get(k) is not None},
+            str(metrics.get("design", "ancova"))),
         attrition_caveat(sizes, pub_tables["match_reasons"], pub_tables["match_summary"],
                          optional.get("attrition"), tuple(metrics["att_window"])),
         inference_caveat(metrics, rows),
-        stress_caveat(optional.get("validation")),
+        stress_caveat(optional.get("validation"), optional.get("verdicts"),
+                      metrics.get("primary_estimator")),
         rating_caveat(optional.get("wwc"), optional.get("effect_sizes")),
         reachability_caveat(rows or {}),
     ]

@@ -20,6 +20,11 @@ from pipeline.reporting.counts import as_dict, sample_sizes
 from pipeline.reporting.fmt import CI_LEVEL
 from pipeline.reporting.inputs import SENSITIVITY_INPUTS, Inputs, validation_source
 from pipeline.reporting.meta import FrontMatter
+from pipeline.reporting.sensitivity import (
+    placebo_appendix,
+    robustness_rows,
+    sensitivity_section,
+)
 
 TITLE = "Home visits and school attendance: an evaluation of Connecticut's LEAP"
 AUTHOR = "LEAP evaluation pipeline contributors"
@@ -129,8 +134,32 @@ def extract_description(t: Mapping[str, pd.DataFrame], sizes: Mapping[str, Any])
     }
 
 
-def methods_map(figs: Mapping[str, dict], synthetic: bool) -> list[dict[str, str]]:
-    """Every figure and table of the report with the code and data that made it."""
+#: The sensitivity section's tables: title, code, data, and the input they need.
+SENSITIVITY_MAP = [
+    ("Omitted-variable sensitivity and benchmark bounds",
+     "pipeline/sensitivity/ovb.py, pipeline/sensitivity/suite.py",
+     "tables/sensitivity_ovb.csv, tables/sensitivity_ovb_bounds.csv", "sensitivity_ovb"),
+    ("Rosenbaum bounds", "pipeline/sensitivity/rosenbaum.py, pipeline/sensitivity/suite.py",
+     "tables/sensitivity_rosenbaum.csv", "sensitivity_rosenbaum"),
+    ("Robust confidence sets (HonestDiD)",
+     "pipeline/sensitivity/honestdid.py, pipeline/sensitivity/suite.py",
+     "tables/sensitivity_honestdid.csv", "sensitivity_honestdid"),
+    ("Falsification: placebo months and equivalence bounds",
+     "pipeline/sensitivity/falsification.py", "tables/sensitivity_falsification.csv",
+     "sensitivity_falsification"),
+    ("What Works Clearinghouse standards",
+     "pipeline/sensitivity/wwc.py, pipeline/sensitivity/suite.py", "tables/wwc.csv", "wwc"),
+    ("Effect sizes", "pipeline/sensitivity/effect_sizes.py", "tables/effect_sizes.csv",
+     "effect_sizes"),
+    ("Subgroup tests and contrasts", "pipeline/sensitivity/multiplicity.py",
+     "tables/subgroup_tests.csv, tables/subgroup_contrasts.csv", "subgroup_tests"),
+]
+
+
+def methods_map(figs: Mapping[str, dict], synthetic: bool,
+                present: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+    """Every figure and table of the report with the code and data that made it
+    (``present``: the optional input tables the report read)."""
     code = {
         "event_study": "pipeline/figures.py: event_study_figure",
         "event_study_all": "pipeline/figures.py: event_study_appendix_figure",
@@ -143,6 +172,8 @@ def methods_map(figs: Mapping[str, dict], synthetic: bool) -> list[dict[str, str
         "naive": "pipeline/figures.py: naive_figure",
         "validation": "pipeline/validate.py: draw",
         "costs": "pipeline/analysis/costs_report.py: cost_figure",
+        "sensitivity_ovb_contour": "pipeline/sensitivity/plots.py: ovb_contour_figure",
+        "sensitivity_honestdid": "pipeline/sensitivity/plots.py: honest_figure",
     }
     rows = [
         {"item": f"Figure: {f['title']}", "code": code.get(fid, "pipeline/figures.py"),
@@ -165,6 +196,7 @@ def methods_map(figs: Mapping[str, dict], synthetic: bool) -> list[dict[str, str
     if synthetic:
         tables.append(("Estimates against the truth", "pipeline/estimate.py",
                        "tables/published/truth_comparison.csv"))
+    tables += [(a, b, c) for a, b, c, n in SENSITIVITY_MAP if n in present]
     rows += [{"item": f"Table: {a}", "code": b, "data": c} for a, b, c in tables]
     return rows
 
@@ -263,7 +295,7 @@ def build_context(
     sizes_df = sample_sizes(tabs["sample_flow"], m)
     sizes = as_dict(sizes_df)
     optional = {k: tabs.get(k, inputs.tables.get(k)) for k in
-                (*SENSITIVITY_INPUTS, "attrition", "validation")}
+                (*SENSITIVITY_INPUTS, "attrition", "validation", "verdicts")}
     caveats = cv.build_caveats(tabs, sizes, m, optional, facts, estimand_rows(tabs))
     sg = tabs["subgroups"]
     truth = (m.get("truth") or {}).get("att_window")
@@ -339,9 +371,15 @@ def build_context(
         "val_source": validation_source(inputs).removeprefix("../"),
         "estimand_rows": estimand_rows(tabs),
         "costs": cost_context(inputs),
+        "sens": sensitivity_section(optional, str(m.get("design", "ancova")), sg),
+        "robustness_shown": robustness_rows(
+            tabs["robustness"], optional.get("sensitivity_honestdid") is not None),
+        "placebo": placebo_appendix(tabs["robustness"], optional.get("validation"),
+                                    optional.get("verdicts"), m["primary_estimator"]),
         "max_smd": float(m["max_abs_smd_after"]),
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
-        "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic),
+        "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic,
+                               frozenset(k for k, v in optional.items() if v is not None)),
         "labels": labels,
         "isnan": lambda x: x is None or (isinstance(x, float) and math.isnan(x)),
     }

@@ -69,6 +69,7 @@ def make_figures(
     for f in figs:
         f.sources = [f"tables/published/{s}.csv" for s in SOURCES[f.id]]
     figs += cost_figures(inputs)
+    figs += sensitivity_figures(inputs)
     v = inputs.tables.get("validation")
     if draw_validation is not None and v is not None and len(v):
         fig = draw_validation(v)
@@ -112,3 +113,34 @@ def cost_figures(inputs: Inputs) -> list[figures.Figure]:
         sources=["tables/cost_sensitivity.csv"],
         data=sens,
     )]
+
+
+def sensitivity_figures(inputs: Inputs) -> list[figures.Figure]:
+    """The contour plot of the omitted-variable bounds and the HonestDiD plot, when their
+    tables are present and were computed (statistics over the whole matched sample, no
+    counts)."""
+    from pipeline import labels
+    from pipeline.reporting.sensitivity import _ok
+    from pipeline.sensitivity.plots import honest_figure, ovb_contour_figure
+
+    t, syn, out = inputs.tables, inputs.synthetic, []
+    o, b, c = (t.get(k) for k in ("sensitivity_ovb", "sensitivity_ovb_bounds",
+                                  "sensitivity_ovb_contour"))
+    if _ok(o) and _ok(c):
+        b = b if _ok(b) else pd.DataFrame(columns=["label", "r2dz_x", "r2yz_dx",
+                                                   "adjusted_estimate"])
+        b = b.assign(label=[f"{k:g}× {labels.variable(v).lower()}"
+                            for k, v in zip(b.get("kd", []), b.get("benchmark", []),
+                                            strict=True)])
+        f = ovb_contour_figure(c, o.iloc[0], b, syn)
+        f.sources = [f"tables/{n}.csv" for n in ("sensitivity_ovb_contour", "sensitivity_ovb",
+                                                  "sensitivity_ovb_bounds")]
+        f.data = c
+        out.append(f)
+    h = t.get("sensitivity_honestdid")
+    if _ok(h):
+        body = h[~h["method"].astype(str).str.startswith("breakdown")]
+        f = honest_figure(body, syn)
+        f.sources, f.data = ["tables/sensitivity_honestdid.csv"], body
+        out.append(f)
+    return out

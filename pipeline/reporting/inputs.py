@@ -60,6 +60,9 @@ OPTIONAL_TABLES: dict[str, list[str]] = {
     **{n: required_columns(n) for n in (*ESTIMAND_INPUTS, *SENSITIVITY_INPUTS)},
     **{n: [] for n in COST_INPUTS},
 }
+#: Columns of the simulation study's verdict table the report reads (``verdicts.csv``
+#: beside ``report.validation_table``; :mod:`pipeline.validation.verdicts`).
+VERDICT_COLUMNS = ["scenario", "world", "design", "n_reps", "verdict", "reason"]
 METRIC_KEYS = [
     "primary_estimator",
     "att",
@@ -162,7 +165,8 @@ def load_inputs(
     ``validation_table`` is the simulation study's table (``report.validation_table``:
     the committed study, ``benchmarks/results/validation_n100/validation.csv``); by
     default ``tables/validation.csv`` under ``reports_dir``.  Optional: without it the
-    report has no simulation section.
+    report has no simulation section.  A ``verdicts.csv`` beside it (the study's verdict
+    per world) is read too when present.
 
     Raises
     ------
@@ -184,6 +188,10 @@ def load_inputs(
     vpath = Path(validation_table) if validation_table is not None else tabdir / "validation.csv"
     if vpath.exists():
         tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
+        # the study's verdict per world, written beside its table (benchmarks/run_worlds_study.py)
+        vd = vpath.parent / "verdicts.csv"
+        if vd.exists():
+            tables["verdicts"], paths["verdicts"] = _read_csv(vd, VERDICT_COLUMNS), vd
     for name, cols in OPTIONAL_TABLES.items():
         p = tabdir / f"{name}.csv"
         if p.exists():

@@ -9,7 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SensitivityConfig"]
+__all__ = ["WWC_REQUIRED_MEASURES", "SensitivityConfig", "wwc_required"]
+
+#: The baseline characteristics the rating rests on: the pre-intervention measures of the
+#: outcome domain (attendance) that a What Works Clearinghouse review protocol requires
+#: for attendance outcomes (WWC *Procedures and Standards Handbook*, v5.0, 2022, the
+#: group-design standards' section on baseline equivalence: equivalence must be shown
+#: on the characteristics the protocol names, for attendance a pre-intervention measure
+#: of attendance).  Every measure of it the extract records counts — the recent months,
+#: the prior-year rate, whether it is recorded, and the prior-year tier (the rate binned
+#: by the state; one indicator per tier) — names as in the balance table (prefixes).
+WWC_REQUIRED_MEASURES = ("rate_lag", "prior_year_rate", "prior_year_missing",
+                         "prior_year_tier")
+
+
+def wwc_required(characteristic: str) -> bool:
+    """Whether ``characteristic`` (a balance-table name) is a measure the rating rests on."""
+    return str(characteristic).startswith(WWC_REQUIRED_MEASURES)
 
 
 @dataclass(frozen=True)

@@ -33,19 +33,19 @@ def ovb_contour_figure(contour: pd.DataFrame, stats_row: pd.Series, bounds: pd.D
     z = contour.pivot(index="r2yz_dx", columns="r2dz_x", values="value").loc[ys, xs].to_numpy()
     fig, ax = plt.subplots(figsize=(6.0, 5.0))
     cs = ax.contour(xs, ys, z, levels=12, colors="0.35", linewidths=0.8)
-    ax.clabel(cs, fontsize=7, fmt="%.1f")
+    ax.clabel(cs, fontsize=9, fmt="%.1f")
     if np.nanmin(z) < 0 < np.nanmax(z):
         zc = ax.contour(xs, ys, z, levels=[0.0], colors=OKABE_ITO["vermillion"], linewidths=1.6,
                         linestyles="--")
-        ax.clabel(zc, fontsize=7, fmt="0")
+        ax.clabel(zc, fontsize=9, fmt="0")
     ax.plot(0, 0, "^", color="black", ms=7)
     ax.annotate(f"unadjusted ({stats_row['estimate']:.2f})", (0, 0), (6, 6),
-                textcoords="offset points", fontsize=7.5)
+                textcoords="offset points", fontsize=9)
     for r in bounds.itertuples():
         if r.r2dz_x <= xs.max() and r.r2yz_dx <= ys.max():
             ax.plot(r.r2dz_x, r.r2yz_dx, "D", color=OKABE_ITO["blue"], ms=5)
             ax.annotate(f"{r.label} ({r.adjusted_estimate:.2f})", (r.r2dz_x, r.r2yz_dx), (6, -10),
-                        textcoords="offset points", fontsize=7, color=OKABE_ITO["blue"])
+                        textcoords="offset points", fontsize=9, color=OKABE_ITO["blue"])
     ax.set_xlabel("Partial R² of confounder with the home visit")
     ax.set_ylabel("Partial R² of confounder with the outcome")
     ax.set_xlim(xs.min(), xs.max())
@@ -70,7 +70,7 @@ def honest_figure(tab: pd.DataFrame, synthetic: bool = False) -> Figure:
     panels = [("DeltaRM", "Relative magnitudes (M̄)"), ("DeltaSD", "Smoothness (M)")]
     styles = {"C-LF": ("o", OKABE_ITO["blue"]), "Conditional": ("s", OKABE_ITO["orange"]),
               "FLCI": ("D", OKABE_ITO["bluish_green"])}
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.6), sharey=True)
     parts = []
     for ax, (delta, lab) in zip(axes, panels, strict=True):
         d = tab[(tab["Delta"] == delta) & tab["method"].isin(styles)]
@@ -95,7 +95,7 @@ def honest_figure(tab: pd.DataFrame, synthetic: bool = False) -> Figure:
         parts.append(f"{lab}: " + "; ".join(
             f"{r.method} at {r.M:g}: {r.lb:.2f} to {r.ub:.2f}" for r in d.itertuples()))
     axes[0].set_ylabel("Average effect, event times in the window (points)")
-    axes[0].legend(fontsize=7, frameon=False)
+    axes[0].legend(fontsize=9, frameon=False)
     if synthetic:
         watermark(fig)
     fig.tight_layout()

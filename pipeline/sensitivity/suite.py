@@ -41,7 +41,9 @@ estimate stage to ``reports/tables/<name>.csv``):
     placebo_max_abs, effect, bound_over_effect, alpha``.
 ``wwc``
     What Works Clearinghouse table (:func:`pipeline.sensitivity.wwc.wwc_table`) with
-    baseline equivalence on the analytic sample at each event time of the window.
+    baseline equivalence of every baseline characteristic (names as in the balance
+    table) on the analytic sample at each event time of the window; ``required`` marks
+    the pre-intervention attendance measures the rating rests on.
 ``effect_sizes``
     ``measure, outcome, estimate, std_error, ci_low, ci_high, improvement_index,
     n_treated, n_comparison``.
@@ -57,9 +59,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.schemas import SENSITIVITY_TABLES
+from pipeline.balance import wwc_effect_size
 from pipeline.did.results import EventStudyResult
 from pipeline.sensitivity import honestdid as hd
-from pipeline.sensitivity.config import SensitivityConfig
+from pipeline.sensitivity.config import SensitivityConfig, wwc_required
 from pipeline.sensitivity.effect_sizes import cox_index, hedges_g
 from pipeline.sensitivity.falsification import falsification_summary
 from pipeline.sensitivity.multiplicity import subgroup_contrasts
@@ -220,10 +223,43 @@ def _honest(res: EventStudyResult, window: tuple[int, int], cfg: SensitivityConf
     return out
 
 
+#: Categorical baseline characteristics, one indicator per level as in the balance table.
+CATEGORICAL = ("prior_year_tier", "grade", "sex", "race_ethnicity")
+#: Binary characteristics taken as they are.
+BINARY = ("frl", "ell", "swd")
+#: Characteristics the matched ANCOVA adjusts for (:mod:`pipeline.did.ancova`: the recent
+#: months and the prior-year rate with its missing indicator, which the tier's
+#: "missing" level repeats); the others need ``|g| <= 0.05``.
+ADJUSTED = (*LAGS, PRIOR, "prior_year_missing", "prior_year_tier=missing")
+
+
+def baseline_characteristics(base: pd.DataFrame) -> pd.DataFrame:
+    """Numeric baseline characteristics named as in the balance table: the recent months,
+    the prior-year rate and its missing indicator, one indicator per level of the
+    categorical characteristics (missing as its own level) and the binary ones."""
+    out = {c: pd.to_numeric(base[c], errors="coerce").astype(float)
+           for c in (*LAGS, PRIOR) if c in base.columns}
+    if PRIOR in base.columns:
+        out["prior_year_missing"] = base[PRIOR].isna().astype(float)
+    for c in CATEGORICAL:
+        if c in base.columns:
+            v = base[c].astype("string").fillna("missing").astype(str)
+            for lv in sorted(v.unique()):
+                out[f"{c}={lv}"] = (v == lv).astype(float)
+    for c in BINARY:
+        if c in base.columns:
+            out[c] = pd.to_numeric(base[c].astype("Float64"), errors="coerce").astype(float)
+    return pd.DataFrame(out, index=base.index)
+
+
 def _wwc(matched: pd.DataFrame, sw: pd.DataFrame, window, cfg: SensitivityConfig) -> pd.DataFrame:
+    """Baseline equivalence of every characteristic on the analytic sample at each event
+    time of the window (students observed and uncensored then, weighted by matching ×
+    censoring weight), attrition to the window's last month, and the rating, which rests
+    on the required measures (:func:`pipeline.sensitivity.config.wwc_required`)."""
     et = matched["stack_event_time"]
-    base_cols = [c for c in (*LAGS, PRIOR) if c in matched.columns]
-    base = matched.loc[et == 0, ["match_id", "student_key", "role", *base_cols]].drop_duplicates(
+    cols = [c for c in (*LAGS, PRIOR, *CATEGORICAL, *BINARY) if c in matched.columns]
+    base = matched.loc[et == 0, ["match_id", "student_key", "role", *cols]].drop_duplicates(
         ["match_id", "student_key"])
     rows = []
     for k in range(window[0], window[1] + 1):
@@ -231,18 +267,16 @@ def _wwc(matched: pd.DataFrame, sw: pd.DataFrame, window, cfg: SensitivityConfig
                         & matched["attendance_rate"].notna(),
                         ["match_id", "student_key", "weight", "ipcw"]]
         s = a.merge(base, on=["match_id", "student_key"])
-        s["w"] = s["weight"] * s["ipcw"]
+        w = (s["weight"] * s["ipcw"]).to_numpy(float)
         t = (s["role"] == "treated").to_numpy()
-        for c in base_cols:
-            ok = s[c].notna().to_numpy()
-            xt, xc = s.loc[t & ok, c].to_numpy(float), s.loc[~t & ok, c].to_numpy(float)
-            wt, wc = s.loc[t & ok, "w"].to_numpy(float), s.loc[~t & ok, "w"].to_numpy(float)
-            if len(xt) < 2 or len(xc) < 2:
-                g = np.nan
-            else:
-                g = hedges_g(_wmean(xt, wt) - _wmean(xc, wc), _wsd(xt, wt), _wsd(xc, wc),
-                             len(xt), len(xc)).estimate
-            rows.append({"event_time": k, "characteristic": c, "g": g, "adjusted": True})
+        X = baseline_characteristics(s)
+        for c in X.columns:
+            x = X[c].to_numpy(float)
+            ok = np.isfinite(x)
+            g = (wwc_effect_size(x[ok], t[ok], w[ok])
+                 if (t & ok).sum() >= 2 and (~t & ok).sum() >= 2 else np.nan)
+            rows.append({"event_time": k, "characteristic": c, "g": g,
+                         "adjusted": c in ADJUSTED, "required": wwc_required(c)})
     eq = pd.DataFrame(rows)
     at0 = base
     last = matched.loc[(et == window[1]) & ~matched["censored"].astype(bool)

@@ -12,15 +12,32 @@ Encodes, from the WWC *Procedures and Standards Handbook, version 5.0* (2022):
   v5.0's attrition standard uses; they were transcribed from a public implementation of
   that table and spot-checked against it, not re-read from the v5.0 PDF — check them
   against the handbook before publication.
-* **Baseline equivalence** on the analytic sample: ``|g| ≤ 0.05`` satisfies the standard;
-  ``0.05 < |g| ≤ 0.25`` satisfies it only with statistical adjustment for that
-  characteristic in the impact model; ``|g| > 0.25`` fails.
+* **Baseline equivalence** on the analytic sample (v5.0, the group-design standards'
+  section on baseline equivalence; the thresholds are unchanged from v4.1):
+  ``|g| ≤ 0.05`` satisfies the standard; ``0.05 < |g| ≤ 0.25`` satisfies it only with
+  statistical adjustment for that characteristic in the impact model; ``|g| > 0.25``
+  fails (Hedges' g for continuous characteristics, the Cox index for dichotomous ones).
+  Equivalence is required on the characteristics the review protocol names — for
+  attendance outcomes a pre-intervention measure of attendance
+  (:data:`pipeline.sensitivity.config.WWC_REQUIRED_MEASURES`); other characteristics are
+  reported but do not enter the rating.  Where the extract holds several measures of the
+  required characteristic (the recent months, the prior-year rate, the prior-year tier),
+  every one is checked and one that fails at any reported event time fails the
+  requirement: the handbook applies a failure of one baseline measure to every finding
+  in its domain (the conservative reading; WWC group-design training, module 7, part 3,
+  "how non-equivalence in one baseline measure affects outcomes in the same domain").
+  A measure the impact model does not include needs ``|g| ≤ 0.05``.
 * **Rating**: a quasi-experimental design (such as this matched comparison) can at most
   *Meet WWC Standards With Reservations*, and only when baseline equivalence is
-  established on the analytic sample; an RCT with low attrition can *Meet WWC Standards
-  Without Reservations*; a high-attrition RCT is reviewed as a quasi-experiment. Attrition
-  is reported here for a quasi-experimental design as information; it does not enter its
+  established on the analytic sample for every required measure; otherwise it *Does Not
+  Meet WWC Standards*.  An RCT with low attrition can *Meet WWC Standards Without
+  Reservations*; a high-attrition RCT is reviewed as a quasi-experiment. Attrition is
+  reported here for a quasi-experimental design as information; it does not enter its
   rating.
+
+The section citations were checked against public summaries of v5.0 (the thresholds,
+the Cox index for dichotomous characteristics, the analytic-sample requirement), not
+re-read from the v5.0 PDF on this machine; the attrition boundary likewise (above).
 """
 
 from __future__ import annotations
@@ -107,7 +124,8 @@ def wwc_rating(design: str, equivalence: Iterable[str], attrition_level: str | N
     design
         ``"qed"`` (quasi-experimental, e.g. matched comparison) or ``"rct"``.
     equivalence
-        Baseline-equivalence categories of every characteristic and reported event time.
+        Baseline-equivalence categories of every *required* measure at every reported
+        event time (other characteristics do not enter the rating).
     attrition_level
         ``"low"`` or ``"high"`` (RCTs), ignored for a quasi-experimental design.
     """
@@ -121,41 +139,49 @@ def wwc_rating(design: str, equivalence: Iterable[str], attrition_level: str | N
     if not eq:
         return "Does Not Meet WWC Standards", f"{why}; baseline equivalence not assessed"
     if bad:
+        counts = ", ".join(f"{bad.count(c)} {c}" for c in sorted(set(bad)))
         return ("Does Not Meet WWC Standards",
-                f"{why}; baseline equivalence not established on the analytic sample "
-                f"({len(bad)} of {len(eq)} comparisons: {', '.join(sorted(set(bad)))})")
+                f"{why}; baseline equivalence on the required pre-intervention attendance "
+                f"measures not established on the analytic sample ({len(bad)} of {len(eq)} "
+                f"comparisons: {counts}); one failing measure fails every finding in the "
+                "domain")
     return ("Meets WWC Standards With Reservations",
             f"{why}; baseline equivalence established on the analytic sample for all "
-            f"{len(eq)} comparisons (the highest rating a quasi-experiment can earn)")
+            f"{len(eq)} comparisons of the required pre-intervention attendance measures "
+            "(the highest rating a quasi-experiment can earn)")
 
 
 def wwc_table(equivalence: pd.DataFrame, attrition: dict | None, design: str = "qed") -> pd.DataFrame:
     """The WWC standards table: one row per equivalence check plus attrition and rating rows.
 
-    ``equivalence`` has columns ``event_time, characteristic, g, adjusted``. Returns
-    columns ``item, event_time, characteristic, value, category, reason``.
+    ``equivalence`` has columns ``event_time, characteristic, g, adjusted`` and optionally
+    ``required`` (default: every row is a required measure).  Returns columns ``item,
+    event_time, characteristic, value, category, reason, required``; the rating rests on
+    the required rows only.
     """
     need = {"event_time", "characteristic", "g", "adjusted"}
     if not need <= set(equivalence.columns):
         raise ValueError(f"wwc_table: equivalence needs columns {sorted(need)}")
+    req = (equivalence["required"].astype(bool) if "required" in equivalence.columns
+           else pd.Series(True, index=equivalence.index))
     rows = []
-    for r in equivalence.itertuples():
+    for r, q in zip(equivalence.itertuples(), req, strict=True):
         cat, why = baseline_equivalence(float(r.g), bool(r.adjusted))
         rows.append({"item": "baseline equivalence", "event_time": r.event_time,
                      "characteristic": r.characteristic, "value": float(r.g),
-                     "category": cat, "reason": why})
+                     "category": cat, "reason": why, "required": bool(q)})
     if attrition is not None:
         for k in ("overall_attrition", "differential_attrition"):
             rows.append({"item": k.replace("_", " "), "event_time": np.nan,
                          "characteristic": "", "value": attrition[k],
                          "category": attrition["attrition_level"],
                          "reason": f"{attrition['boundary']} boundary: at most "
-                                   f"{attrition['max_differential']:.3f} differential"
-                         })
+                                   f"{attrition['max_differential']:.3f} differential",
+                         "required": False})
     rating, reason = wwc_rating(design, [r["category"] for r in rows
-                                         if r["item"] == "baseline equivalence"],
+                                         if r["item"] == "baseline equivalence" and r["required"]],
                                 None if attrition is None else attrition["attrition_level"])
     rows.append({"item": "rating", "event_time": np.nan, "characteristic": "",
-                 "value": np.nan, "category": rating, "reason": reason})
+                 "value": np.nan, "category": rating, "reason": reason, "required": False})
     return pd.DataFrame(rows, columns=["item", "event_time", "characteristic", "value",
-                                       "category", "reason"])
+                                       "category", "reason", "required"])
