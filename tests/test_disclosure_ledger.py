@@ -214,7 +214,14 @@ def test_the_reviewed_leak_exists_per_table_and_is_closed_by_the_ledger():
         assert_published_safe(pubs[name].table, df, spec, RULES)  # each table on its own
 
 
-@pytest.mark.parametrize("seed", range(120))
+#: Random small populations checked by the quick suite; the whole suite (CI) checks all
+#: of SEEDS (each about 0.5-2 s on two shared cores).
+SEEDS, QUICK_SEEDS = range(120), 30
+
+
+@pytest.mark.parametrize(
+    "seed", [s if s < QUICK_SEEDS else pytest.param(s, marks=pytest.mark.slow) for s in SEEDS]
+)
 def test_no_small_count_recoverable_on_small_populations(seed):
     tables = scenario(np.random.default_rng(seed))
     led, pubs = ledger_publish(tables)
@@ -224,6 +231,7 @@ def test_no_small_count_recoverable_on_small_populations(seed):
     assert pubs["metrics"].n_suppressed == 0
 
 
+@pytest.mark.slow  # 100 populations (about 20-60 s); the reviewed leak above is quick
 def test_per_table_suppression_leaks_on_many_small_populations():
     """The attacker is not toothless: it finds leaks in the per-table practice."""
     leaky = sum(

@@ -12,6 +12,7 @@ synthesize → ingest → panel → risk-set matching → estimate (in memory), 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -27,13 +28,17 @@ from pipeline.panel_build import write_panel
 from pipeline.synth import generate, write_extract
 from tests.conftest import small_config
 
+#: The design as configured, less what these tests do not check: the design bootstrap
+#: (tests/test_design_bootstrap.py), the wild bootstrap, most subgroups and robustness
+#: checks; each world runs only the comparators its test looks at.
 CFG = EstimateConfig(wild_bootstrap=False, subgroups=("grade_band",), pools=(), calipers=(),
-                     ratios=(), placebo_shift=0, honest_mbar=(1.0,),
-                     comparators=("naive_before_after", "twfe", "sun_abraham", "imputation",
-                                  "callaway_santanna_unconditional"))
+                     ratios=(), placebo_shift=0, honest_mbar=(1.0,), comparators=(),
+                     estimands={"design_bootstrap_draws": 0})
+DIP_COMPARATORS = ("naive_before_after", "twfe")
+ROBUST_COMPARATORS = ("sun_abraham", "imputation", "callaway_santanna_unconditional")
 
 
-def _pipeline(tmp_path, **overrides):
+def _pipeline(tmp_path, comparators, **overrides):
     cfg = small_config(n_students=12000, n_districts=8, n_program_districts=4, **overrides)
     write_extract(generate(cfg), tmp_path / "raw")
     run_ingest(tmp_path / "raw", tmp_path / "interim", tmp_path / "dq.csv", synthetic=True)
@@ -43,7 +48,8 @@ def _pipeline(tmp_path, **overrides):
     res = riskset_match(panel, spec)
     matched = stack_panels(panel, res.matches, spec.window)
     meta = json.loads((tmp_path / "interim" / "extract_meta.json").read_text())
-    out = run(panel, matched, res.balance, spec, CFG, meta)
+    cfg = dataclasses.replace(CFG, comparators=comparators)
+    out = run(panel, matched, res.balance, spec, cfg, meta)
     return out, meta["truth"]
 
 
@@ -56,7 +62,7 @@ def _avg(out, name):
 
 @pytest.mark.slow
 def test_matched_design_recovers_truth_under_selection_on_a_dip(tmp_path):
-    out, truth = _pipeline(tmp_path, program={"served_share": 0.12})
+    out, truth = _pipeline(tmp_path, DIP_COMPARATORS, program={"served_share": 0.12})
     m = out["metrics"]
     assert m["synthetic"] is True
     for name, cols in ESTIMATE_TABLES.items():  # every table as its schema says
@@ -86,9 +92,11 @@ def test_matched_design_recovers_truth_under_selection_on_a_dip(tmp_path):
 
 @pytest.mark.slow
 def test_robust_estimators_recover_truth_without_a_dip(tmp_path):
-    out, truth = _pipeline(tmp_path, program={"served_share": 0.12, "referral_noise": 1e4})
+    out, truth = _pipeline(
+        tmp_path, ROBUST_COMPARATORS, program={"served_share": 0.12, "referral_noise": 1e4}
+    )
     tw = truth["att_window"]
-    for name in ("sun_abraham", "imputation", "callaway_santanna_unconditional"):
+    for name in ROBUST_COMPARATORS:
         est, se = _avg(out, name)
         assert abs(est - tw) < max(1.0, 3 * se), (name, est, tw)
     att = out["metrics"]["att"]

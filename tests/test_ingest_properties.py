@@ -117,9 +117,13 @@ def _as_text(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# 15 examples (30 before): each runs the checks three times (3-10 s on two shared cores).
+# The same accounting is checked on random faults, formats and encodings by
+# test_fuzz_ingest_and_panel below and for every single-row rule by tests/test_checks.py
+# (a longer run: benchmarks/fuzz_ingest.py).
 @pytest.mark.slow
 @settings(
-    max_examples=30,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -4,24 +4,20 @@ Fast tests check that every notebook is committed stripped (no outputs, no execu
 counts), never runs the pipeline itself, and that the shared helpers
 (:mod:`pipeline.notebook_helpers`) find the project and explain a missing output.
 
-The slow test executes every notebook with nbclient against the outputs of the default
-(synthetic) extract.  A clean clone has no ``data/``, so a session fixture builds those
-outputs in a temporary project folder by running the stages the notebooks read
-(``synthesize`` … ``estimate``; not ``validate`` or ``report``) with that folder as working
-directory and ``LEAP_PROJECT_ROOT``, then points the kernels at it.  Under pytest-xdist the
-workers share one build (a file lock).  Set ``LEAP_NOTEBOOK_TEST_ROOT`` to an existing
-project folder with outputs (e.g. the repository after ``dvc repro``) to skip the build.
+The slow test executes every notebook with nbclient against the outputs of a synthetic
+extract.  A clean clone has no ``data/``, so the notebooks read the tiny published
+project that the test run builds once (``dvc repro`` in a copy of this repository,
+:mod:`tests.shared_project`; the researcher's workflow test clones the same project),
+with that folder as ``LEAP_PROJECT_ROOT``.  Set ``LEAP_NOTEBOOK_TEST_ROOT`` to an existing
+project folder with outputs (e.g. the repository after ``dvc repro``, the default
+extract) to run them there instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,8 +30,6 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
 
-#: The stages whose outputs the notebooks read, in order.
-STAGES = ("synthesize", "ingest", "panel", "match", "estimate")
 REUSE_ENV = "LEAP_NOTEBOOK_TEST_ROOT"
 CELL_TIMEOUT_S = 600
 
@@ -158,72 +152,25 @@ def test_outputs_overview_lists_every_declared_output(tmp_path):
 # ------------------------------------------------------------------ running them
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path):
-    """An exclusive file lock (POSIX); no locking where ``fcntl`` is unavailable."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _build_outputs(root: Path) -> None:
-    """Run the stages the notebooks read, with ``root`` as the project folder."""
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    shutil.copy2(REPO / "params.yaml", root / "params.yaml")
-    env = {**os.environ, nh.ROOT_ENV: str(root)}
-    for stage in STAGES:
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", f"pipeline.{stage}"],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if proc.returncode != 0:
-            pytest.fail(
-                f"stage {stage} failed (exit {proc.returncode}) in {root}:\n"
-                f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-            )
-        print(f"stage {stage}: {time.perf_counter() - t0:.1f} s")
-    # every stage wrote under root (none resolved its paths to the repository)
-    for rel in (
-        "data/raw/synthetic/truth.json",
-        nh.EXTRACT_META,
-        nh.PANEL,
-        nh.MATCHED,
-        "reports/tables/balance.csv",
-        nh.METRICS,
-        "reports/tables/subgroups.csv",
-    ):
-        assert (root / rel).exists(), f"stage output {rel} not written under {root}"
+#: Outputs of the stages the notebooks read (synthesize ... estimate).
+STAGE_OUTPUTS = (
+    "data/raw/synthetic/truth.json",
+    nh.EXTRACT_META,
+    nh.PANEL,
+    nh.MATCHED,
+    "reports/tables/balance.csv",
+    nh.METRICS,
+    "reports/tables/subgroups.csv",
+)
 
 
 @pytest.fixture(scope="session")
-def pipeline_outputs(tmp_path_factory) -> Path:
-    """A project folder holding the outputs of the default extract (built once)."""
+def pipeline_outputs(published_project) -> Path:
+    """A project folder holding the pipeline's outputs (built once per test run)."""
     reuse = os.environ.get(REUSE_ENV)
-    if reuse:
-        return Path(reuse).resolve()
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # shared by the workers of this session
-    root = base / "notebook-project"
-    done = base / "notebook-project.done"
-    with _exclusive(base / "notebook-project.lock"):
-        if not done.exists():
-            _build_outputs(root)
-            done.touch()
+    root = Path(reuse).resolve() if reuse else published_project
+    for rel in STAGE_OUTPUTS:
+        assert (root / rel).exists(), f"stage output {rel} not found under {root}"
     return root
 
 

@@ -427,6 +427,9 @@ def test_no_mostly_empty_pdf_page(rendered, tmp_path):
 # --------------------------------------------------------------------------- bytes
 
 
+# a second full render (HTML and PDF, about 30-80 s); tests/test_workflow.py checks the same
+# on a fresh clone's report, PDF included
+@pytest.mark.slow
 def test_same_inputs_give_the_same_bytes(rendered, tmp_path):
     root2 = tmp_path / "again"
     build_report_inputs(root2, seed=11, n_treated=900, n_comparison=2400, with_validation=True,

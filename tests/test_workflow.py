@@ -18,83 +18,22 @@ project is published; then
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.shared_project import sh as _sh
+
 pytestmark = pytest.mark.slow
-
-TINY = {"n_students": 5000, "n_districts": 8, "n_program_districts": 4}
-
-
-def _env(**extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": "",  # the clone runs its own code (python -m from its root)
-        "DVC_NO_ANALYTICS": "1",
-        "LEAP_PROJECT_ROOT": "",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.org",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.org",
-        **extra,
-    }
-
-
-def _sh(args: list[str], cwd: Path, timeout: int = 1200, quiet_stderr: str = "", **env: str) -> str:
-    """Run a command; its standard output and error (only the output if quiet_stderr)."""
-    r = subprocess.run(
-        args, cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=timeout
-    )
-    assert r.returncode == 0, f"{' '.join(args)}\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
-    return r.stdout if quiet_stderr else r.stdout + r.stderr
-
-
-def _tracked_files() -> list[str]:
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    return [f for f in out if f and (ROOT / f).is_file()]
-
-
-def _tiny_params(text: str) -> str:
-    p = yaml.safe_load(text)
-    p["synthesize"]["scale"] = "tiny"
-    p["synthesize"]["sizes"]["tiny"] = TINY
-    p["synthesize"]["program"]["served_share"] = 0.12
-    p["estimate"]["bootstrap_draws"] = 199
-    p["report"]["dpi"] = 72
-    return yaml.safe_dump(p, sort_keys=False)
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory) -> Path:
-    """A tiny project as published: code and the committed results of one run."""
-    origin = tmp_path_factory.mktemp("wf") / "origin"
-    for f in _tracked_files():
-        (origin / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, origin / f)
-    (origin / "params.yaml").write_text(_tiny_params((ROOT / "params.yaml").read_text()))
-    (origin / "dvc.lock").unlink(missing_ok=True)
-    (origin / "reports" / "headline.json").unlink(missing_ok=True)
-    _sh(["git", "init", "-q"], origin)
-    _sh(["git", "add", "-A"], origin)
-    _sh(["git", "commit", "-qm", "code"], origin)
-    _sh(["dvc", "repro"], origin)
-    _sh(["git", "add", "-A"], origin)
-    _sh(["git", "commit", "-qm", "results"], origin)
-    assert (origin / "reports" / "headline.json").exists()
-    return origin
+def published(published_project) -> Path:
+    """A tiny project as published: code and the committed results of one run
+    (built once per test run, :mod:`tests.shared_project`)."""
+    return published_project
 
 
 @pytest.fixture(scope="module")
