@@ -37,7 +37,7 @@ from pipeline.analysis.schemas import (
 )
 from pipeline.attempts import bloom, itt_design, reach_shares
 from pipeline.attrition import attrition_table, lee_bounds_matched
-from pipeline.censoring import DEFAULT_TRUNCATE, ipcw_weights
+from pipeline.censoring import DEFAULT_TRUNCATE, CensoringModel, ipcw_weights
 from pipeline.chronic import STATE_MEASURE_NOTE, chronic_absence_rates, chronic_absence_yearly
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import DesignBootstrap
@@ -118,19 +118,25 @@ def estimands(
     matched: pd.DataFrame,
     spec: RiskSetSpec,
     cfg: EstimandsConfig,
+    censoring: tuple[pd.Series, CensoringModel] | None = None,
 ) -> dict[str, Any]:
     """Tables (``estimands``, ``attrition``, ``censoring_diagnostics``, ``reach``,
     ``chronic_yearly``) and ``metrics`` (see module docstring).
 
     ``matched`` are the stacked matched panels of the completed-visit design (the
     ``match`` stage's output; censoring weights are computed here with
-    ``cfg.censoring_truncate``).
+    ``cfg.censoring_truncate``, unless ``censoring`` gives them: the weights (aligned
+    with ``matched``) and model :func:`pipeline.censoring.ipcw_weights` returns for
+    ``matched`` with that truncation).
     """
     rows: list[dict] = []
     metrics: dict[str, Any] = {}
     tables: dict[str, pd.DataFrame] = {}
     homes = home_clusters(panel)
-    w, model = ipcw_weights(matched, truncate=cfg.censoring_truncate)
+    if censoring is None:
+        w, model = ipcw_weights(matched, truncate=cfg.censoring_truncate)
+    else:
+        w, model = censoring
     m = add_home_clusters(matched.assign(ipcw=w.to_numpy()), homes)
     tables["censoring_diagnostics"] = model.diagnostics
     n_t = int(m.loc[m["role"] == "treated", "student_key"].nunique())

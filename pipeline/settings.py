@@ -332,6 +332,7 @@ class RobustnessSettings(Section):
     calipers: tuple[PosFloat, ...] = (0.1, 0.5)
     ratios: tuple[PosInt, ...] = (1, 5)
     honest_mbar: tuple[NonNegFloat, ...] = (0.5, 1.0, 2.0)
+    rematch_workers: PosInt = 2  # processes for the checks that match again
 
 
 class EstimandsSettings(Section):

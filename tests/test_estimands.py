@@ -53,3 +53,23 @@ def test_diagnostic_tables(result):
     c = out["chronic_yearly"]
     assert set(c["school_year"]) == {"2020-21", "2021-22", "2022-23"}
     assert "not the state's measure" in out["metrics"]["chronic_state_measure"]["monthly_flag"]
+
+
+def test_censoring_weights_given_are_those_computed():
+    """The stage passes the primary's censoring weights (same stacks, same truncation)
+    instead of fitting the censoring model again: the tables are the same."""
+    import pandas as pd
+
+    from pipeline.analysis.design import add_outcomes, censoring_weights_model
+
+    panel, _, _ = build_panel(small_config(n_students=2000))
+    spec = RiskSetSpec()
+    matched = stack_panels(panel, riskset_match(panel, spec).matches, spec.window)
+    cfg = EstimandsConfig(design_bootstrap_draws=0, itt=False, district_wild_draws=99,
+                          censoring_truncate=None)  # fmt: skip
+    m, _, model = censoring_weights_model(add_outcomes(matched), True, None)
+    fresh = estimands(panel[PANEL_COLUMNS], m, spec, cfg)
+    given = estimands(panel[PANEL_COLUMNS], m, spec, cfg, censoring=(m["ipcw"], model))
+    for name in ("estimands", "attrition", "censoring_diagnostics"):
+        pd.testing.assert_frame_equal(fresh[name], given[name])
+    assert fresh["metrics"] == given["metrics"]

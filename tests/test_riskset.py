@@ -9,6 +9,7 @@ import pytest
 from pipeline.matching.riskset import (
     MATCH_COLUMNS,
     PropensityCache,
+    RiskSetMatcher,
     RiskSetSpec,
     riskset_match,
     stack_panels,
@@ -291,6 +292,34 @@ def test_propensity_cache_reuses_identical_fits_only(rpanel):
     assert cache.hits == 1  # the second spec differs only in caliper and ratio
     other = riskset_match(rpanel, RiskSetSpec(pool="program_districts"), ps_cache=cache)
     assert cache.hits == 1 and len(other.matches)  # another pool: another design, a new fit
+
+
+def test_matcher_rematches_on_shared_scores_with_riskset_match_results(rpanel, monkeypatch):
+    import pipeline.matching.riskset as rsm
+
+    fits = []
+    real_fit = rsm.fit_propensity
+    monkeypatch.setattr(rsm, "fit_propensity", lambda X, t: fits.append(1) or real_fit(X, t))
+    matcher = RiskSetMatcher(rpanel, keep=1)
+    specs = [
+        RiskSetSpec(),
+        RiskSetSpec(caliper=0.1),
+        RiskSetSpec(ratio=1),
+        RiskSetSpec(ratio=5, replace=False, m_order="smallest"),
+    ]
+    for spec in specs:
+        got = matcher.match(spec)
+        pd.testing.assert_frame_equal(got.matches, riskset_match(rpanel, spec).matches)
+    assert len(fits) == 1 + len(specs)  # the matcher fitted once, riskset_match each time
+    fits.clear()
+    other = RiskSetSpec(pool="program_districts")
+    got, ref = matcher.match(other), riskset_match(rpanel, other)
+    for a in ("matches", "treated", "balance"):
+        pd.testing.assert_frame_equal(getattr(got, a), getattr(ref, a))
+    assert got.info == ref.info and got.caliper == ref.caliper
+    assert len(fits) == 2  # another pool: another model
+    assert matcher.match(specs[0], balance=False).balance.empty
+    assert len(fits) == 3  # keep=1 dropped the first pool's scores
 
 
 def test_bad_panel_errors(tiny):

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.analysis.settings import EstimateConfig
-from pipeline.censoring import DEFAULT_TRUNCATE, ipcw_weights
+from pipeline.censoring import DEFAULT_TRUNCATE, CensoringModel, ipcw_weights
 from pipeline.did.ancova import matched_ancova
 from pipeline.did.results import EventStudyResult
 from pipeline.did.stacked import stacked_event_study
@@ -33,13 +33,24 @@ def add_outcomes(df: pd.DataFrame) -> pd.DataFrame:
 def with_censoring_weights(
     matched: pd.DataFrame, use: bool, truncate=DEFAULT_TRUNCATE
 ) -> tuple[pd.DataFrame, dict]:
+    """``matched`` with the censoring weights (column ``ipcw``; 1 when ``use`` is false)
+    and their summary."""
+    m, info, _ = censoring_weights_model(matched, use, truncate)
+    return m, info
+
+
+def censoring_weights_model(
+    matched: pd.DataFrame, use: bool, truncate=DEFAULT_TRUNCATE
+) -> tuple[pd.DataFrame, dict, CensoringModel | None]:
+    """:func:`with_censoring_weights` and the fitted censoring model (``None`` when
+    ``use`` is false), for steps that need the same weights again."""
     m = matched.copy()
     if not use:
         m["ipcw"] = 1.0
-        return m, {"ipcw": False}
+        return m, {"ipcw": False}, None
     w, model = ipcw_weights(m, truncate=truncate)
     m["ipcw"] = w.to_numpy()
-    return m, {"ipcw": True, **model.weight_summary}
+    return m, {"ipcw": True, **model.weight_summary}, model
 
 
 def _inference(cfg: EstimateConfig, bootstrap: bool) -> dict[str, Any]:

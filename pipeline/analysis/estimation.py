@@ -19,7 +19,12 @@ from typing import Any
 import pandas as pd
 
 from pipeline.analysis.comparators import comparator_panel, comparators
-from pipeline.analysis.design import add_outcomes, other_design, primary, with_censoring_weights
+from pipeline.analysis.design import (
+    add_outcomes,
+    censoring_weights_model,
+    other_design,
+    primary,
+)
 from pipeline.analysis.robustness import robustness
 from pipeline.analysis.schemas import TRUTH_COLUMNS
 from pipeline.analysis.settings import DESIGNS, EstimateConfig
@@ -59,7 +64,7 @@ def run_estimation(
     # matched sets they serve in), pipeline/clusters.py
     homes = home_clusters(panel.columns(["student_key", "school_month", *HOME_COLUMNS]))
     matched = add_home_clusters(matched, homes)
-    matched, ipcw_info = with_censoring_weights(
+    matched, ipcw_info, ipcw_model = censoring_weights_model(
         add_outcomes(matched), cfg.ipcw, cfg.ipcw_truncate
     )
     log.info(
@@ -156,7 +161,9 @@ def run_estimation(
         seed=cfg.seed,
         censoring_truncate=cfg.ipcw_truncate,
     )
-    extra = estimands(panel.columns(PANEL_COLUMNS), matched, match_spec, ecfg)
+    # the same censoring weights as the primary's (same stacks, same truncation): reused
+    same = (matched["ipcw"], ipcw_model) if ipcw_model is not None else None
+    extra = estimands(panel.columns(PANEL_COLUMNS), matched, match_spec, ecfg, censoring=same)
     for name in ESTIMAND_TABLES:
         out[name] = extra[name]
     metrics["estimands"] = extra["metrics"]

@@ -8,9 +8,12 @@ what it needs (:func:`rematch` matches again with other settings) and append a r
 
 from __future__ import annotations
 
-from dataclasses import replace
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from pipeline.analysis.design import (
     OTHER_DESIGN_LABELS,
@@ -24,8 +27,18 @@ from pipeline.analysis.schemas import ROBUSTNESS_COLUMNS
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.did.honest import relative_magnitudes
 from pipeline.did.results import EventStudyResult
-from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
+from pipeline.matching.riskset import PropensityCache, RiskSetMatcher, RiskSetSpec, stack_panels
 from pipeline.outputs import PanelAccess
+
+
+def shifted_panel(panel: PanelAccess, shift: int) -> pd.DataFrame:
+    """The panel's matching columns with first visits moved ``shift`` school months
+    earlier (the placebo check)."""
+    pm = panel.for_matching()
+    if not shift:
+        return pm
+    fv = pm["first_visit_school_month"].astype("float64")
+    return pm.assign(first_visit_school_month=(fv - shift).astype("Float64"))
 
 
 def rematch(
@@ -33,14 +46,15 @@ def rematch(
     spec: RiskSetSpec,
     shift: int = 0,
     ps_cache: PropensityCache | None = None,
+    matcher: RiskSetMatcher | None = None,
 ) -> pd.DataFrame:
     """Match again with other settings (``shift``: first visits moved that many school
-    months earlier, for the placebo check; ``ps_cache``: reuse identical propensity fits)."""
-    pm = panel.for_matching()
-    if shift:
-        fv = pm["first_visit_school_month"].astype("float64")
-        pm = pm.assign(first_visit_school_month=(fv - shift).astype("Float64"))
-    res = riskset_match(pm, spec, ps_cache=ps_cache)
+    months earlier, for the placebo check; ``ps_cache``: reuse identical propensity fits;
+    ``matcher``: a :class:`RiskSetMatcher` on the (shifted) panel, to share the risk-set
+    rows and scores across settings that differ only in caliper or ratio)."""
+    if matcher is None:
+        matcher = RiskSetMatcher(shifted_panel(panel, shift), ps_cache=ps_cache)
+    res = matcher.match(spec, balance=False)
     rows = panel.rows(res.matches["student_key"].unique())
     if shift:
         fv = rows["first_visit_school_month"].astype("float64")
@@ -84,6 +98,124 @@ def relative_magnitude_bounds(
     return out
 
 
+@dataclass(frozen=True)
+class RematchCheck:
+    """A robustness row that matches again: its label, matching settings, first-visit
+    shift (placebo), averaging window and note."""
+
+    check: str
+    spec: RiskSetSpec
+    shift: int = 0
+    window: tuple[int, int] | None = None
+    note: str = ""
+
+
+def check_row(
+    check: str,
+    m: pd.DataFrame | None,
+    y: str,
+    cfg: EstimateConfig,
+    window: tuple[int, int] | None = None,
+    note: str = "",
+) -> dict:
+    """The robustness row of the primary design on the re-matched stacks ``m``."""
+    window = cfg.att_window if window is None else window
+    if m is None or m.empty:
+        return {"check": check, "note": "no matches"}
+    m, _ = with_censoring_weights(add_outcomes(m), cfg.ipcw, cfg.ipcw_truncate)
+    try:
+        avg = primary(m, y, cfg, bootstrap=False).average(window)
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        return {"check": check, "note": f"not estimable: {exc}"}
+    n_t = int(m.loc[m["role"] == "treated", "student_key"].nunique())
+    return {
+        "check": check,
+        "estimate": avg.estimate,
+        "std_error": avg.std_error,
+        "ci_low": avg.ci_low,
+        "ci_high": avg.ci_high,
+        "n_treated": n_t,
+        "note": note,
+    }
+
+
+def run_checks(
+    panel: PanelAccess, checks: list[RematchCheck], y: str, cfg: EstimateConfig
+) -> list[dict]:
+    """Rows of ``checks``, in order; consecutive checks with the same shift share one
+    :class:`RiskSetMatcher` (the panel checked once; settings that differ only in caliper
+    or ratio re-match on the same scores)."""
+    rows: list[dict] = []
+    matcher, shift = None, None
+    for c in checks:
+        if matcher is None or c.shift != shift:
+            matcher = None  # drop the previous one's rows and scores first
+            matcher, shift = RiskSetMatcher(shifted_panel(panel, c.shift), keep=1), c.shift
+        m = rematch(panel, c.spec, shift=c.shift, matcher=matcher)
+        rows.append(check_row(c.check, m, y, cfg, c.window, c.note))
+        del m
+    return rows
+
+
+def rematch_checks(base: RiskSetSpec, cfg: EstimateConfig) -> list[list[RematchCheck]]:
+    """The checks that match again, in two groups that share no work (each runs in one
+    process): the placebo and other pools (a propensity model each), and the primary
+    pool's calipers and ratios (one model, re-matched)."""
+    first: list[RematchCheck] = []
+    s = cfg.placebo_shift
+    if s > 0:
+        win = (1, max(1, s - 3))
+        first.append(
+            RematchCheck(
+                f"placebo: first visits {s} school months earlier",
+                replace(base, window=(max(base.window[0], -12), s - 1)),
+                shift=s,
+                window=win,
+                note=f"average over placebo event times {win[0]}-{win[1]} (real event times "
+                f"{win[0] - s} to {win[1] - s}, before the months referral looks at). Near "
+                "zero when visited students' attendance was not already drifting before the "
+                "visit; a negative value means the coming dip began earlier than the three "
+                "months the primary design matches on",
+            )
+        )
+    first += [
+        RematchCheck(f"comparison pool: {pool}", replace(base, pool=pool, exact=None))
+        for pool in cfg.pools
+    ]
+    second = [RematchCheck(f"caliper {cal} SD", replace(base, caliper=cal)) for cal in cfg.calipers]
+    second += [RematchCheck(f"ratio {r}:1", replace(base, ratio=r)) for r in cfg.ratios]
+    return [first, second]
+
+
+_FORKED: dict = {}
+
+
+def _run_group(i: int) -> list[dict]:
+    panel, groups, y, cfg = _FORKED["args"]
+    with threadpool_limits(limits=1):
+        return run_checks(panel, groups[i], y, cfg)
+
+
+def run_check_groups(
+    panel: PanelAccess, groups: list[list[RematchCheck]], y: str, cfg: EstimateConfig
+) -> list[dict]:
+    """Rows of every group's checks, groups in order; with ``cfg.rematch_workers`` > 1 the
+    groups run in forked processes (each group's rows do not depend on the others', so
+    the table is the same whatever the number of workers)."""
+    groups = [g for g in groups if g]
+    workers = min(int(cfg.rematch_workers), len(groups))
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        return [r for g in groups for r in run_checks(panel, g, y, cfg)]
+    panel.for_matching()  # read once in this process; the workers share its pages
+    _FORKED["args"] = (panel, groups, y, cfg)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
+            parts = list(ex.map(_run_group, range(len(groups))))
+    finally:
+        _FORKED.clear()
+    return [r for part in parts for r in part]
+
+
 def robustness(
     panel: PanelAccess,
     matched: pd.DataFrame,
@@ -98,30 +230,6 @@ def robustness(
     here when ``None``), the placebo, other pools, calipers and ratios, and the
     relative-magnitude sensitivity."""
     rows: list[dict] = []
-
-    def add(check: str, m: pd.DataFrame | None, window=cfg.att_window, note: str = ""):
-        if m is None or m.empty:
-            rows.append({"check": check, "note": "no matches"})
-            return
-        m, _ = with_censoring_weights(add_outcomes(m), cfg.ipcw, cfg.ipcw_truncate)
-        try:
-            avg = primary(m, y, cfg, bootstrap=False).average(window)
-        except Exception as exc:  # noqa: BLE001 - reported in the table
-            rows.append({"check": check, "note": f"not estimable: {exc}"})
-            return
-        n_t = int(m.loc[m["role"] == "treated", "student_key"].nunique())
-        rows.append(
-            {
-                "check": check,
-                "estimate": avg.estimate,
-                "std_error": avg.std_error,
-                "ci_low": avg.ci_low,
-                "ci_high": avg.ci_high,
-                "n_treated": n_t,
-                "note": note,
-            }
-        )
-
     avg = prim.average(cfg.att_window)
     rows.append(
         {
@@ -167,33 +275,14 @@ def robustness(
                 "note": other_design_note(kind, cfg),
             }
         )
-    # placebo: first visits moved earlier, effect measured before the real visit
-    s = cfg.placebo_shift
-    if s > 0:
-        win = (1, max(1, s - 3))
-        spec = replace(base, window=(max(base.window[0], -12), s - 1))
-        add(
-            f"placebo: first visits {s} school months earlier",
-            rematch(panel, spec, shift=s),
-            window=win,
-            note=f"average over placebo event times {win[0]}-{win[1]} (real event times "
-            f"{win[0] - s} to {win[1] - s}, before the months referral looks at). Near zero "
-            "when visited students' attendance was not already drifting before the visit; a "
-            "negative value means the coming dip began earlier than the three months the "
-            "primary design matches on",
-        )
-    for pool in cfg.pools:
-        add(f"comparison pool: {pool}", rematch(panel, replace(base, pool=pool, exact=None)))
-    same_pool = PropensityCache()  # calipers and ratios share the primary pool's model
-    for cal in cfg.calipers:
-        add(f"caliper {cal} SD", rematch(panel, replace(base, caliper=cal), ps_cache=same_pool))
-    for ratio in cfg.ratios:
-        add(f"ratio {ratio}:1", rematch(panel, replace(base, ratio=ratio), ps_cache=same_pool))
+    # placebo (first visits moved earlier, effect measured before the real visit), other
+    # pools, calipers and ratios: each matches again
+    rows.extend(run_check_groups(panel, rematch_checks(base, cfg), y, cfg))
     try:
         rows.extend(
             {**r, "n_treated": n_prim}
             for r in relative_magnitude_bounds(prim, cfg.att_window, cfg.honest_mbar, cfg.alpha)
         )
-    except ValueError as exc:  # e.g. an event window with no months before the reference
+    except ValueError as exc:  # an event window with no months before the reference
         rows.append({"check": "relative magnitudes", "note": f"not estimable: {exc}"})
     return pd.DataFrame(rows).reindex(columns=ROBUSTNESS_COLUMNS)

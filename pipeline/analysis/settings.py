@@ -47,6 +47,8 @@ class EstimateConfig:
     calipers: tuple[float, ...] = (0.1, 0.5)
     ratios: tuple[int, ...] = (1, 5)
     honest_mbar: tuple[float, ...] = (0.5, 1.0, 2.0)
+    #: processes for the robustness checks that match again (:mod:`pipeline.analysis.robustness`)
+    rematch_workers: int = 1
     #: censoring-weight truncation quantiles (null: none), :mod:`pipeline.censoring`
     ipcw_truncate: tuple[float, float] | None = (0.01, 0.99)
     #: settings of the estimands beside the headline (:class:`pipeline.estimands.EstimandsConfig`)

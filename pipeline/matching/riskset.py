@@ -109,6 +109,7 @@ from pipeline.runner import progress
 __all__ = [
     "MATCH_COLUMNS",
     "PANEL_MATCH_COLUMNS",
+    "RiskSetMatcher",
     "RiskSetResult",
     "RiskSetSpec",
     "riskset_match",
@@ -476,6 +477,92 @@ def match_in_strata(
     return mm, no_cand, t_pos
 
 
+@dataclass
+class ScoredRiskSet:
+    """The risk-set rows of one pool with their logit propensity scores.
+
+    What :func:`riskset_match` computes before it matches, and all that the matching
+    needs besides the caliper, ratio, replacement and order: :class:`RiskSetMatcher`
+    keeps it across specs that differ only in those.
+    """
+
+    rs: RiskSetWork
+    lp: np.ndarray
+    model: object
+    n_candidates: int
+
+
+def _scored(p: pd.DataFrame, spec: RiskSetSpec, ps_cache: PropensityCache | None) -> ScoredRiskSet:
+    rs = riskset_work(p, spec)
+    work, work_t = rs.work, rs.work_t
+    n_c = int((~work_t).sum())
+    if n_c == 0 or not work_t.any():
+        return ScoredRiskSet(rs, np.zeros(len(work)), None, n_c)
+    fit_rows = np.arange(len(work))
+    if n_c > spec.ps_max_controls:
+        rng = np.random.default_rng(spec.seed)
+        cpos = np.nonzero(~work_t)[0]
+        pick = np.sort(rng.choice(cpos, size=spec.ps_max_controls, replace=False))
+        fit_rows = np.sort(np.concatenate([np.nonzero(work_t)[0], pick]))
+    X = design_matrix(work.iloc[fit_rows], rs.covs_ps, levels=rs.levels, name="panel")
+    if ps_cache is None:
+        model = fit_propensity(X, work_t[fit_rows])
+    else:
+        model = ps_cache.fit(X, work_t[fit_rows])
+    del X
+    lp = linear_predictor(work, rs.covs_ps, model, levels=rs.levels)
+    return ScoredRiskSet(rs, lp, model, n_c)
+
+
+class RiskSetMatcher:
+    """Risk-set matching of one panel under several specs, sharing the work they share.
+
+    The panel is checked and re-indexed once; the risk-set rows, the propensity model and
+    the scores depend only on the pool, the exact-matching columns, the seed and
+    ``ps_max_controls``, so specs that differ only in caliper, ratio, replacement or
+    order (the robustness table's calipers and ratios) reuse them and only re-match.
+    ``matcher.match(spec)`` returns exactly what ``riskset_match(panel, spec)`` returns.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The student-month panel (at least :data:`PANEL_MATCH_COLUMNS`).
+    ps_cache : PropensityCache, optional
+        Reuse propensity models fitted on identical designs.
+    keep : int
+        Scored pools kept (the oldest is dropped beyond it; each holds the prepared
+        covariates of the pool's rows).
+    """
+
+    def __init__(
+        self, panel: pd.DataFrame, *, ps_cache: PropensityCache | None = None, keep: int = 1
+    ) -> None:
+        _check_panel(panel)
+        self.p = panel.reset_index(drop=True)
+        self.ps_cache = ps_cache
+        self.keep = max(int(keep), 1)
+        self._scored: dict[tuple, ScoredRiskSet] = {}
+
+    @staticmethod
+    def _key(spec: RiskSetSpec) -> tuple:
+        return (spec.pool, tuple(spec.exact_columns), spec.seed, spec.ps_max_controls)
+
+    def scored(self, spec: RiskSetSpec) -> ScoredRiskSet:
+        """The pool's rows and scores for ``spec`` (computed once per pool)."""
+        key = self._key(spec)
+        if key not in self._scored:
+            while len(self._scored) >= self.keep:
+                self._scored.pop(next(iter(self._scored)))
+            self._scored[key] = _scored(self.p, spec, self.ps_cache)
+        return self._scored[key]
+
+    def match(self, spec: RiskSetSpec | None = None, *, balance: bool = True) -> RiskSetResult:
+        """:func:`riskset_match` on this panel (``balance=False``: no balance table)."""
+        spec = RiskSetSpec() if spec is None else spec
+        sc = self.scored(spec)
+        return _match_scored(self.p, spec, sc, balance=balance)
+
+
 def riskset_match(
     panel: pd.DataFrame,
     spec: RiskSetSpec | None = None,
@@ -496,33 +583,16 @@ def riskset_match(
     -------
     RiskSetResult
     """
-    spec = RiskSetSpec() if spec is None else spec
-    _check_panel(panel)
-    p = panel.reset_index(drop=True)
-    rs = riskset_work(p, spec)
+    return RiskSetMatcher(panel, ps_cache=ps_cache).match(spec)
+
+
+def _match_scored(
+    p: pd.DataFrame, spec: RiskSetSpec, sc: ScoredRiskSet, *, balance: bool = True
+) -> RiskSetResult:
+    rs, lp, model, n_c = sc.rs, sc.lp, sc.model, sc.n_candidates
     idx, work, work_t, work_s = rs.idx, rs.work, rs.work_t, rs.work_s
     exact, strat_cols, t_strata, levels = rs.exact, rs.strat_cols, rs.t_strata, rs.levels
-    covs_ps, ever, t_row, t_ok = rs.covs_ps, rs.ever, rs.t_row, rs.t_ok
-
-    # --- propensity score --------------------------------------------------------------
-    n_c = int((~work_t).sum())
-    if n_c == 0 or not work_t.any():
-        lp = np.zeros(len(work))
-        model = None
-    else:
-        fit_rows = np.arange(len(work))
-        if n_c > spec.ps_max_controls:
-            rng = np.random.default_rng(spec.seed)
-            cpos = np.nonzero(~work_t)[0]
-            pick = np.sort(rng.choice(cpos, size=spec.ps_max_controls, replace=False))
-            fit_rows = np.sort(np.concatenate([np.nonzero(work_t)[0], pick]))
-        X = design_matrix(work.iloc[fit_rows], covs_ps, levels=levels, name="panel")
-        if ps_cache is None:
-            model = fit_propensity(X, work_t[fit_rows])
-        else:
-            model = ps_cache.fit(X, work_t[fit_rows])
-        del X
-        lp = linear_predictor(work, covs_ps, model, levels=levels)
+    ever, t_row, t_ok = rs.ever, rs.t_row, rs.t_ok
     cal = None
     if spec.caliper is not None and len(lp) > 1:
         cal = float(spec.caliper) * float(np.std(lp, ddof=1))
@@ -535,22 +605,7 @@ def riskset_match(
     keys_w = p["student_key"].iloc[idx].astype(str).to_numpy(dtype=object)
     k = (mm >= 0).sum(axis=1)
     has = np.nonzero(k > 0)[0]
-    # comparison units are (stack, student) pairs; with replacement a pair can serve
-    # several treated students of its stack (MatchIt: sum of 1/k_i, then scaled so that
-    # comparison weights add up to the number of comparison units)
-    pairs = {(int(work_s[j]), int(j)) for j in mm[mm >= 0].ravel()}
-    scale = len(pairs) / len(has) if len(has) else 1.0
-    recs_t, recs_c = [], []
-    for mid, i in enumerate(has, start=1):
-        ti = t_pos[i]
-        recs_t.append((mid, ti))
-        for j in mm[i][mm[i] >= 0]:
-            recs_c.append((mid, j, scale / k[i]))
-    rows_t = np.array([r[1] for r in recs_t], dtype=np.int64)
-    rows_c = np.array([r[1] for r in recs_c], dtype=np.int64)
-    mid_t = np.array([r[0] for r in recs_t], dtype=np.int64)
-    mid_c = np.array([r[0] for r in recs_c], dtype=np.int64)
-    w_c = np.array([r[2] for r in recs_c], dtype=np.float64)
+    rows_t, rows_c, mid_t, mid_c, w_c = _matched_sets(mm, k, has, t_pos, work_s)
     work_sm = p["school_month"].to_numpy(dtype=np.int64)[idx]
     matches = pd.DataFrame(
         {
@@ -577,7 +632,10 @@ def riskset_match(
     treated = _treated_status(p, ever, t_row, t_ok, idx, t_pos, k, no_cand, keys_w)
 
     # --- balance --------------------------------------------------------------------------
-    balance = _balance(work, work_t, lp, rows_t, rows_c, w_c, levels)
+    if balance:
+        bal_tab = _balance(work, work_t, lp, rows_t, rows_c, w_c, levels)
+    else:
+        bal_tab = pd.DataFrame()
 
     info = {
         "pool": spec.pool,
@@ -590,7 +648,27 @@ def riskset_match(
         "n_strata_with_treated": len(t_strata),
         "ps_fit_rows": 0 if model is None else int(len(model.ps)),
     }
-    return RiskSetResult(matches, treated, balance, cal, info)
+    return RiskSetResult(matches, treated, bal_tab, cal, info)
+
+
+def _matched_sets(mm, k, has, t_pos, work_s):
+    """Rows (positions in the work rows), matched-set ids and comparison weights.
+
+    Comparison units are (stack, student) pairs; with replacement a pair can serve several
+    treated students of its stack (MatchIt: sum of ``1/k_i``, then scaled so that
+    comparison weights add up to the number of comparison units).
+    """
+    sel = mm[has]
+    ok = sel >= 0
+    used = sel[ok]
+    n_pairs = len(np.unique(used)) if used.size else 0  # a work row is one (stack, student)
+    scale = n_pairs / len(has) if len(has) else 1.0
+    mids = np.arange(1, len(has) + 1, dtype=np.int64)
+    rows_t = t_pos[has].astype(np.int64)
+    rows_c = used.astype(np.int64)  # row-major: each treated student's matches in order
+    mid_c = np.repeat(mids, ok.sum(axis=1))
+    w_c = np.repeat(scale / k[has], ok.sum(axis=1)).astype(np.float64)
+    return rows_t, rows_c, mids, mid_c, w_c
 
 
 def _stack_labels(rows: pd.DataFrame, exact: list[str]) -> np.ndarray:
