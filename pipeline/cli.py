@@ -5,6 +5,7 @@
     leap run [--quiet] [--force] [STAGE ...]   # dvc repro (the whole pipeline or stages)
     leap report [--open] [--no-repro]          # bring the report up to date, open it
     leap check-extract DIR                     # check an extract against the data contract
+    leap plan [--n-treated N ...] [...]        # MDE of the next study, power curves
     leap --version
 
 ``leap run`` and ``leap report`` run ``dvc repro`` in the project root (the folder
@@ -12,7 +13,8 @@ holding ``params.yaml``), so that DVC skips what is up to date and records what 
 the simulation study is not part of them (``dvc repro validation/dvc.yaml``).
 ``leap check-extract`` runs ingest's checks only (:mod:`pipeline.extract_check`) and
 writes nothing; its exit status is 0 for a clean extract, 1 when rows would be
-quarantined and 2 when ingest would stop.
+quarantined and 2 when ingest would stop.  ``leap plan`` is :mod:`pipeline.plan` (it reads
+an existing panel and writes to ``reports/planning/``).
 """
 
 from __future__ import annotations
@@ -80,12 +82,20 @@ def cmd_check_extract(args: argparse.Namespace) -> int:
     return xc.exit_status(problems)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``leap plan``: the MDE of the next study by size, and power curves (pipeline/plan.py)."""
+    from pipeline import plan
+
+    plan.run(args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``leap`` argument parser."""
     p = argparse.ArgumentParser(
         prog="leap",
         description="LEAP home-visit evaluation pipeline: run it, open the report, "
-        "check an extract.",
+        "check an extract, plan the next study.",
     )
     p.add_argument("--version", action="version", version=f"leap {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -115,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="largest quarantined share of a table (default: quality.max_reject_rate)",
+    )
+    from pipeline.plan import add_arguments
+
+    add_arguments(
+        command("plan", cmd_plan, "minimum detectable effect of the next study", quiet=False)
     )
     return p
 

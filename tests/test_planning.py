@@ -27,16 +27,19 @@ def test_bloom_multiplier():
 
 
 def test_mde_hand_computed():
+    from pipeline.analysis.planning import DesignEffects
+
+    one = DesignEffects(1.0, 1.0)
     # residual variance (1 - 0.36) * 100 = 64; 400 visited, 1,200 comparisons, no schools:
     # SE = sqrt(64 * (1/400 + 1/1200)) = sqrt(0.21333) = 0.46188
     vc = VarianceComponents(100.0, 0.36, 0.05, 0.0, 1000, (1, 6))
-    r = mde(vc, 400, 3, n_districts=5)
+    r = mde(vc, 400, 3, n_districts=5, design_effects=one)
     assert r["std_error"] == pytest.approx(math.sqrt(64 * (1 / 400 + 1 / 1200)))
     df = 1600 - 5 - 4 - 1
     assert r["mde"] == pytest.approx(multiplier(0.05, 0.8, df) * r["std_error"])
     # with 20 schools: DE_t = 1 + 19 * 0.05 = 1.95, DE_c = 1 + 59 * 0.05 = 3.95
-    r = mde(vc, 400, 3, n_districts=5, n_schools=20)
-    assert r["design_effect"] == pytest.approx(1.95)
+    r = mde(vc, 400, 3, n_districts=5, n_schools=20, design_effects=one)
+    assert r["design_effect_treated"] == pytest.approx(1.95)
     assert r["std_error"] == pytest.approx(math.sqrt(64 * (1.95 / 400 + 3.95 / 1200)))
     # power at the MDE is the requested power (normal approximation)
     assert power_at(r["mde"], r["std_error"]) == pytest.approx(0.8, abs=0.002)
@@ -96,6 +99,8 @@ def _toy_panel(seed=0, n=1500, months=24, school_sd=3.0, noise_sd=6.0):
 
 
 def test_variance_components_on_a_toy_panel_and_the_cli(tmp_path, capsys):
+    import pandas as pd
+
     from pipeline import plan
     from pipeline.analysis.planning import variance_components
 
@@ -108,8 +113,113 @@ def test_variance_components_on_a_toy_panel_and_the_cli(tmp_path, capsys):
     path = tmp_path / "panel.parquet"
     panel.to_parquet(path)
     out = tmp_path / "plan.csv"
-    t = plan.main(["--panel", str(path), "--n-treated", "100", "400", "--out", str(out)])
+    t = plan.main(["--panel", str(path), "--n-treated", "100", "400", "--out", str(out),
+                   "--out-dir", str(tmp_path / "planning")])
     assert out.exists() and (t["mde"] > 0).all()
     assert "variance components" in capsys.readouterr().out
     big = t[t["n_treated"] == 400]["mde"].max()
     assert big < t[t["n_treated"] == 100]["mde"].min()
+    # the power curves: power at each row's MDE is the requested 80%
+    curves = pd.read_csv(tmp_path / "planning" / "power_curves.csv")
+    assert (tmp_path / "planning" / "power_curves.png").stat().st_size > 1000
+    for r in t.itertuples():
+        c = curves[(curves["n_treated"] == r.n_treated) & (curves["ratio"] == r.ratio)
+                   & (curves["n_districts"] == r.n_districts)]
+        assert np.interp(r.mde, c["effect"], c["power"]) == pytest.approx(0.8, abs=0.02)
+        assert c["power"].iloc[0] == pytest.approx(0.05)
+    # the same through the leap console script, with given design effects
+    from pipeline import cli
+
+    rc = cli.main(["plan", "--panel", str(path), "--n-treated", "100", "--ratios", "2",
+                   "--districts", "3", "--design-effects", "1", "1",
+                   "--out-dir", str(tmp_path / "leap")])
+    assert rc == 0
+    one = pd.read_csv(tmp_path / "leap" / "mde.csv")
+    se = math.sqrt(vc.residual_variance * (1 / 100 + 1 / 200))
+    assert one["std_error"].iloc[0] == pytest.approx(se, rel=1e-4)
+
+
+def _reused_comparisons(seed=0, n_c=3000, sd_student=6.0, sd_month=3.0):
+    """Stacked matched data with a known comparison design effect.
+
+    One stack per district; half the comparison students serve three matched sets, half
+    one (so their total weights are 3 and 1: Kish's design effect of the comparison mean
+    over distinct students is ``n Σ W² / (Σ W)²`` = 1.25); every student is seen at event
+    times 0-6 (full windows, no censoring); attendance is a persistent student level plus
+    monthly noise, the recorded months noisy measures of the level; the two arms alike in
+    it (the treated indicator is then uncorrelated with the covariates, as after matching).
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n_dist = 4
+    c_dist = np.arange(n_c) % n_dist
+    mult = np.where(np.arange(n_c) % 2 == 0, 3, 1)
+    sets = []
+    for d in range(n_dist):
+        units = np.repeat(np.flatnonzero(c_dist == d), mult[c_dist == d])
+        units = units[rng.permutation(units.size)]
+        for chunk in units[: units.size // 3 * 3].reshape(-1, 3):
+            if len(set(chunk)) == 3:  # a student serves a matched set once
+                sets.append((d, chunk))
+    n_t = len(sets)
+    level_c = rng.normal(90, sd_student, n_c)
+    level_t = rng.normal(90, sd_student, n_t)  # balanced, as matching makes them
+    lags_c = level_c[:, None] + rng.normal(0, 3, (n_c, 3))
+    lags_t = level_t[:, None] + rng.normal(0, 3, (n_t, 3))
+    y_c = level_c[:, None] + rng.normal(0, sd_month, (n_c, 7))
+    y_t = level_t[:, None] + 2.0 + rng.normal(0, sd_month, (n_t, 7))
+    rows = []
+    for mid, (d, chunk) in enumerate(sets):
+        members = [(f"t{mid}", "treated", y_t[mid], lags_t[mid])]
+        members += [(f"c{j}", "comparison", y_c[j], lags_c[j]) for j in chunk]
+        for key, role, y, lags in members:
+            for k in range(7):
+                rows.append((mid, key, role, k, y[k], f"d{d}", *lags))
+    out = pd.DataFrame(rows, columns=["match_id", "student_key", "role", "stack_event_time",
+                                      "attendance_rate", "district_code", "rate_lag1",
+                                      "rate_lag2", "rate_lag3"])
+    out["prior_year_rate"] = np.nan
+    out["weight"] = 1.0
+    out["ipcw"] = 1.0
+    out["censored"] = False
+    w = pd.Series(mult, index=[f"c{j}" for j in range(n_c)])
+    used = out.loc[(out["role"] == "comparison") & (out["stack_event_time"] == 0), "student_key"]
+    counts = used.value_counts()
+    kish = len(counts) * float((counts**2).sum()) / float(counts.sum()) ** 2
+    return out, kish, w
+
+
+def test_decomposition_reproduces_the_design_and_a_known_design_effect():
+    from pipeline.analysis.planning import decompose_std_error
+    from pipeline.did.ancova import matched_ancova
+
+    data, kish, _ = _reused_comparisons()
+    assert kish == pytest.approx(1.25, abs=0.02)
+    dec = decompose_std_error(data)
+    fit = matched_ancova(data, yname="attendance_rate", window=(0, 6)).average((1, 6))
+    # the split is exact up to the CR1 small-sample factors (a fraction of a percent)
+    assert dec.std_error == pytest.approx(fit.std_error, rel=0.01)
+    assert dec.std_error**2 == pytest.approx(dec.var_treated + dec.var_comparison, rel=1e-9)
+    de = dec.design_effects
+    # full windows, one set per visited student: the visited mean is a simple random
+    # sample's (realized sums of squares: ~3% noise at these sizes)
+    assert de.treated == pytest.approx(1.0, abs=0.1)
+    assert de.comparison == pytest.approx(kish, rel=0.12)
+    assert dec.n_comparison == 3000 and dec.n_treated == len(data["match_id"].unique())
+
+
+def test_mde_uses_the_design_effects():
+    from pipeline.analysis.planning import DesignEffects
+
+    vc = VarianceComponents(100.0, 0.36, 0.05, 0.0, 1000, (1, 6))
+    des = DesignEffects(treated=0.8, comparison=2.0)
+    r = mde(vc, 400, 1.5, n_districts=5, design_effects=des)
+    assert r["n_comparison"] == 600
+    assert r["std_error"] == pytest.approx(math.sqrt(64 * (0.8 / 400 + 2.0 / 600)))
+    # school design effects multiply the arms' design effects
+    r = mde(vc, 400, 1.5, n_districts=5, n_schools=20, design_effects=des)
+    assert r["design_effect_treated"] == pytest.approx(0.8 * 1.95)
+    assert r["design_effect_comparison"] == pytest.approx(2.0 * (1 + 29 * 0.05))
+    with pytest.raises(ValueError, match="positive"):
+        DesignEffects(0.0, 1.0)

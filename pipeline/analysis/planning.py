@@ -1,36 +1,49 @@
 """Planning the next study: the minimum detectable effect (MDE) of the primary design.
 
-The primary design compares each visited student's attendance over the headline window
-(school months 1-6 after the first visit) with that of matched comparison students, adjusting
-for the three months before the visit and the prior year, with time effects per district
-(:mod:`pipeline.analysis.design`).  Its precision is that of a difference between two
-means of the *adjusted* window average, so the planner needs (Bloom 1995, 2005):
+The primary design (:mod:`pipeline.analysis.design`) regresses each visited and matched
+comparison student's attendance at event times 1-6 on the treated indicator, the three
+recorded months at the first visit (with squares) and the prior year, with time effects
+per district × event time, matching × censoring weights and errors clustered by student;
+the headline is the average of the six effects.  Its variance is that of a difference
+between the two arms' means of the *adjusted* window average (Bloom 1995, 2005; Kish 1965
+for the design effects)::
 
-* ``sigma2`` — the variance of a student's window-average attendance around its district
-  and month, and ``r2`` — the share of it the baseline covariates explain;
-* ``icc_school`` and ``icc_district`` — the shares of the residual variance between
-  schools and between districts.  With comparison students drawn from the visited
-  student's own district the district share is absorbed by the time effects per district;
-  the school share inflates the variance by the design effect ``1 + (m - 1) icc_school``,
-  ``m`` students per school in each arm.
+    SE² = σ² (1 - R²) (DE_t / n_t + DE_c / n_c),      MDE = M · SE,
 
-:func:`variance_components` estimates them from a panel (``data/processed/panel.parquet``)
-on students *like those visited*: never-visited students of program districts at the
-months nearest the visited students' first visits in what referral rides on (the last
-recorded month, the prior year and the dip), one month per student.
+with ``M = t_{1-α/2, df} + t_{power, df}`` (≈ 2.80 for a two-sided 5% test at 80% power)
+and these inputs (each a planner can supply, or estimate as shown):
 
-:func:`mde` is then ``M · sqrt((1 - r2) · sigma2 · (DE_t / n_t + DE_c / n_c))`` with
-``M = t_{1-α/2, df} + t_{power, df}`` (≈ 2.80 for a two-sided 5% test at 80% power and
-many degrees of freedom) and ``n_c = ratio · n_t``.
+``sigma2`` (σ²) and ``r2`` (R²) — :func:`variance_components`, from a panel
+    The variance of a comparison-like student's window-average attendance within its
+    district (months observed in the window, up to the student's own first visit), and
+    the share the design's covariates explain.  Comparison-like: program-district
+    student-months *not yet* visited (students visited later included, as the design's
+    comparison students are), nearest the visited students' first visits in the last
+    recorded month, the prior year and the dip.  Centred by district only: the design's
+    time effects are per district × *event* time, so calendar-month differences between
+    the first visits stay in its residual.
+``n_t``, ``ratio`` (``n_c = ratio · n_t``)
+    Visited students analysed and *distinct* comparison students per visited student.
+``DE_t``, ``DE_c`` — :class:`DesignEffects`, from an evaluation's matched data
+    Each arm's variance over that of a simple random sample of its distinct students
+    (:func:`decompose_std_error` splits the design's own clustered standard error by arm).
+    The comparison arm's carries what the design does beyond two simple means: comparison
+    students serving several visited students (matching with replacement, within a stack
+    and across stacks), unequal matching (``1/k``) and censoring weights; both carry the
+    partial windows of students who leave or are censored.  Default:
+    :data:`DEFAULT_DESIGN_EFFECTS`.
+``icc_school``, ``n_schools``
+    Only for inference clustered by school: the school design effect
+    ``1 + (m - 1) icc_school`` multiplies each arm's.  The primary design clusters by
+    student, so the default has none; the district share is absorbed by the district time
+    effects.
 
-Status: the analytic MDE does NOT yet agree with the simulated design within 10%.
-``nice python benchmarks/bench_plan.py --reps 3 --sizes 6000 10000 16000``
-(``benchmarks/results/plan_mde.csv``; 14 minutes on two shared cores) gives analytic /
-simulated ratios of 0.93, 0.63 and 0.76 for about 400, 700 and 1,140 analysed visited
-students: the primary design's mean standard error barely falls with size (0.66, 0.65,
-0.54 points), so something that does not scale with the number of visited students
-(censoring weights, time effects per district with four program districts, partial
-windows) dominates it and is not in this model.  Read the MDE as a lower bound.
+Evidence: ``benchmarks/bench_plan.py`` (``benchmarks/results/plan_mde.csv``) compares this
+MDE with the simulated design's at three sizes of the synthetic state; see
+``docs/planning.md``.  The earlier version of this model (never-visited students, centred
+by district × calendar month, no design effects) put the residual variance at about half
+the design's and left out a comparison design effect of about 2, so its MDE was 7-37%
+too small.
 """
 
 from __future__ import annotations
@@ -50,9 +63,11 @@ COVARIATES = [*LAGS, "prior_year_rate"]
 PLAN_COLUMNS = [
     "n_treated",
     "ratio",
+    "n_comparison",
     "n_districts",
     "n_schools",
-    "design_effect",
+    "design_effect_treated",
+    "design_effect_comparison",
     "std_error",
     "mde",
     "alpha",
@@ -97,6 +112,75 @@ class VarianceComponents:
         return d
 
 
+@dataclass(frozen=True)
+class DesignEffects:
+    """How much the design's two arms' means vary beyond simple random samples.
+
+    ``Var(arm mean) = DE · σ² / n`` with ``σ²`` the variance of the adjusted window mean
+    and ``n`` the arm's distinct students (Kish's design effect, defined by the variance
+    itself).  What drives them in the primary design: comparison students serve several
+    visited students (matching with replacement, within and across stacks), matching
+    weights ``1/k`` and censoring weights vary, and students seen for only part of the
+    window count less.
+
+    Attributes
+    ----------
+    treated
+        The visited arm's design effect (below 1: students with partial windows count
+        less than full ones, whose means vary less).
+    comparison
+        The comparison arm's, over the number of *distinct* comparison students.
+    """
+
+    treated: float
+    comparison: float
+
+    def __post_init__(self) -> None:
+        if not (self.treated > 0 and self.comparison > 0):
+            raise ValueError("DesignEffects: both design effects must be positive")
+
+
+@dataclass(frozen=True)
+class SEDecomposition:
+    """The primary design's standard error split by arm (:func:`decompose_std_error`).
+
+    Attributes
+    ----------
+    std_error
+        Standard error of the window average (clustered by student).
+    var_treated, var_comparison
+        The two arms' contributions to its square (students in both roles count in
+        each; the cross term is in ``std_error`` only).
+    n_treated, n_comparison
+        Distinct students of each arm in the window.
+    sigma2_treated, sigma2_comparison
+        Variance of the arm's (matched set, student) window means of the residuals.
+    """
+
+    std_error: float
+    var_treated: float
+    var_comparison: float
+    n_treated: int
+    n_comparison: int
+    sigma2_treated: float
+    sigma2_comparison: float
+
+    @property
+    def design_effects(self) -> DesignEffects:
+        """Each arm's variance over ``σ²/n`` of a simple random sample of its size."""
+        return DesignEffects(
+            treated=self.var_treated * self.n_treated / self.sigma2_treated,
+            comparison=self.var_comparison * self.n_comparison / self.sigma2_comparison,
+        )
+
+
+#: The arms' design effects of the primary design (untruncated censoring weights) in the
+#: synthetic state, pooled over the benchmark's replications (``benchmarks/bench_plan.py``;
+#: ``benchmarks/results/plan_mde.csv``).  Re-estimate them on your own evaluation's
+#: matched data with :func:`decompose_std_error`.
+DEFAULT_DESIGN_EFFECTS = DesignEffects(treated=0.85, comparison=1.7)
+
+
 def _icc(values: np.ndarray, groups: np.ndarray) -> float:
     """One-way ANOVA (method-of-moments) intra-class correlation, truncated at 0."""
     df = pd.DataFrame({"y": values, "g": groups})
@@ -126,13 +210,45 @@ def _profile(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _window_means(
+    wide: pd.DataFrame, keys: pd.Series, months: np.ndarray, window: tuple[int, int],
+    stop: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean attendance over school months ``t+a … t+b`` before ``stop`` (observed ones only).
+
+    Returns the means (NaN when no month is observed) and the number of months averaged.
+    """
+    cols = wide.columns.to_numpy()
+    base = int(cols.min())
+    arr = wide.reindex(columns=range(base, int(cols.max()) + 1)).to_numpy(dtype=float)
+    row = wide.index.get_indexer(keys)
+    ys = []
+    for k in range(window[0], window[1] + 1):
+        at = months + k
+        ok = (at - base < arr.shape[1]) & ~(at >= stop)
+        v = np.full(len(months), np.nan)
+        v[ok] = arr[row[ok], at[ok] - base]
+        ys.append(v)
+    ys = np.vstack(ys)
+    seen = (~np.isnan(ys)).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        return np.where(seen > 0, np.nansum(ys, axis=0) / np.maximum(seen, 1), np.nan), seen
+
+
 def pseudo_visits(
     panel: pd.DataFrame,
     window: tuple[int, int] = (1, 6),
     seed: int = 0,
     neighbours: int = 3,
 ) -> pd.DataFrame:
-    """One pseudo-visit month per never-visited program-district student, with outcome.
+    """One pseudo-visit month per comparison-like student, with the window's outcome.
+
+    The design's comparison students are program-district students *not yet* visited at
+    the visited student's first visit (some are visited later; their months from then on
+    are censored), matched on what referral rides on.  The pseudo visits mimic them: for
+    each visited student, the ``neighbours`` not-yet-visited program-district
+    student-months nearest in the last recorded month, the prior year and the dip; one
+    of them per student, at random.
 
     Parameters
     ----------
@@ -145,14 +261,15 @@ def pseudo_visits(
     seed
         Seed of the random choice of month.
     neighbours
-        Never-visited students kept per visited student (nearest in the last recorded
-        month, the prior year and the dip before the visit).
+        Student-months kept per visited student.
 
     Returns
     -------
     pandas.DataFrame
         One row per student: district, school and month at the pseudo visit, the
-        covariates there and ``y``, the mean attendance over the window's observed months, for the students nearest the visited ones at their first visit.
+        covariates there, ``y`` (the mean attendance over the window's months observed
+        before the student's own first visit, as the design's censoring does) and
+        ``n_months`` (how many).
     """
     need = [
         "student_key",
@@ -168,50 +285,73 @@ def pseudo_visits(
     missing = [c for c in need if c not in panel.columns]
     if missing:
         raise KeyError(f"panel: missing column(s) for the planner: {', '.join(missing)}")
-    p = panel[need]
+    p = panel.loc[panel["leap_district"].astype(bool), need]
+    p = p.astype({"attendance_rate": float, "school_month": int})
     visited0 = p[p["event_time"] == 0].dropna(subset=COVARIATES)
     if len(visited0) < 20:
         raise ValueError("panel: fewer than 20 visited students with recorded months before")
+    first = p["first_visit_school_month"].to_numpy(dtype=float, na_value=np.nan)
+    pool = p[~(first <= p["school_month"].to_numpy())]  # not yet visited (NaN: never)
+    cand = pool.dropna(subset=COVARIATES)
     target = _profile(visited0).to_numpy()
-    pool = p[p["leap_district"].astype(bool) & p["first_visit_school_month"].isna()]
-    pool = pool.astype({"attendance_rate": float, "school_month": int})
-    # window means: for each row, mean attendance over school months t+a..t+b, all present
-    a, b = window
-    wide = pool.pivot_table(
-        index="student_key", columns="school_month", values="attendance_rate", observed=True
-    )
-    cols = wide.columns.to_numpy()
-    arr = wide.reindex(columns=range(cols.min(), cols.max() + 1)).to_numpy()
-    base = cols.min()
-    cand = pool.dropna(subset=COVARIATES).copy()
-    # the never-visited students nearest the visited ones in what referral rides on
-    prof = _profile(cand).to_numpy()
     mu, sd = target.mean(axis=0), target.std(axis=0) + 1e-9
-    nn = NearestNeighbors(n_neighbors=min(neighbours, len(cand))).fit((prof - mu) / sd)
+    prof = (_profile(cand).to_numpy() - mu) / sd
+    nn = NearestNeighbors(n_neighbors=min(neighbours, len(cand))).fit(prof)
     _, idx = nn.kneighbors((target - mu) / sd)
     cand = cand.iloc[np.unique(idx.ravel())]
     rng = np.random.default_rng(seed)
-    cand = cand.sample(frac=1.0, random_state=rng).drop_duplicates("student_key")
-    row = wide.index.get_indexer(cand["student_key"])
-    t = cand["school_month"].to_numpy() - base
-    ys = []
-    for k in range(a, b + 1):
-        idx = t + k
-        ok = idx < arr.shape[1]
-        v = np.full(len(t), np.nan)
-        v[ok] = arr[row[ok], idx[ok]]
-        ys.append(v)
-    ys = np.vstack(ys)
-    seen = (~np.isnan(ys)).sum(axis=0)
-    # the design uses every month observed in the window (students leave, move, graduate)
-    cand["y"] = np.where(seen > 0, np.nansum(ys, axis=0) / np.maximum(seen, 1), np.nan)
+    cand = cand.sample(frac=1.0, random_state=rng).drop_duplicates("student_key").copy()
+    wide = p.pivot_table(
+        index="student_key", columns="school_month", values="attendance_rate", observed=True
+    )
+    stop = cand["first_visit_school_month"].to_numpy(dtype=float, na_value=np.nan)
+    cand["y"], cand["n_months"] = _window_means(
+        wide, cand["student_key"], cand["school_month"].to_numpy(), window,
+        np.where(np.isnan(stop), np.inf, stop),
+    )
     return cand.dropna(subset=["y"]).reset_index(drop=True)
+
+
+def design_covariates(frame: pd.DataFrame, prefix: str = "") -> np.ndarray:
+    """The primary design's baseline covariates as a matrix.
+
+    The three recorded months, their squares (/100) and the prior-year rate with a
+    missing indicator, as :func:`pipeline.did.ancova.matched_ancova` uses them.
+
+    Parameters
+    ----------
+    frame
+        Rows with the columns ``prefix + c`` for ``c`` in :data:`COVARIATES`.
+    prefix
+        Column-name prefix.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``len(frame)`` × 8 (constant columns are kept; callers drop them).
+    """
+    lags = [frame[prefix + c].to_numpy(dtype=float) for c in LAGS]
+    prior = frame[prefix + "prior_year_rate"].to_numpy(dtype=float)
+    miss = np.isnan(prior)
+    return np.column_stack(
+        [*lags, *[x * x / 100.0 for x in lags], np.where(miss, 0.0, prior), miss.astype(float)]
+    )
+
+
+def _within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Columns of ``values`` less their group means."""
+    df = pd.DataFrame(values)
+    return (df - df.groupby(groups).transform("mean")).to_numpy()
 
 
 def variance_components(
     panel: pd.DataFrame, window: tuple[int, int] = (1, 6), seed: int = 0
 ) -> VarianceComponents:
     """Variance components of the adjusted window average (see the module docstring).
+
+    The outcome and covariates are centred within districts only: the design's time
+    effects are per district × *event time*, so differences between the calendar months
+    of different first visits stay in its residual.
 
     Parameters
     ----------
@@ -229,29 +369,128 @@ def variance_components(
     d = pseudo_visits(panel, window, seed)
     if len(d) < 50:
         raise ValueError(f"panel: only {len(d)} comparison-like students for the planner")
-    cell = d["district_code"].astype(str) + "|" + d["school_month"].astype(str)
-    y = d["y"] - d.groupby(cell)["y"].transform("mean")
-    x = d[COVARIATES].astype(float)
-    x = x - x.groupby(cell).transform("mean")
-    beta, *_ = np.linalg.lstsq(x.to_numpy(), y.to_numpy(), rcond=None)
-    e = y.to_numpy() - x.to_numpy() @ beta
-    # degrees of freedom: the cells' means and the slopes
-    dof = len(d) - cell.nunique() - x.shape[1]
-    sigma2 = float((y**2).sum() / max(len(d) - cell.nunique(), 1))
-    resid = float((e**2).sum() / max(dof, 1))
-    # school and district shares of the residual variance before the district-month
-    # centring removed the district's share: residuals of the covariate-only regression
-    yr = d["y"] - d["y"].mean()
-    xr = d[COVARIATES].astype(float) - d[COVARIATES].astype(float).mean()
-    br, *_ = np.linalg.lstsq(xr.to_numpy(), yr.to_numpy(), rcond=None)
-    er = yr.to_numpy() - xr.to_numpy() @ br
+    district = d["district_code"].astype(str).to_numpy()
+    y = _within(d[["y"]].to_numpy(dtype=float), district)[:, 0]
+    x = _within(design_covariates(d), district)
+    x = x[:, x.std(axis=0) > 0]
+    beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+    e = y - x @ beta
+    n_d = len(set(district))
+    sigma2 = float((y**2).sum() / max(len(d) - n_d, 1))
+    resid = float((e**2).sum() / max(len(d) - n_d - x.shape[1], 1))
+    # the district share: residuals of the covariate-only regression, before centring
+    xr = design_covariates(d)
+    xr = np.column_stack([np.ones(len(d)), xr[:, xr.std(axis=0) > 0]])
+    br, *_ = np.linalg.lstsq(xr, d["y"].to_numpy(dtype=float), rcond=None)
+    er = d["y"].to_numpy(dtype=float) - xr @ br
     return VarianceComponents(
         sigma2=sigma2,
         r2=max(0.0, 1.0 - resid / sigma2) if sigma2 > 0 else 0.0,
         icc_school=float(_icc(e, d["school_code"].astype(str).to_numpy())),
-        icc_district=float(_icc(er, d["district_code"].astype(str).to_numpy())),
+        icc_district=float(_icc(er, district)),
         n_students=len(d),
         window=tuple(window),
+    )
+
+
+def _ancova_rows(matched: pd.DataFrame, y: str, window: tuple[int, int], fe: str, weights: str):
+    """The primary design's analysed rows at event times in ``window``, with weights."""
+    need = ["match_id", "student_key", "role", "stack_event_time", "censored", "weight",
+            weights, fe, y, *COVARIATES]
+    missing = [c for c in need if c not in matched.columns]
+    if missing:
+        raise KeyError(f"matched: missing column(s) for the planner: {', '.join(missing)}")
+    et = matched["stack_event_time"].to_numpy()
+    base = matched.loc[et == 0, ["match_id", "student_key", *COVARIATES]]
+    base = base.rename(columns={c: f"_b_{c}" for c in COVARIATES})
+    at0 = matched[(et == 0) & (matched["role"] == "treated").to_numpy()]
+    base["_fe"] = base["match_id"].map(at0.drop_duplicates("match_id").set_index("match_id")[fe])
+    rows = (et >= window[0]) & (et <= window[1]) & ~matched["censored"].astype(bool).to_numpy()
+    d = matched.loc[rows, ["match_id", "student_key", "role", "stack_event_time", y]].assign(
+        _w=matched.loc[rows, "weight"].to_numpy(float) * matched.loc[rows, weights].to_numpy(float)
+    )
+    d = d.merge(base, on=["match_id", "student_key"], how="inner")
+    lags = d[[f"_b_{c}" for c in LAGS]].to_numpy(dtype=float)
+    keep = (d["_w"] > 0).to_numpy() & np.isfinite(lags).all(axis=1) & d["_fe"].notna().to_numpy()
+    return d[keep]
+
+
+def decompose_std_error(
+    matched: pd.DataFrame,
+    y: str = "attendance_rate",
+    window: tuple[int, int] = (1, 6),
+    fe: str = "district_code",
+    weights: str = "ipcw",
+) -> SEDecomposition:
+    """The primary design's standard error of the window average, split by arm.
+
+    The matched ANCOVA (:func:`pipeline.did.ancova.matched_ancova`) interacts everything
+    with event time, so each event time's effect is a separate weighted regression; by
+    Frisch-Waugh-Lovell each row's influence on it is ``w·D̃·û / Σ w·D̃²`` (``D̃``: the
+    treated indicator net of the covariates and time effects).  The window average's
+    influence per student (the design's cluster) is the mean of its rows' over event
+    times; the squared influences summed over the treated and the comparison students
+    are the two arms' variances (CR1 small-sample factors left out, a fraction of a
+    percent).  Dividing each by ``σ²/n`` of its arm (``σ²``: the variance of the
+    students' window means of ``û``) gives the arm's design effect.
+
+    Parameters
+    ----------
+    matched
+        Stacked matched panels with outcomes and the censoring weights (``matched.parquet``
+        with :func:`pipeline.analysis.design.with_censoring_weights` applied).
+    y
+        Outcome column.
+    window
+        Event times averaged (the headline window).
+    fe
+        The design's time-effect column (``estimate.ancova_fe``).
+    weights
+        The censoring-weight column (multiplied by ``weight``, the matching weight).
+
+    Returns
+    -------
+    SEDecomposition
+    """
+    d = _ancova_rows(matched, y, window, fe, weights)
+    parts = []
+    for k, g in d.groupby("stack_event_time", sort=True):
+        treat = (g["role"] == "treated").to_numpy(dtype=float)
+        if not 0 < treat.sum() < len(g):
+            continue
+        z = np.column_stack(
+            [design_covariates(g, "_b_"), pd.get_dummies(g["_fe"].astype(str)).to_numpy(float)]
+        )
+        z = z[:, z.std(axis=0) > 0]
+        z = np.column_stack([np.ones(len(g)), z])
+        w = g["_w"].to_numpy(dtype=float)
+        sw = np.sqrt(w)
+        x = np.column_stack([treat, z])
+        b, *_ = np.linalg.lstsq(x * sw[:, None], g[y].to_numpy(float) * sw, rcond=None)
+        u = g[y].to_numpy(float) - x @ b
+        gz, *_ = np.linalg.lstsq(z * sw[:, None], treat * sw, rcond=None)
+        dt = treat - z @ gz
+        parts.append(g[["match_id", "student_key", "role"]].assign(
+            psi=w * dt * u / np.sum(w * dt * dt), u=u, k=k))
+    if not parts:
+        raise ValueError("matched: no event time in the window has both arms")
+    r = pd.concat(parts, ignore_index=True)
+    n_k = r["k"].nunique()
+    arms = {}
+    for arm in ("treated", "comparison"):
+        a = r[r["role"] == arm]
+        psi = a.groupby("student_key")["psi"].sum() / n_k
+        ubar = a.groupby(["match_id", "student_key"])["u"].mean()
+        arms[arm] = (float((psi**2).sum()), int(psi.size), float(ubar.var()))
+    total = float(((r.groupby("student_key")["psi"].sum() / n_k) ** 2).sum())
+    return SEDecomposition(
+        std_error=math.sqrt(total),
+        var_treated=arms["treated"][0],
+        var_comparison=arms["comparison"][0],
+        n_treated=arms["treated"][1],
+        n_comparison=arms["comparison"][1],
+        sigma2_treated=arms["treated"][2],
+        sigma2_comparison=arms["comparison"][2],
     )
 
 
@@ -273,13 +512,18 @@ def multiplier(alpha: float = 0.05, power: float = 0.8, df: float = math.inf) ->
 def mde(
     vc: VarianceComponents,
     n_treated: float,
-    ratio: float = 3.0,
+    ratio: float = 1.6,
     n_districts: int = 4,
     n_schools: int | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
+    design_effects: DesignEffects | None = None,
 ) -> dict[str, float]:
     """The analytic MDE of the primary design's window average (points).
+
+    ``SE² = (1 - r2) σ² (DE_t · S_t / n_t + DE_c · S_c / n_c)`` with ``n_c = ratio · n_t``,
+    the arms' design effects ``DE`` (:class:`DesignEffects`) and, only when the inference
+    clusters by school, the school design effects ``S = 1 + (m - 1) icc_school``.
 
     Parameters
     ----------
@@ -288,39 +532,49 @@ def mde(
     n_treated
         Visited students analysed.
     ratio
-        Comparison students per visited student.
+        *Distinct* comparison students per visited student.  Matching 3:1 with
+        replacement within the visited student's district and month gave about 1.6 in
+        the synthetic state (``benchmarks/results/plan_mde.csv``, ``n_comparison`` /
+        ``n_treated``).
     n_districts
         Program districts (degrees of freedom of the multiplier: students less the
         district time effects).
     n_schools
-        Schools the visited (and, separately, the comparison) students are spread over;
-        ``None``: no school clustering (design effect 1).
+        Schools the visited (and, separately, the comparison) students are spread over,
+        for inference clustered by school; ``None`` (the primary design: errors
+        clustered by student): no school design effect.
     alpha, power
         Two-sided test level and power.
+    design_effects
+        The arms' design effects; ``None``: :data:`DEFAULT_DESIGN_EFFECTS`.  Estimate
+        them from an evaluation's matched data with :func:`decompose_std_error`.
 
     Returns
     -------
     dict
-        ``design_effect``, ``std_error`` and ``mde`` with the inputs (:data:`PLAN_COLUMNS`).
+        The inputs, the design effects, ``std_error`` and ``mde`` (:data:`PLAN_COLUMNS`).
     """
     if not (n_treated > 1 and ratio > 0 and n_districts >= 1):
         raise ValueError("mde: n_treated must be > 1, ratio > 0 and n_districts >= 1")
+    des = design_effects or DEFAULT_DESIGN_EFFECTS
     n_c = ratio * n_treated
 
-    def de(n: float) -> float:
+    def school(n: float) -> float:
         if not n_schools:
             return 1.0
         return 1.0 + max(n / n_schools - 1.0, 0.0) * vc.icc_school
 
-    var = vc.residual_variance * (de(n_treated) / n_treated + de(n_c) / n_c)
-    se = math.sqrt(var)
+    de_t, de_c = des.treated * school(n_treated), des.comparison * school(n_c)
+    se = math.sqrt(vc.residual_variance * (de_t / n_treated + de_c / n_c))
     df = n_treated + n_c - n_districts - len(COVARIATES) - 1
     return {
         "n_treated": float(n_treated),
         "ratio": float(ratio),
+        "n_comparison": float(n_c),
         "n_districts": int(n_districts),
         "n_schools": int(n_schools) if n_schools else 0,
-        "design_effect": de(n_treated),
+        "design_effect_treated": de_t,
+        "design_effect_comparison": de_c,
         "std_error": se,
         "mde": multiplier(alpha, power, df) * se,
         "alpha": alpha,
@@ -336,6 +590,7 @@ def mde_table(
     n_schools_per_district: int | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
+    design_effects: DesignEffects | None = None,
 ) -> pd.DataFrame:
     """:func:`mde` over a grid of sizes (:data:`PLAN_COLUMNS`)."""
     rows = [
@@ -347,6 +602,7 @@ def mde_table(
             None if n_schools_per_district is None else j * n_schools_per_district,
             alpha,
             power,
+            design_effects,
         )
         for n in n_treated
         for r in ratios
