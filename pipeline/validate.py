@@ -39,6 +39,14 @@ Estimators
     ``EstimateConfig.cluster``, by student by default; t with clusters − 1 degrees of
     freedom for the matched designs) — the wild bootstrap is skipped in the replications.
 
+Inference extras (``validate.inference``, off by default; :mod:`pipeline.validation.extras`)
+    The primary with errors clustered by home school, the district wild cluster bootstrap
+    (``validate.wild_draws``), the design bootstrap (``validate.boot_draws``), the
+    intent-to-treat effect at the first attempted visit and the effect on families
+    reached, each judged against its own truth (``truth["itt_window"]``,
+    ``truth["reached_window"]``); the verdict table then also judges the intent-to-treat
+    design.
+
 Output
     ``reports/tables/validation.csv`` (one row per scenario × estimator: ``scenario,
     estimator, n_reps, truth_mean, estimate_mean, bias, rmse, coverage, rejection_rate,
