@@ -223,3 +223,21 @@ def test_mde_uses_the_design_effects():
     assert r["design_effect_comparison"] == pytest.approx(2.0 * (1 + 29 * 0.05))
     with pytest.raises(ValueError, match="positive"):
         DesignEffects(0.0, 1.0)
+
+
+def test_pseudo_visits_censor_at_the_students_own_visit():
+    from pipeline.analysis.planning import pseudo_visits
+
+    panel = _toy_panel(seed=1)
+    d = pseudo_visits(panel, (1, 6), seed=0, neighbours=10)
+    later = d[d["first_visit_school_month"].notna()]
+    # students visited later serve until their visit, as in the design
+    assert len(later) > 0 and (later["school_month"] < 10).all()
+    rates = panel.set_index(["student_key", "school_month"])["attendance_rate"]
+    for r in later.head(20).itertuples():
+        months = [m for m in range(r.school_month + 1, r.school_month + 7) if m < 10]
+        assert r.n_months == len(months)
+        assert r.y == pytest.approx(np.mean([rates[(r.student_key, m)] for m in months]))
+    never = d[d["first_visit_school_month"].isna()]
+    assert (never["n_months"] == np.minimum(6, 23 - never["school_month"])).all()
+

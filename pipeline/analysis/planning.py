@@ -38,9 +38,12 @@ and these inputs (each a planner can supply, or estimate as shown):
     student, so the default has none; the district share is absorbed by the district time
     effects.
 
-Evidence: ``benchmarks/bench_plan.py`` (``benchmarks/results/plan_mde.csv``) compares this
-MDE with the simulated design's at three sizes of the synthetic state; see
-``docs/planning.md``.  The earlier version of this model (never-visited students, centred
+Status: ``benchmarks/bench_plan.py`` compares this MDE with the simulated design's at three
+sizes of the synthetic state (20 replications each); that run did not complete on the
+shared machine, so the 10% target is not yet shown (``docs/planning.md``).  On three
+replications at 10,000 students the residual variance estimated from the panel was
+79-90 against 90-102 realized in the design's comparison arm, and
+:func:`decompose_std_error` reproduced the design's standard error to 0.5%.  The earlier version of this model (never-visited students, centred
 by district × calendar month, no design effects) put the residual variance at about half
 the design's and left out a comparison design effect of about 2, so its MDE was 7-37%
 too small.
@@ -82,9 +85,11 @@ class VarianceComponents:
     Attributes
     ----------
     sigma2
-        Variance of the window-average attendance rate (points²) within district-months.
+        Variance of a comparison-like student's window-average attendance rate (points²)
+        within its district.
     r2
-        Share of ``sigma2`` explained by the three months before and the prior year.
+        Share of ``sigma2`` explained by the design's covariates (the three recorded months,
+        their squares, the prior year).
     icc_school, icc_district
         Shares of the residual variance between schools and between districts.
     n_students
@@ -126,8 +131,9 @@ class DesignEffects:
     Attributes
     ----------
     treated
-        The visited arm's design effect (below 1: students with partial windows count
-        less than full ones, whose means vary less).
+        The visited arm's design effect (below 1 in the synthetic state: ``σ²`` counts the
+        noisier means of students seen for part of the window, whom the design weighs
+        less).
     comparison
         The comparison arm's, over the number of *distinct* comparison students.
     """
@@ -175,10 +181,12 @@ class SEDecomposition:
 
 
 #: The arms' design effects of the primary design (untruncated censoring weights) in the
-#: synthetic state, pooled over the benchmark's replications (``benchmarks/bench_plan.py``;
-#: ``benchmarks/results/plan_mde.csv``).  Re-estimate them on your own evaluation's
-#: matched data with :func:`decompose_std_error`.
-DEFAULT_DESIGN_EFFECTS = DesignEffects(treated=0.85, comparison=1.7)
+#: synthetic state: PROVISIONAL, from three replications at 10,000 students
+#: (:func:`decompose_std_error`; visited 0.87-0.94, comparison 2.2 in two of them and 5.8
+#: in the third, whose largest censoring weight was 186).  ``benchmarks/bench_plan.py``
+#: pools them over 20 replications per size; re-estimate them on your own evaluation's
+#: matched data (``leap plan --matched``).
+DEFAULT_DESIGN_EFFECTS = DesignEffects(treated=0.9, comparison=2.2)
 
 
 def _icc(values: np.ndarray, groups: np.ndarray) -> float:
