@@ -90,7 +90,8 @@ def run(
     chromium = find_chromium(rsec.get("chromium")) if want_pdf else None
 
     vt = rsec.get("validation_table")
-    inputs = load_inputs(rep, None if vt is None else root / vt)
+    wv = rsec.get("worlds_verdicts")
+    inputs = load_inputs(rep, None if vt is None else root / vt, None if wv is None else root / wv)
     pubs = publish(inputs, rules)
     facts = load_facts()
     front = front_matter(provenance_root or root)

@@ -471,6 +471,9 @@ class ReportSettings(Section):
     #: the simulation study the methods appendix reports (the committed one); None:
     #: ``tables/validation.csv`` under ``reports_dir``
     validation_table: Str | None = None
+    #: the stress-test study's verdict per world (the committed one); None: a
+    #: ``verdicts.csv`` beside ``validation_table`` when there is one
+    worlds_verdicts: Str | None = None
 
 
 SCENARIO_NAMES = (

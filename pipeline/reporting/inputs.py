@@ -158,15 +158,18 @@ def read_metrics(mpath: Path) -> dict[str, Any]:
 
 
 def load_inputs(
-    reports_dir: str | os.PathLike, validation_table: str | os.PathLike | None = None
+    reports_dir: str | os.PathLike,
+    validation_table: str | os.PathLike | None = None,
+    verdicts: str | os.PathLike | None = None,
 ) -> Inputs:
     """Read and validate ``metrics.json`` and the input tables under ``reports_dir``.
 
     ``validation_table`` is the simulation study's table (``report.validation_table``:
     the committed study, ``benchmarks/results/validation_n100/validation.csv``); by
     default ``tables/validation.csv`` under ``reports_dir``.  Optional: without it the
-    report has no simulation section.  A ``verdicts.csv`` beside it (the study's verdict
-    per world) is read too when present.
+    report has no simulation section.  ``verdicts`` is the stress-test study's verdict per
+    world (``report.worlds_verdicts``); by default a ``verdicts.csv`` beside the
+    simulation study's table, read when present.
 
     Raises
     ------
@@ -189,7 +192,7 @@ def load_inputs(
     if vpath.exists():
         tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
         # the study's verdict per world, written beside its table (benchmarks/run_worlds_study.py)
-        vd = vpath.parent / "verdicts.csv"
+        vd = Path(verdicts) if verdicts is not None else vpath.parent / "verdicts.csv"
         if vd.exists():
             tables["verdicts"], paths["verdicts"] = _read_csv(vd, VERDICT_COLUMNS), vd
     for name, cols in OPTIONAL_TABLES.items():
