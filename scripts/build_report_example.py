@@ -40,10 +40,12 @@ def main() -> int:
         shutil.copy2(src / "metrics.json", rep / "metrics.json")
         for f in sorted((src / "tables").glob("*.csv")):
             shutil.copy2(f, rep / "tables" / f.name)
-        vt = params["report"].get("validation_table")  # the committed simulation study
-        if vt and (ROOT / vt).exists():
-            (Path(tmp) / vt).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / vt, Path(tmp) / vt)
+        # the committed simulation studies: the validation table and the worlds' verdicts
+        for key in ("validation_table", "worlds_verdicts"):
+            vt = params["report"].get(key)
+            if vt and (ROOT / vt).exists():
+                (Path(tmp) / vt).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / vt, Path(tmp) / vt)
         out = report.run(tmp, params, provenance_root=ROOT)
         OUT.mkdir(parents=True, exist_ok=True)
         for k in ("html", "pdf"):

@@ -468,6 +468,8 @@ def _verdict_line(world: str, verdict: str, reason: str) -> str:
     reason = str(reason)
     if verdict == "not identified" and "would need" in reason:
         reason = reason[reason.rindex("would need"):]
+    elif verdict == "not identified" and "; the extract records" in reason:
+        reason = reason[reason.index("; the extract records") + 2:]
     return f"{world}: {verdict}" + (f"; {reason}" if reason.strip() not in ("", "nan") else "")
 
 

@@ -143,6 +143,12 @@ def judge(row: dict) -> tuple[str, str]:
             f"; the most frequent informative diagnostic ({DIAGNOSTIC_LABELS[best]}) fires in "
             f"{100 * fired[best]:.0f}%"
         )
+    if row.get("targets_apply") is True and not row.get("needed"):
+        # the world depends only on what the extract records: the design, not the data, fails
+        return "not identified", (
+            f"{miss}; the extract records what this world depends on, so the design, not "
+            "the data, falls short here"
+        )
     needed = row.get("needed") or "information the extract does not record"
     return "not identified", f"{miss}; would need {needed}"
 
