@@ -18,7 +18,11 @@ command resumes from it (``--rescore`` scores a run cut short from it).
 district wild cluster bootstrap (``--wild-draws``), the design bootstrap
 (``--boot-draws``), the intent-to-treat effect at the first attempted visit and the effect
 on families reached, each judged against its own truth (the verdict table then also has
-the intent-to-treat design)::
+the intent-to-treat design).
+
+The primary runs as the estimate stage runs it: its error clustering and censoring-weight
+truncation are read from ``params.yaml`` (``estimate.cluster``, ``estimate.ipcw_truncate``)
+and recorded in ``timing.json``::
 
     nice python benchmarks/run_worlds_study.py --reps 100 --workers 2 --inference \
         --out benchmarks/results/worlds_n100
@@ -38,6 +42,7 @@ from pipeline import registry
 from pipeline.analysis.simulation import ValidateConfig, summarize, verdicts
 from pipeline.analysis.simulation_figure import plot
 from pipeline.io import write_csv
+from pipeline.settings import stage_settings
 from pipeline.validate import run
 from pipeline.validation.scenarios import WORLDS
 
@@ -83,7 +88,10 @@ def main() -> None:
         rescore(out)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    est = stage_settings().estimate
     cfg = ValidateConfig(
+        cluster=est.cluster,
+        ipcw_truncate=est.ipcw_truncate,
         seed=a.seed,
         n_reps=a.reps,
         workers=a.workers,
@@ -115,6 +123,8 @@ def main() -> None:
         "seed": a.seed,
         "scenarios": list(a.scenarios),
         "n_students": a.n_students,
+        "cluster": cfg.cluster,
+        "ipcw_truncate": None if cfg.ipcw_truncate is None else list(cfg.ipcw_truncate),
         "inference": a.inference,
         "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,

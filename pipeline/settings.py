@@ -390,7 +390,7 @@ class EstimateSettings(Section):
         tuple[Annotated[float, Strict(), Field(ge=0, le=1)],
               Annotated[float, Strict(), Field(ge=0, le=1)]] | None,
         AfterValidator(_truncation),
-    ] = (0.01, 0.99)
+    ] = None
     wild_bootstrap: Bool = True
     bootstrap_draws: PosInt = 999
     alpha: Level = 0.05

@@ -115,8 +115,13 @@ def main() -> runner.Summary:
     from pipeline.settings import stage_settings
 
     s = stage_settings()
-    # the study validates the primary design, chosen by estimate.design
-    cfg = ValidateConfig(design=s.estimate.design, **s.validate_section.kwargs())
+    # the study validates the primary design as the estimate stage runs it
+    cfg = ValidateConfig(
+        design=s.estimate.design,
+        cluster=s.estimate.cluster,
+        ipcw_truncate=s.estimate.ipcw_truncate,
+        **s.validate_section.kwargs(),
+    )
     summary, reps = run(cfg, project_root())
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         log.info(

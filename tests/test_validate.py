@@ -22,7 +22,7 @@ from pipeline.analysis.simulation import (
     summarize,
     synth_config,
 )
-from pipeline.settings import section_settings
+from pipeline.settings import section_settings, stage_settings
 from pipeline.validate import run
 
 SMALL = dict(
@@ -129,3 +129,38 @@ def test_summary_statistics_by_hand():
     assert s["sd_error"] == pytest.approx(np.std(est - truth, ddof=1))
     assert s["se_ratio"] == pytest.approx(np.mean(se) / np.std(est, ddof=1))
     assert s["pretrend_rejection"] == pytest.approx(2 / 3)  # of the tests run, at 0.05
+
+
+def test_replications_use_the_estimate_stages_weights_and_clusters(monkeypatch):
+    """The study validates the primary as the estimate stage runs it: the censoring-weight
+    truncation and the error clustering come from the configuration (``estimate`` in
+    params.yaml), not from a default of their own."""
+    import pipeline.analysis.simulation as sim
+
+    seen = {"truncate": [], "cluster": []}
+    real_weights, real_primary = sim.with_censoring_weights, sim.primary
+
+    def weights(matched, use, truncate="missing"):
+        if use:  # (the variant without weights calls it with use=False)
+            seen["truncate"].append(truncate)
+        return real_weights(matched, use, truncate)
+
+    def primary(m, y, ecfg, **kw):
+        seen["cluster"].append(ecfg.cluster)
+        return real_primary(m, y, ecfg, **kw)
+
+    monkeypatch.setattr(sim, "with_censoring_weights", weights)
+    monkeypatch.setattr(sim, "primary", primary)
+    cfg = ValidateConfig(
+        **{**SMALL, "n_reps": 1, "n_students": 3000, "estimators": (PRIMARY,)},
+        ipcw_truncate=(0.05, 0.95),
+        cluster="district_code",
+        diagnostics=False,
+    )
+    out = sim.run_replication(cfg, "dip", 0, replication_seeds(cfg.seed, 1)[0])
+    assert out["error"].isna().all(), out["error"].tolist()
+    assert seen["truncate"] and all(tuple(t) == (0.05, 0.95) for t in seen["truncate"])
+    assert seen["cluster"] and set(seen["cluster"]) == {"district_code"}
+    # and the params default is what the stage passes: no truncation, student clusters
+    est = stage_settings().estimate
+    assert est.ipcw_truncate is None and est.cluster == "student_key"

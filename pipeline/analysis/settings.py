@@ -50,7 +50,7 @@ class EstimateConfig:
     #: processes for the robustness checks that match again (:mod:`pipeline.analysis.robustness`)
     rematch_workers: int = 1
     #: censoring-weight truncation quantiles (null: none), :mod:`pipeline.censoring`
-    ipcw_truncate: tuple[float, float] | None = (0.01, 0.99)
+    ipcw_truncate: tuple[float, float] | None = None
     #: settings of the estimands beside the headline (:class:`pipeline.estimands.EstimandsConfig`)
     estimands: dict = field(default_factory=dict)
     #: ``estimate.sensitivity``: the sensitivity and evidence-standards tables

@@ -80,6 +80,10 @@ class ValidateConfig:
     n_students, n_districts, n_program_districts, served_share
         Size of each replication's extract (``few_districts`` overrides the number of
         program districts).
+    cluster, ipcw_truncate
+        The primary's error clustering and censoring-weight truncation
+        (``estimate.cluster``, ``estimate.ipcw_truncate``): the study validates the
+        configuration the estimate stage runs.
     design
         The primary design (``estimate.design``): the study runs it, its two censoring
         variants and the other design (:func:`~pipeline.analysis.scenarios.estimators`).
@@ -108,6 +112,8 @@ class ValidateConfig:
     n_program_districts: int = 4
     served_share: float = 0.12
     design: str = "ancova"
+    cluster: str = "student_key"
+    ipcw_truncate: tuple[float, float] | None = None
     estimators: tuple[str, ...] | None = None
     att_window: tuple[int, int] = (1, 6)
     alpha: float = 0.05
@@ -236,6 +242,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         alpha=cfg.alpha,
         wild_bootstrap=False,
         comparators=tuple(e for e in cfg.estimators if e in COMPARATORS),
+        cluster=cfg.cluster,
+        ipcw_truncate=None if cfg.ipcw_truncate is None else tuple(cfg.ipcw_truncate),
     )
     spec = RiskSetSpec(**cfg.match)
     panel, truths = synthetic_panel_truth(scfg)
@@ -265,7 +273,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     no_ipcw, keep_censored = registry.variants(cfg.design)
     other = registry.DESIGNS[registry.other_design(cfg.design)]
     other_fit = {"ancova": ancova, "differences": differences}[registry.other_design(cfg.design)]
-    m_ipcw, w_info = with_censoring_weights(matched, True)
+    m_ipcw, w_info = with_censoring_weights(matched, True, ecfg.ipcw_truncate)
     attempt(prim, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
     for name in extended:  # the stress-test redesign (registry.extensions)
         attempt(
@@ -336,7 +344,7 @@ def _placebo_ci(panel, spec, ecfg, y) -> tuple[float, float]:
             m = rematch(PanelAccess(panel), pspec, shift=s)
             if m is None or m.empty:
                 return np.nan, np.nan
-            m, _ = with_censoring_weights(add_outcomes(m), ecfg.ipcw)
+            m, _ = with_censoring_weights(add_outcomes(m), ecfg.ipcw, ecfg.ipcw_truncate)
             a = primary(m, y, ecfg, bootstrap=False).average((1, max(1, s - 3)), ecfg.alpha)
     except Exception:  # noqa: BLE001 - a check that cannot run does not fire
         return np.nan, np.nan
