@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.synth import generate
 from pipeline.synth import worlds as wd
-from pipeline.synth.effects import itt_truth_tables
+from pipeline.synth.effects import itt_truth_for, itt_truth_tables
 from tests.conftest import small_config
 
 TINY = dict(n_students=2500, n_districts=6, n_program_districts=3)
@@ -86,3 +86,43 @@ def test_zero_effect_world_has_zero_itt_truth():
     cfg = dataclasses.replace(base, effects=dataclasses.replace(base.effects, zero=True))
     tr = generate(cfg).truth
     assert tr["itt_window"] == 0.0 and tr["reached_window"] == 0.0
+
+
+def test_itt_truth_over_some_students_by_hand():
+    """``itt_truth_for`` on the four students above, keeping students 0 and 1 only: e = 1
+    has student 0 (20 points) and student 1 (0), e = 2 student 0 (10) and student 1 (0)."""
+    units = pd.DataFrame(
+        {
+            "student_id": ["a", "a", "a", "b", "b", "c", "c"],
+            "t": [3, 4, 5, 6, 7, 5, 6],
+            "n": [20, 20, 10, 20, 20, 10, 10],
+            "y0": [10, 12, 5, 18, 15, 8, 9],
+            "y1": [10, 16, 6, 18, 15, 9, 9],
+            "first_attempt_t": [3, 3, 3, 5, 5, 4, 4],
+            "first_completed_t": [4, 4, 4, -1, -1, 4, 4],
+        }
+    )
+    tr = itt_truth_for(units, ["a", "b"], (1, 2))
+    assert tr["itt_by_event_time"]["1"]["itt"] == pytest.approx(10.0)
+    assert tr["itt_by_event_time"]["2"]["itt"] == pytest.approx(5.0)
+    assert tr["itt_window"] == pytest.approx(7.5)
+    assert tr["reached_window"] == pytest.approx(7.5 / 0.5)
+    # all three: the generator's table on the same rows
+    full = itt_truth_for(units, ["a", "b", "c"], (1, 2))
+    assert full["itt_window"] == pytest.approx((10 + 10 / 3) / 2)
+
+
+def test_itt_truth_over_every_attempted_student_is_the_generators():
+    """The extract's per-student potential outcomes reproduce its ITT truth exactly when
+    every attempted student is kept (what the study restricts to the matched ones)."""
+    ex = generate(small_config(**TINY))
+    u = ex.itt_units
+    tr = itt_truth_for(u, u["student_id"].unique(), (1, 6))
+    assert tr["itt_window"] == ex.truth["itt_window"]
+    assert tr["reached_window"] == ex.truth["reached_window"]
+    # the raw IDs are the extract's; only attempted students are in it
+    visited = set(ex.tables["home_visits"]["student_id"].astype(str))
+    assert set(u["student_id"]) == visited
+    # a strict subset has its own (different) truth
+    half = u["student_id"].unique()[::2]
+    assert itt_truth_for(u, half, (1, 6))["itt_window"] != tr["itt_window"]

@@ -47,11 +47,12 @@ from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
 from pipeline.panel_build import write_panel
+from pipeline.pseudonym import pseudonymize, resolve_key
 from pipeline.runner import progress
 from pipeline.synth import SynthConfig, generate, write_extract
 from pipeline.synth.worlds import WorldConfig
 from pipeline.validation import diagnostics as diag
-from pipeline.validation.extras import inference_rows
+from pipeline.validation.extras import ITT_UNITS, inference_rows
 from pipeline.validation.history import extended_ancova, with_history
 from pipeline.validation.scenarios import spec_of
 from pipeline.validation.verdicts import ATTEMPT_DESIGN, verdict_table
@@ -216,15 +217,24 @@ def synthetic_panel(scfg: SynthConfig) -> tuple[pd.DataFrame, float | None]:
 
 
 def synthetic_panel_truth(scfg: SynthConfig) -> tuple[pd.DataFrame, dict]:
-    """As :func:`synthetic_panel`, with the generator's whole truth (``truth.json``)."""
+    """As :func:`synthetic_panel`, with the generator's whole truth (``truth.json``) and,
+    under :data:`ITT_UNITS`, the attempted students' potential outcomes keyed by the
+    panel's ``student_key`` (for the intent-to-treat truth over the matched students,
+    :func:`pipeline.validation.extras.inference_rows`)."""
     extract = generate(scfg)
-    truth = extract.truth
+    truth = dict(extract.truth)
+    units = extract.itt_units
     with tempfile.TemporaryDirectory(prefix="leap-validate-") as tmp:
         tmp = Path(tmp)
         write_extract(extract, tmp / "raw")
         del extract
         run_ingest(tmp / "raw", tmp / "interim", tmp / "dq.csv", threads=1, synthetic=True)
         write_panel(tmp / "interim", tmp / "panel.parquet", None)
+        if units is not None:
+            key, _ = resolve_key(tmp / "raw", synthetic=True)  # the key ingest used
+            uid = units["student_id"].astype(str)
+            keys = dict(zip(uid.unique(), pseudonymize(uid.unique(), key), strict=True))
+            truth[ITT_UNITS] = units.assign(student_id=uid.map(keys))
         return pd.read_parquet(tmp / "panel.parquet"), truth
 
 

@@ -252,3 +252,41 @@ def itt_truth_tables(
         "itt_event_time": "school months relative to the first home visit of either outcome "
         "(completed or attempted; July/August visits take effect in September)",
     }
+
+
+def itt_truth_for(
+    units: pd.DataFrame,
+    student_ids,
+    window: tuple[int, int],
+    event_range: tuple[int, int] = (-12, 1000),
+) -> dict:
+    """:func:`itt_truth_tables` over some of the attempted students only.
+
+    The generator's ``itt_window`` averages over *every* student with an attempt; a matched
+    design estimates the effect among the attempted students it could match (those with
+    the recorded months and a comparison student in their stratum). This is the truth of
+    that estimand: the same table, computed from the same potential outcomes
+    (``SyntheticExtract.itt_units``), over ``student_ids`` (raw IDs) alone.
+
+    Parameters
+    ----------
+    units : DataFrame
+        ``student_id, t, n, y0, y1, first_attempt_t, first_completed_t`` per attempted
+        student and month in membership.
+    student_ids : iterable of str
+        The students to average over (others are left out).
+    window, event_range : (int, int)
+        As in :func:`itt_truth_tables`.
+    """
+    codes, uniq = pd.factorize(units["student_id"])
+    n = len(uniq)
+    fa = np.full(n, -1, dtype=np.int64)
+    fc = np.full(n, -1, dtype=np.int64)
+    fa[codes] = units["first_attempt_t"].to_numpy(dtype=np.int64)
+    fc[codes] = units["first_completed_t"].to_numpy(dtype=np.int64)
+    keep = np.asarray(pd.Index(uniq).isin(pd.Index(list(student_ids))))
+    fa[~keep] = -1
+    rows = pd.DataFrame(
+        {"student": codes, **{c: units[c].to_numpy() for c in ("t", "n", "y0", "y1")}}
+    )
+    return itt_truth_tables(rows, fa, fc, window, event_range)

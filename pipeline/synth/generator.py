@@ -40,6 +40,12 @@ class SyntheticExtract:
     #: Internal arrays needed to write the daily form (membership rows with dates).
     daily_source: pd.DataFrame | None = None
     instructional_days: list[np.ndarray] | None = None
+    #: Per attempted student and month in membership (raw ``student_id``, ``t``, ``n``,
+    #: ``y0``, ``y1``, ``first_attempt_t``, ``first_completed_t``): the potential outcomes
+    #: behind the intent-to-treat truth, so a study can compute it over the students a
+    #: design actually matched (:func:`pipeline.synth.effects.itt_truth_for`). In memory
+    #: only; never written with the extract.
+    itt_units: pd.DataFrame | None = None
 
 
 def _student_ids(rng, n: int) -> np.ndarray:
@@ -77,9 +83,10 @@ def _config_record(cfg: SynthConfig) -> dict:
     return rec
 
 
-def _itt_truth(visits, rs, rt, rn, y0, y1, N: int, T: int) -> dict:
+def _itt_truth(visits, rs, rt, rn, y0, y1, N: int, T: int) -> tuple[dict, pd.DataFrame]:
     """The intent-to-treat truth (:func:`pipeline.synth.effects.itt_truth_tables`) from
-    the membership rows of every student with a visit of either outcome."""
+    the membership rows of every student with a visit of either outcome, and those rows
+    (student index, ``t, n, y0, y1``, first attempt and first completed month)."""
     vt = visits.table
     first_attempt = np.full(N, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(
@@ -90,7 +97,12 @@ def _itt_truth(visits, rs, rt, rn, y0, y1, N: int, T: int) -> dict:
     rows = pd.DataFrame({"student": rs[sel], "t": rt[sel], "n": rn[sel], "y0": y0[sel],
                          "y1": y1[sel]})  # fmt: skip
     rows = rows.groupby(["student", "t"], as_index=False).sum()
-    return itt_truth_tables(rows, first_attempt, visits.first_t, PRIMARY_WINDOW, (-12, T))
+    truth = itt_truth_tables(rows, first_attempt, visits.first_t, PRIMARY_WINDOW, (-12, T))
+    s = rows["student"].to_numpy()
+    units = rows.assign(
+        first_attempt_t=first_attempt[s], first_completed_t=np.asarray(visits.first_t)[s]
+    )
+    return truth, units
 
 
 def generate(cfg: SynthConfig) -> SyntheticExtract:
@@ -192,7 +204,8 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
     st["p0"] = st["p0n"] / st["n"]
     st["p1"] = st["p1n"] / st["n"]
     truth = truth_tables(st, attrs, PRIMARY_WINDOW, (-12, T))
-    truth.update(_itt_truth(visits, rs, rt, rn, y0, y1, N, T))
+    itt_truth, itt_units = _itt_truth(visits, rs, rt, rn, y0, y1, N, T)
+    truth.update(itt_truth)
 
     # ---- contract tables ------------------------------------------------------------
     # Text columns are Arrow strings taken from small dictionaries (compact at state scale);
@@ -311,4 +324,7 @@ def generate(cfg: SynthConfig) -> SyntheticExtract:
         truth=truth,
         daily_source=daily_source.iloc[order].reset_index(drop=True),
         instructional_days=months.ordinals,
+        itt_units=itt_units.assign(
+            student_id=np.asarray(sid, dtype=object)[itt_units["student"].to_numpy()]
+        ).drop(columns="student"),
     )

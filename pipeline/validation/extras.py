@@ -18,12 +18,15 @@ With ``validate.inference`` on, every replication of the study adds these rows (
 ``itt_first_attempt``
     The intent-to-treat effect at the first attempted visit
     (:func:`pipeline.attempts.itt_design`, the primary estimator with censoring weights,
-    errors clustered by home school); truth ``truth["itt_window"]``.
+    errors clustered by home school); truth: ``itt_window`` over the attempted students
+    the design matched (:func:`matched_itt_truth`; the generator's ``truth["itt_window"]``
+    averages over every attempted student, about a quarter of whom cannot be matched and
+    whose effect differs: that gap is the estimand's, not the estimator's).
 ``reached_families``
     Bloom's effect on families reached (ITT ÷ mean share reached,
-    :func:`pipeline.attempts.bloom`, delta-method interval); truth
-    ``truth["reached_window"]`` — the generator's ITT truth over its mean share reached,
-    exactly the ratio the estimator targets.
+    :func:`pipeline.attempts.bloom`, delta-method interval); truth ``reached_window`` —
+    the ITT truth over the mean share reached, over the same matched students, exactly
+    the ratio the estimator targets.
 
 The first three are judged against the completed-visit truth (``att_window``). Each extra
 runs inside its own guard: a failure becomes a row with the error, never a crash.
@@ -47,6 +50,7 @@ from pipeline.design_bootstrap import BootstrapResult, DesignBootstrap
 from pipeline.did.results import EventStudyResult
 from pipeline.inference import SCHOOL, district_wild_check
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec
+from pipeline.synth.effects import itt_truth_for
 
 __all__ = [
     "design_bootstrap",
@@ -59,6 +63,11 @@ __all__ = [
 
 (SCHOOL_ROW, WILD_ROW, BOOT_ROW, ITT_ROW, REACHED_ROW) = registry.INFERENCE_EXTRAS
 #: The truth key of ``truth.json`` each extra is judged against.
+#: Key of the truth dict holding the attempted students' potential outcomes (a frame whose
+#: ``student_id`` is the panel's ``student_key``; :func:`pipeline.analysis.simulation.
+#: synthetic_panel_truth`); not part of ``truth.json``.
+ITT_UNITS = "_itt_units"
+
 TRUTH_KEYS = {
     SCHOOL_ROW: "att_window",
     WILD_ROW: "att_window",
@@ -144,16 +153,18 @@ def itt_first_attempt(
 
     Returns
     -------
-    result, shares
+    result, shares, treated
         The primary estimator's event study on the students matched at their first attempt
-        (censoring weights at the comparison students' own first attempts), and the share
-        of them reached by each event time of the window (:func:`pipeline.attempts.reach_shares`).
+        (censoring weights at the comparison students' own first attempts), the share
+        of them reached by each event time of the window (:func:`pipeline.attempts.reach_shares`)
+        and the matched attempted students' keys.
     """
     des = itt_design(panel, spec)
     m, _ = with_censoring_weights(des.matched, True, truncate=ecfg.ipcw_truncate)
     m = add_home_clusters(m, homes)
     res = primary(m, y, _school_cfg(ecfg), bootstrap=False)
-    return res, reach_shares(m, window=ecfg.att_window)
+    treated = pd.Index(m.loc[m["role"] == "treated", "student_key"].unique())
+    return res, reach_shares(m, window=ecfg.att_window), treated
 
 
 def reached_families(
@@ -168,6 +179,27 @@ def reached_families(
     """
     a = itt.average(ecfg.att_window, ecfg.alpha)
     return bloom(a.estimate, a.std_error, shares, alpha=ecfg.alpha)
+
+
+def matched_itt_truth(truth: dict, treated: pd.Index, ecfg: EstimateConfig) -> dict | None:
+    """The intent-to-treat truth over the attempted students the design matched.
+
+    The generator's ``itt_window`` averages over every attempted student; the design can
+    only match those with the recorded months and a comparison student in their stratum
+    (about three in four), and its estimand is the effect among them. With the
+    attempted students' potential outcomes in ``truth[ITT_UNITS]`` (the study's extracts
+    have them), this is the same table over the matched ones
+    (:func:`pipeline.synth.effects.itt_truth_for`); ``None`` without them (the row is then
+    judged against the generator's truth over every attempted student).
+    """
+    units = truth.get(ITT_UNITS)
+    if units is None:
+        return None
+    return itt_truth_for(units, treated, tuple(ecfg.att_window))
+
+
+def _truth_of(table: dict | None, key: str) -> dict:
+    return {} if table is None else {"truth": table.get(key)}
 
 
 def _pretrend(res: EventStudyResult) -> float:
@@ -238,7 +270,7 @@ def inference_rows(
                 row = fn()
         except Exception as exc:  # noqa: BLE001 - recorded in the replication table
             row = {"estimator": name, "error": f"{type(exc).__name__}: {exc}"}
-        t = truth.get(TRUTH_KEYS[name])
+        t = row.pop("truth", truth.get(TRUTH_KEYS[name]))
         rows.append({**row, "truth": np.nan if t is None else float(t)})
 
     m = add_home_clusters(matched, homes)
@@ -264,9 +296,9 @@ def inference_rows(
     itt: dict = {}
 
     def attempt() -> dict:
-        res, shares = itt_first_attempt(panel, spec, y, ecfg, homes)
-        itt.update(res=res, shares=shares)
-        return _avg_row(ITT_ROW, res, ecfg)
+        res, shares, treated = itt_first_attempt(panel, spec, y, ecfg, homes)
+        itt.update(res=res, shares=shares, truth=matched_itt_truth(truth, treated, ecfg))
+        return {**_avg_row(ITT_ROW, res, ecfg), **_truth_of(itt["truth"], "itt_window")}
 
     def reached() -> dict:
         if not itt:
@@ -274,7 +306,7 @@ def inference_rows(
         b = reached_families(itt["res"], itt["shares"], ecfg)
         row = _avg_row(REACHED_ROW, itt["res"], ecfg)
         row.update(estimate=b.estimate, std_error=b.std_error, ci_low=b.ci_low, ci_high=b.ci_high)
-        return row
+        return {**row, **_truth_of(itt["truth"], "reached_window")}
 
     guard(ITT_ROW, attempt)
     guard(REACHED_ROW, reached)
