@@ -384,7 +384,7 @@ class EstimateSettings(Section):
     design: Design = "ancova"
     ancova_fe: Str | None = "district_code"
     time_effects: Literal["matched_set", "stratum"] = "matched_set"
-    cluster: Str = "student_key"
+    cluster: Str = "home_school_code"
     ipcw: Bool = True
     ipcw_truncate: Annotated[
         tuple[Annotated[float, Strict(), Field(ge=0, le=1)],

@@ -163,4 +163,4 @@ def test_replications_use_the_estimate_stages_weights_and_clusters(monkeypatch):
     assert seen["cluster"] and set(seen["cluster"]) == {"district_code"}
     # and the params default is what the stage passes: no truncation, student clusters
     est = stage_settings().estimate
-    assert est.ipcw_truncate is None and est.cluster == "student_key"
+    assert est.ipcw_truncate is None and est.cluster == "home_school_code"

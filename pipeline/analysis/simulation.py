@@ -43,6 +43,7 @@ from pipeline.analysis.scenarios import (
     estimators,
 )
 from pipeline.analysis.settings import EstimateConfig
+from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
@@ -262,6 +263,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     ps_cache = PropensityCache() if cfg.inference else None
     res = riskset_match(panel, spec, ps_cache=ps_cache)
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
+    homes = home_clusters(panel)
+    matched = _with_homes(matched, homes, ecfg.cluster)
     extended = [e for e in registry.extensions(cfg.design) if e in cfg.estimators]
     if extended:
         matched = with_history(matched, panel)
@@ -306,6 +309,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     attempt(other, lambda: other_fit(m_ipcw, y, ecfg, bootstrap=False))
     if ecfg.comparators:
         cp = comparator_panel(PanelAccess(panel), pd.Index(matched["student_key"].unique()))
+        cp = _with_homes(cp, homes, ecfg.cluster)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             results, errors = comparators(cp, y, ecfg)
@@ -323,7 +327,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     out = pd.DataFrame(rows).reindex(columns=REP_COLUMNS)
     if cfg.diagnostics:
         values = diag.replication_diagnostics(
-            placebo_ci=_placebo_ci(panel, spec, ecfg, y),
+            placebo_ci=_placebo_ci(panel, spec, ecfg, y, homes),
             balance=res.balance,
             matched=m_ipcw,
             weight_info=w_info,
@@ -341,7 +345,14 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     return out
 
 
-def _placebo_ci(panel, spec, ecfg, y) -> tuple[float, float]:
+def _with_homes(df: pd.DataFrame, homes: pd.DataFrame, cluster: str) -> pd.DataFrame:
+    """``df`` with the students' home school and district (:mod:`pipeline.clusters`) when
+    the errors are clustered by one of them (``estimate.cluster``), as the estimate stage
+    adds them."""
+    return add_home_clusters(df, homes) if cluster in homes.columns else df
+
+
+def _placebo_ci(panel, spec, ecfg, y, homes) -> tuple[float, float]:
     """Interval of the placebo-date check as the robustness table computes it (first
     visits moved ``ecfg.placebo_shift`` months earlier); NaN when not estimable."""
     s = ecfg.placebo_shift
@@ -355,6 +366,7 @@ def _placebo_ci(panel, spec, ecfg, y) -> tuple[float, float]:
             if m is None or m.empty:
                 return np.nan, np.nan
             m, _ = with_censoring_weights(add_outcomes(m), ecfg.ipcw, ecfg.ipcw_truncate)
+            m = _with_homes(m, homes, ecfg.cluster)
             a = primary(m, y, ecfg, bootstrap=False).average((1, max(1, s - 3)), ecfg.alpha)
     except Exception:  # noqa: BLE001 - a check that cannot run does not fire
         return np.nan, np.nan
