@@ -575,3 +575,26 @@ def test_stacked_unit_by_stack_effects_and_pretrend_test():
     wt = r2.pretrend_test()
     assert wt.event_times == (-4, -3, -2) and wt.df == 3 and 0 <= wt.p_value <= 1
     assert (r2.n_treated == 25).all()
+
+
+def test_pretrend_test_small_sample_f_with_clusters():
+    """With cluster-robust errors (df = clusters − 1) the joint pre-trend test is the
+    Hotelling-type F: one restriction gives exactly the two-sided t test on G − 1 degrees
+    of freedom; two give F = W (G − q) / (q (G − 1)) on (q, G − q); without clusters χ²."""
+    from scipy import stats
+
+    from pipeline.did.results import EventStudyResult
+
+    est, var = [0.5, 0.2, 0.0, 1.0], np.diag([0.04, 0.09, 0.0, 0.25])
+    r = EventStudyResult("x", [-4, -3, 0, 1], est, var, reference=(-1,), df=9.0)
+    one = r.pretrend_test([-4])
+    assert one.clusters == 10 and one.statistic == pytest.approx(6.25)
+    assert one.p_value == pytest.approx(2 * stats.t.sf(0.5 / 0.2, 9), rel=1e-12)
+    two = r.pretrend_test()
+    w = 0.5**2 / 0.04 + 0.2**2 / 0.09
+    f = w * (10 - 2) / (2 * 9)
+    assert two.f_statistic == pytest.approx(f) and two.p_value == pytest.approx(stats.f.sf(f, 2, 8))
+    assert two.p_value > stats.chi2.sf(w, 2)  # more conservative than the χ² reference
+    no = EventStudyResult("x", [-4, -3, 0, 1], est, var, reference=(-1,)).pretrend_test()
+    assert no.clusters is None and no.p_value == pytest.approx(stats.chi2.sf(w, 2))
+    assert "chi2(2)" in str(no) and "F(2, 8)" in str(two)

@@ -117,7 +117,7 @@ def run_estimation(
         "outcome": "attendance_rate",
         "att_chronic": average_dict(prim_ch, w),
         "pretrend_test": {
-            **{k: getattr(pt, k) for k in ("statistic", "df", "p_value")},
+            **{k: getattr(pt, k) for k in ("statistic", "df", "p_value", "clusters")},
             "event_times": list(pt.event_times),
         },
         "censoring": ipcw_info,

@@ -66,18 +66,48 @@ class AverageEffect:
 
 @dataclass(frozen=True)
 class WaldTest:
-    """Joint Wald test that a set of coefficients is zero."""
+    """Joint Wald test that a set of coefficients is zero.
+
+    ``statistic`` is the Wald statistic ``W = b' V⁻¹ b`` with ``df`` restrictions. With
+    cluster-robust errors from ``G`` clusters (``clusters``) the p-value is the
+    small-sample F version: ``F = W (G − q) / (q (G − 1))`` on ``(q, G − q)`` degrees of
+    freedom (Hotelling's T², exact for the mean of ``G`` independent normal cluster
+    sums); the χ²(q) reference, which ignores that the covariance is estimated from few
+    clusters, rejected a true null in about a fifth of the replications of the simulation
+    study when errors were clustered by school. Without clusters, χ²(q).
+    """
 
     statistic: float
     df: int
     p_value: float
     event_times: tuple[int, ...]
+    clusters: int | None = None
+
+    @property
+    def f_statistic(self) -> float | None:
+        """The F statistic of the small-sample version (``None`` without clusters)."""
+        return _hotelling_f(self.statistic, self.df, self.clusters)[0]
 
     def __str__(self) -> str:
-        return (
-            f"Joint test of event times {list(self.event_times)} = 0: "
-            f"chi2({self.df}) = {self.statistic:.3f}, p = {self.p_value:.4f}"
-        )
+        head = f"Joint test of event times {list(self.event_times)} = 0: "
+        f, _ = _hotelling_f(self.statistic, self.df, self.clusters)
+        if f is not None:
+            return (f"{head}F({self.df}, {self.clusters - self.df}) = {f:.3f} "
+                    f"(Wald {self.statistic:.3f}, {self.clusters} clusters), "
+                    f"p = {self.p_value:.4f}")  # fmt: skip
+        return f"{head}chi2({self.df}) = {self.statistic:.3f}, p = {self.p_value:.4f}"
+
+
+def _hotelling_f(w: float, q: int, clusters: int | None) -> tuple[float | None, float]:
+    """``(F, p)`` of the small-sample Wald test (see :class:`WaldTest`); ``(None, χ² p)``
+    without clusters or with no more clusters than restrictions."""
+    if q <= 0:
+        return None, float("nan")
+    if clusters is None or clusters <= q:
+        return None, float(stats.chi2.sf(w, q))
+    g = float(clusters)
+    f = w * (g - q) / (q * (g - 1.0))
+    return float(f), float(stats.f.sf(f, q, g - q))
 
 
 @dataclass
@@ -211,7 +241,8 @@ class EventStudyResult:
 
     def pretrend_test(self, event_times=None) -> WaldTest:
         """Joint Wald test that all pre-period effects (default: event times < 0 that are
-        not reference periods) are zero."""
+        not reference periods) are zero; the small-sample F version when the result's
+        errors are clustered (``df`` = clusters − 1, see :class:`WaldTest`)."""
         if event_times is None:
             event_times = [
                 int(e) for e in self.event_time if e < 0 and int(e) not in self.reference
@@ -221,8 +252,12 @@ class EventStudyResult:
         v = self.vcov[np.ix_(idx, idx)]
         stat = float(b @ np.linalg.pinv(v) @ b)
         df = int(np.linalg.matrix_rank(v))
-        p = float(stats.chi2.sf(stat, df)) if df > 0 else float("nan")
-        return WaldTest(stat, df, p, tuple(int(e) for e in event_times))
+        # cluster-robust results carry df = clusters − 1 (t-based intervals)
+        clusters = int(round(self.df)) + 1 if self.df is not None and np.isfinite(self.df) else None
+        if clusters is not None and clusters <= df:
+            clusters = None
+        _, p = _hotelling_f(stat, df, clusters)
+        return WaldTest(stat, df, p, tuple(int(e) for e in event_times), clusters)
 
     def summary(self, alpha: float | None = None) -> str:
         """A printable table of the event-time effects."""

@@ -119,9 +119,8 @@ def _falsification(t: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame | None:
     return pd.DataFrame({
         "Design": f["estimator"].map(labels.estimator),
         "Placebo months": f["n_placebo"].map(lambda n: fmt_num(n, 0)),
-        "Joint test (χ²)": f["pretrend_stat"], "Degrees of freedom": f["pretrend_df"].map(
-            lambda n: fmt_num(n, 0)),
-        "p-value": f["pretrend_p"].map(fmt_p),
+        "Joint Wald statistic": f["pretrend_stat"],
+        "p-value (small-sample F over the clusters)": f["pretrend_p"].map(fmt_p),
         "Equivalence bound (points)": f["equivalence_bound"],
         "Bound over the effect": f["bound_over_effect"],
     })
