@@ -202,9 +202,13 @@ def estimands(
                          b.estimate, b.std_error, b.ci_low, b.ci_high, n_i,
                          "assumes an attempt without contact changes nothing"))  # fmt: skip
         tables["reach"] = sh
+        fa = des.panel["first_visit_school_month"]
         metrics["itt"] = {
             **a.to_dict(),
             "n_treated": n_i,
+            # every student with an attempt in the panel: the estimate covers the n_treated
+            # of them the design could match, and its estimand is their effect
+            "n_attempted": int(des.panel.loc[fa.notna(), "student_key"].nunique()),
             "dropped_sets_attempt_month_unknown": des.n_dropped_inexact,
         }
         metrics["reached"] = {k: _plain(v) for k, v in b.__dict__.items()}
