@@ -72,8 +72,8 @@ def test_rating_names_what_it_rests_on_and_what_else_exceeds():
     assert "more than 0.25, which no adjustment can repair" in c.text
     assert "4 comparisons" in c.text and "school months 1 to 2" in c.text
     # the others beyond 0.25 are counted, with their largest |g|, and named in the section
-    assert ("1 other characteristic (its |g| up to 0.27, beyond 0.25; named in Sensitivity "
-            "and evidence standards) is not required for attendance outcomes") in c.text
+    assert ("not in the rating: 1 other characteristic (|g| up to 0.27; named in "
+            "Sensitivity and evidence standards)") in c.text
     # the section's text names each one
     long = cv.rating_text(w, w.iloc[-1])
     assert "Prior-year tier: satisfactory (|g| up to 0.67)" in long

@@ -355,12 +355,10 @@ def rating_text(wwc: pd.DataFrame, r: pd.Series, short: bool = False) -> str:
                  f"{fmt_num(EQUIV_SATISFIED, 2)} are adjusted for.")
     over = other[other["absg"] > EQUIV_ADJUST]
     if len(over) and short:  # each one is named in the section (the long text)
-        text += (f" {plural(len(over), 'other characteristic')} "
-                 f"({'its' if len(over) == 1 else 'their'} |g| up to "
-                 f"{fmt_num(over['absg'].max(), 2)}, beyond {fmt_num(EQUIV_ADJUST, 2)}; named "
-                 "in Sensitivity and evidence standards) "
-                 f"{'is' if len(over) == 1 else 'are'} not required for attendance outcomes, "
-                 "so not in the rating.")
+        text += (f" Beyond {fmt_num(EQUIV_ADJUST, 2)} but not required for attendance "
+                 f"outcomes, so not in the rating: {plural(len(over), 'other characteristic')} "
+                 f"(|g| up to {fmt_num(over['absg'].max(), 2)}; named in Sensitivity and "
+                 "evidence standards).")
     elif len(over):
         text += (f" Other characteristics differ by more than {fmt_num(EQUIV_ADJUST, 2)} "
                  f"({_named(over, short)}); a review protocol for attendance outcomes does not "
@@ -519,10 +517,9 @@ def stress_caveat(validation: pd.DataFrame | None, verdicts: pd.DataFrame | None
             "break its assumptions.",
         )
     n = worlds.min_reps(v, primary)
-    head = ("In the simulation study" + (f" ({plural(n, 'replication')} per world)" if n
-                                         else "")
-            + ", the primary design in each world (each world's reasons: appendix, "
-            "Simulation study):")
+    head = ("In the simulation study (" + (f"{plural(n, 'replication')} per world; " if n
+                                          else "")
+            + "reasons in the appendix), the primary design in each world:")
     bad = worlds.any_not_identified(v, primary)
     return Caveat("stress", topic, CONCERN if bad else OK, head,
                   worlds.first_page_lines(v, primary))

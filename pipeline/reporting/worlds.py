@@ -156,9 +156,9 @@ _KINDS: tuple[tuple[str, Callable, Callable], ...] = (
                    "differences estimates (share of replications)"),
      lambda r: f"{_world(r)} {_rate(r.get('bracketing'))}"),
     (vd.DESIGN_FALLS_SHORT,
-     lambda rows: ("Not identified, although the extract records what "
+     lambda rows: ("Not identified, though the extract records what "
                    f"{'this world depends' if len(rows) == 1 else 'these worlds depend'} "
-                   "on: the design, not the data, falls short"),
+                   "on (the design, not the data, falls short)"),
      lambda r: f"{_world(r)} ({_miss(r)})"),
     (vd.NEEDS_DATA,
      lambda rows: "Not identified from the records",
@@ -183,7 +183,8 @@ def first_page_lines(v: pd.DataFrame, primary: str | None = None) -> tuple[str, 
         for rows in groups.values():
             items = [item(r) for r in rows]
             # items that hold commas themselves are separated by semicolons
-            text = "; ".join(items) if basis == vd.NEEDS_DATA else join_words(items)
+            text = ("; ".join(items) if basis in (vd.TARGETS_MET, vd.NEEDS_DATA)
+                    else join_words(items))
             lines.append(f"{head(rows)}: {text}")
     return tuple(lines)
 
