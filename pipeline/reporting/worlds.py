@@ -193,7 +193,7 @@ def appendix_items(v: pd.DataFrame, primary: str | None = None) -> list[dict[str
     """Per world (primary design): its label, verdict and reason in words, composed from
     the structured columns (:func:`pipeline.validation.verdicts.reason_text`)."""
     return [{"world": _world(r), "verdict": str(r["verdict"]),
-             "reason": vd.reason_text(r.to_dict())}
+             "reason": vd.reason_text(r.to_dict(), fmt_num)}
             for _, r in _primary(v, primary).iterrows()]
 
 

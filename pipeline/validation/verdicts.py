@@ -24,7 +24,7 @@ For the primary design (and the extended design, when it ran) in each scenario:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -171,28 +171,38 @@ def decide(row: Mapping[str, Any]) -> dict[str, Any]:
             "needed": needed or "information the extract does not record"}
 
 
-def reason_text(row: Mapping[str, Any]) -> str:
+def _plain(x: float, nd: int, signed: bool = False) -> str:
+    return f"{x:+.{nd}f}" if signed else f"{x:.{nd}f}"
+
+
+def reason_text(row: Mapping[str, Any],
+                num: Callable[[float, int, bool], str] = _plain) -> str:
     """The verdict's reason in words, composed from the structured columns of one row of
     the verdict table (:func:`decide`'s, with ``n_reps, bias, bias_mcse, coverage`` and
-    ``bracketing``)."""
+    ``bracketing``); ``num(x, decimals, signed)`` writes each number (the report passes
+    its own, with a true minus sign)."""
     basis = row["verdict_basis"]
+
+    def pct(x: Any) -> str:
+        return f"{num(100 * float(x), 0, False)}%"
+
     if basis == NO_ESTIMATES:
         return "no replication gave an estimate"
     if basis == TARGETS_MET:
-        return (f"bias {row['bias']:+.2f} (Monte Carlo SE {_num(row.get('bias_mcse')):.2f}), "
-                f"coverage {100 * row['coverage']:.0f}% over {int(row['n_reps'])} replications")
+        return (f"bias {num(row['bias'], 2, True)} (Monte Carlo SE "
+                f"{num(_num(row.get('bias_mcse')), 2, False)}), coverage "
+                f"{pct(row['coverage'])} over {int(row['n_reps'])} replications")
     top, rate = row.get("top_diagnostic"), _num(row.get("top_diagnostic_rate"))
     label = DIAGNOSTIC_LABELS.get(str(top)) if np.isfinite(rate) else None
     if basis == DIAGNOSTIC_FIRES:
-        return f"the {label} fires in {100 * rate:.0f}% of replications"
+        return f"the {label} fires in {pct(rate)} of replications"
     if basis == BRACKETED:
         br = _num(row.get("bracketing"))  # (a validation table has no bracketing rate)
         return ("the truth lies between the matched ANCOVA and the matched differences design"
-                + (f" in {100 * br:.0f}% of replications" if np.isfinite(br) else ""))
-    miss = f"bias {row['bias']:+.2f}, coverage {100 * row['coverage']:.0f}%"
+                + (f" in {pct(br)} of replications" if np.isfinite(br) else ""))
+    miss = f"bias {num(row['bias'], 2, True)}, coverage {pct(row['coverage'])}"
     if label is not None:
-        miss += (f"; the most frequent informative diagnostic ({label}) fires in "
-                 f"{100 * rate:.0f}%")
+        miss += f"; the most frequent informative diagnostic ({label}) fires in {pct(rate)}"
     if basis == DESIGN_FALLS_SHORT:
         return (f"{miss}; the extract records what this world depends on, so the design, not "
                 "the data, falls short here")
