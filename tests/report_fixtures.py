@@ -21,6 +21,7 @@ from pipeline.analysis.schemas import (
     EVENT_STUDY_COLUMNS,
     required_columns,
 )
+from pipeline.validation.scenarios import WORLD_SPECS
 
 ESTIMATORS = (
     "matched_stacked",
@@ -395,38 +396,54 @@ def _validation(spec: _Spec, tab: Path) -> None:
          0.41, 0.41, 0.98, 0.0, 0, True),
     ]
     v = pd.DataFrame(rows, columns=TABLE_COLUMNS[:16]).reindex(columns=TABLE_COLUMNS)
-    v = v.astype({"verdict": object, "verdict_reason": object})
     # the verdict the validate stage writes for the primary design (pipeline/validation)
-    v.loc[v["estimator"] == primary, "verdict"] = "valid"
-    v.loc[v["estimator"] == primary, "verdict_reason"] = "bias within its target"
+    from pipeline.validation import verdicts as vd
+
+    v = v.astype({c: object for c in ("verdict", *vd.VERDICT_BASIS_COLUMNS, "verdict_reason")})
+    for i in v.index[v["estimator"] == primary]:
+        r = {**v.loc[i].to_dict(), "bias_mcse": v.at[i, "sd_error"] / np.sqrt(12),
+             "needed": ""}
+        r.update(vd.decide(r))
+        for c in ("verdict", *vd.VERDICT_BASIS_COLUMNS):
+            v.at[i, c] = r[c]
+        v.at[i, "verdict_reason"] = vd.reason_text(r)
     v.to_csv(tab / "validation.csv", index=False)
 
-
-#: The fabricated study's worlds: scenario, world, verdict, reason, placebo firing rate.
+#: The fabricated study's worlds: scenario, world, bias, its Monte Carlo SE, coverage,
+#: pre-trend and placebo-date firing rates, what the world would need (for the verdicts'
+#: rules, :func:`pipeline.validation.verdicts.decide`), and the verdict they give.
 VERDICT_ROWS = [
-    ("dip", "dip (default)", "valid", "bias +0.05 (Monte Carlo SE 0.04), coverage 95% over "
-     "100 replications", 0.97),
-    ("selection_level", "selection on level", "caught",
-     "the pre-trend test fires in 91% of replications", 0.99),
-    ("attrition", "attrition", "not identified",
-     "bias -0.57, coverage 80%; the most frequent informative diagnostic (pre-trend test) "
-     "fires in 4%; would need outcomes for students who leave", 0.95),
+    ("dip", "dip (default)", 0.05, 0.04, 0.95, 0.05, 0.97, "", "valid"),
+    ("level_referral", "level referral", -1.1, 0.08, 0.39, 0.91, 0.99, "", "caught"),
+    ("attrition", "attrition", -0.57, 0.09, 0.80, 0.04, 0.95,
+     WORLD_SPECS["attrition"].needed, "not identified"),
 ]
 
 
-def write_verdicts(tab: Path) -> pd.DataFrame:
-    """A small ``verdicts.csv`` (columns of :data:`pipeline.validation.verdicts.VERDICT_COLUMNS`)
-    for the primary and extended designs."""
-    from pipeline.validation.verdicts import VERDICT_COLUMNS
+def verdict_rows(worlds=VERDICT_ROWS, designs=("primary", "extended"),
+                 uninformative="placebo", n_reps=100, **extra) -> pd.DataFrame:
+    """A verdict table (columns of :data:`pipeline.validation.verdicts.VERDICT_COLUMNS`)
+    scored by the verdicts' own rules from each world's numbers; ``extra`` sets further
+    columns (e.g. ``bracketing``) of every row."""
+    from pipeline.validation import verdicts as vd
 
     rows = []
-    for design in ("primary", "extended"):
-        for scen, world, verdict, reason, placebo in VERDICT_ROWS:
-            rows.append({"scenario": scen, "world": world, "design": design, "n_reps": 100,
-                         "bias": 0.05, "coverage": 0.95, "rate_pretrend": 0.05,
-                         "rate_placebo": placebo, "verdict": verdict, "reason": reason,
-                         "targets_apply": True, "uninformative": "placebo"})
-    v = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
+    for design in designs:
+        for scen, world, bias, mcse, cov, pre, placebo, needed, _ in worlds:
+            r = {"scenario": scen, "world": world, "design": design, "n_reps": n_reps,
+                 "bias": bias, "bias_mcse": mcse, "coverage": cov, "rate_pretrend": pre,
+                 "rate_placebo": placebo, "targets_apply": not needed,
+                 "uninformative": uninformative.split(), "needed": needed, **extra}
+            r.update(vd.decide(r))
+            r["reason"] = vd.reason_text(r)
+            rows.append({**r, "uninformative": uninformative})
+    return pd.DataFrame(rows).reindex(columns=vd.VERDICT_COLUMNS)
+
+
+def write_verdicts(tab: Path) -> pd.DataFrame:
+    """A small ``verdicts.csv`` for the primary and extended designs (:func:`verdict_rows`)."""
+    v = verdict_rows()
+    assert list(v["verdict"][:len(VERDICT_ROWS)]) == [w[-1] for w in VERDICT_ROWS]
     v.to_csv(tab / "verdicts.csv", index=False)
     return v
 

@@ -254,11 +254,21 @@ def test_report_lists_verdicts_with_world_labels():
         {
             "scenario": ["level_referral", "level_referral", "attrition"],
             "estimator": ["matched_ancova", "matched_stacked", "matched_ancova"],
+            "n_reps": [40, 40, 40],
+            "bias": [-1.1, -1.2, -0.6],
+            "coverage": [0.4, 0.3, 0.8],
             "verdict": ["caught", np.nan, "not identified"],
-            "verdict_reason": ["the pre-trend test fires in 100% of replications", np.nan, "x"],
+            "verdict_basis": ["diagnostic_fires", np.nan, "needs_unrecorded_data"],
+            "top_diagnostic": ["pretrend", np.nan, "pretrend"],
+            "top_diagnostic_rate": [1.0, np.nan, 0.05],
+            "needed": ["", np.nan, "x"],
+            # the report composes the reason from the columns above, not from this text
+            "verdict_reason": ["not read", np.nan, "not read"],
         }
     )
     out = _verdicts(v, "matched_ancova")
     assert [o["world"] for o in out] == ["level referral", "attrition"]
-    assert out[0]["verdict"] == "caught" and "pre-trend" in out[0]["reason"]
+    assert out[0] == {"world": "level referral", "verdict": "caught",
+                      "reason": "the pre-trend test fires in 100% of replications"}
+    assert out[1]["reason"].endswith("fires in 5%; would need x")
     assert _verdicts(v.drop(columns="verdict"), "matched_ancova") == []

@@ -11,6 +11,7 @@ from typing import Any
 from pipeline import registry
 from pipeline.validation.diagnostics import DIAGNOSTIC_COLUMNS, FIRES_COLUMNS
 from pipeline.validation.scenarios import WORLD_SCENARIOS, WORLD_SPECS
+from pipeline.validation.verdicts import VERDICT_BASIS_COLUMNS
 
 #: The comparators the study runs (registry names; the doubly robust Callaway–Sant'Anna
 #: is left out: its covariates add nothing in the synthetic worlds but time).
@@ -82,6 +83,8 @@ TABLE_COLUMNS = [
     "targets_apply",
     *[c.replace("fires_", "rate_") for c in FIRES_COLUMNS],
     "verdict",
+    # which rule decided the verdict (pipeline.validation.verdicts.decide)
+    *VERDICT_BASIS_COLUMNS,
     "verdict_reason",
 ]
 REP_COLUMNS = [

@@ -56,7 +56,7 @@ from pipeline.validation import diagnostics as diag
 from pipeline.validation.extras import ITT_UNITS, inference_rows
 from pipeline.validation.history import extended_ancova, with_history
 from pipeline.validation.scenarios import spec_of
-from pipeline.validation.verdicts import ATTEMPT_DESIGN, verdict_table
+from pipeline.validation.verdicts import ATTEMPT_DESIGN, VERDICT_BASIS_COLUMNS, verdict_table
 
 log = logging.getLogger("pipeline.validate")
 
@@ -529,8 +529,9 @@ def verdicts(summary: pd.DataFrame, reps: pd.DataFrame, design: str = "ancova") 
     (:func:`pipeline.registry.extensions`) and the intent-to-treat design at the first
     attempted visit (judged against its own truth, without bracketing); the truth is bracketed by the matched ANCOVA
     and the matched differences design whichever is primary.  The verdicts and their
-    reasons are also written into ``summary``'s ``verdict`` and ``verdict_reason`` (in
-    place)."""
+    reasons are also written into ``summary``'s ``verdict``, ``verdict_reason`` and
+    structured basis columns (:data:`~pipeline.validation.verdicts.VERDICT_BASIS_COLUMNS`;
+    in place)."""
     prim = registry.design_estimator(design).name
     designs = {"primary": prim}
     ran = set(reps["estimator"])
@@ -543,12 +544,14 @@ def verdicts(summary: pd.DataFrame, reps: pd.DataFrame, design: str = "ancova") 
         summary, reps, {**designs, **attempt}, registry.DESIGNS["ancova"],
         registry.DESIGNS["differences"], attempt_designs=tuple(attempt),
     )  # fmt: skip
-    summary["verdict"] = summary["verdict"].astype(object)
-    summary["verdict_reason"] = summary["verdict_reason"].astype(object)
+    cols = {"verdict": "verdict", **{c: c for c in VERDICT_BASIS_COLUMNS},
+            "verdict_reason": "reason"}
+    for c in cols:
+        summary[c] = summary[c].astype(object) if c in summary else None
     designs.update(attempt)
     for _, r in table.iterrows():
         est = designs[r["design"]]
         sel = (summary["scenario"] == r["scenario"]) & (summary["estimator"] == est)
-        summary.loc[sel, "verdict"] = r["verdict"]
-        summary.loc[sel, "verdict_reason"] = r["reason"]
+        for c, src in cols.items():
+            summary.loc[sel, c] = r[src]
     return table

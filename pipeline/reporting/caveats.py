@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import labels
+from pipeline.reporting import worlds
 from pipeline.reporting.fmt import CI_LEVEL, fmt_int, fmt_num, fmt_p, fmt_pct, join_words, plural
 from pipeline.reporting.inputs import MATCH_REASONS
 from pipeline.sensitivity.config import wwc_required
@@ -353,9 +354,11 @@ def rating_text(wwc: pd.DataFrame, r: pd.Series, short: bool = False) -> str:
         text += (f" Every one is within {fmt_num(EQUIV_ADJUST, 2)} and those above "
                  f"{fmt_num(EQUIV_SATISFIED, 2)} are adjusted for.")
     over = other[other["absg"] > EQUIV_ADJUST]
-    if len(over) and short:
+    if len(over) and short:  # each one is named in the section (the long text)
         text += (f" Beyond {fmt_num(EQUIV_ADJUST, 2)} but not required for attendance "
-                 f"outcomes, so not in the rating: {_named(over, short)}.")
+                 f"outcomes, so not in the rating: {plural(len(over), 'other characteristic')} "
+                 f"(|g| up to {fmt_num(over['absg'].max(), 2)}; named in Sensitivity and "
+                 "evidence standards).")
     elif len(over):
         text += (f" Other characteristics differ by more than {fmt_num(EQUIV_ADJUST, 2)} "
                  f"({_named(over, short)}); a review protocol for attendance outcomes does not "
@@ -426,6 +429,39 @@ def reachability_caveat(rows: Mapping[str, Any]) -> Caveat | None:
                   OK if excl else CONCERN, text + ".")
 
 
+def _ordinal(q: float) -> str:
+    """A quantile as the percentile it is: 0.01 → "1st", 0.99 → "99th", 0.025 → "2.5th"."""
+    v = round(100 * float(q), 6)
+    n = f"{v:g}"
+    if v != int(v) or 10 <= int(v) % 100 <= 20:
+        return f"{n}th"
+    return n + {1: "st", 2: "nd", 3: "rd"}.get(int(v) % 10, "th")
+
+
+def truncation(cens: Mapping[str, Any]) -> tuple[str, bool] | None:
+    """How the censoring weights were truncated, from what the estimate stage records
+    (metrics ``censoring.truncate``: the quantiles of ``estimate.ipcw_truncate``, None for
+    none): the sentence and whether they were; ``None`` when not recorded."""
+    if "truncate" not in cens:
+        return None
+    t = cens["truncate"]
+    lo, hi = (list(t) + [None, None])[:2] if isinstance(t, (list, tuple)) else (None, t)
+    qs = [q for q in (lo, hi) if q is not None]
+    if not qs:
+        return "The censoring weights are not truncated.", False
+    rows = cens.get("truncated_rows")
+    return (f"The censoring weights are truncated at the "
+            f"{join_words([_ordinal(q) for q in qs])} "
+            f"{'percentile' if len(qs) == 1 else 'percentiles'} of the uncensored weights"
+            + (f" ({plural(rows, 'row')} truncated)." if rows is not None else "."), True)
+
+
+def truncation_text(cens: Mapping[str, Any]) -> str:
+    """The sentence of :func:`truncation`, empty when the setting is not recorded."""
+    t = truncation(cens)
+    return "" if t is None else t[0]
+
+
 def inference_caveat(metrics: Mapping[str, Any], rows: Mapping[str, Any] | None = None) -> Caveat:
     """What the interval does and does not account for (with the estimands' intervals)."""
     att = metrics["att"]
@@ -458,56 +494,35 @@ def inference_caveat(metrics: Mapping[str, Any], rows: Mapping[str, Any] | None 
     if cens.get("weight_max") is not None:
         parts.append(f"The largest censoring weight is {fmt_num(cens['weight_max'], 1)} "
                      f"(mean {fmt_num(cens.get('weight_mean'), 2)}).")
+    parts.append(truncation_text(cens))
     status = OK if boot and cluster not in ("student_key", "student") else (
         CONCERN if cluster in ("student_key", "student") else NOT_ASSESSED)
-    return Caveat("inference", "Uncertainty", status, " ".join(parts))
-
-
-def _verdict_line(world: str, verdict: str, reason: str) -> str:
-    """One world's verdict: the verdict and, for a world not identified, what it needs."""
-    reason = str(reason)
-    if verdict == "not identified" and "would need" in reason:
-        reason = reason[reason.rindex("would need"):]
-    elif verdict == "not identified" and "; the extract records" in reason:
-        reason = reason[reason.index("; the extract records") + 2:]
-    return f"{world}: {verdict}" + (f"; {reason}" if reason.strip() not in ("", "nan") else "")
+    return Caveat("inference", "Uncertainty", status, " ".join(p for p in parts if p))
 
 
 def stress_caveat(validation: pd.DataFrame | None, verdicts: pd.DataFrame | None = None,
                   primary: str | None = None) -> Caveat:
     """Verdicts of the simulation study in worlds that break the design's assumptions,
-    one line per world: from the study's verdict table (``verdicts.csv`` beside
-    ``report.validation_table``; the primary design's rows) when present, else from the
-    ``verdict`` column of the validation table."""
+    one line per kind of verdict (:func:`pipeline.reporting.worlds.first_page_lines`):
+    from the study's verdict table (``verdicts.csv`` beside ``report.validation_table``;
+    the primary design's rows) when present, else from the verdict columns of the
+    validation table (the ``primary`` estimator's rows).  Both carry the verdicts' basis
+    columns (:func:`pipeline.reporting.worlds.with_basis`)."""
     topic = "Worlds that break the assumptions"
-    if verdicts is not None and len(verdicts) and "verdict" in verdicts.columns:
-        v = verdicts[verdicts["design"].astype(str) == "primary"] if "design" in verdicts \
-            else verdicts
-        v = v.dropna(subset=["verdict"]).drop_duplicates("scenario")
-        lines = tuple(_verdict_line(str(r.world), str(r.verdict), str(r.reason))
-                      for r in v.itertuples())
-        n = int(pd.to_numeric(v["n_reps"], errors="coerce").min()) if "n_reps" in v else None
-        bad = (v["verdict"].astype(str) == "not identified").any()
-        head = ("In the simulation study" + (f" ({plural(n, 'replication')} per world)"
-                                             if n else "")
-                + ", the primary design in each world:")
-        return Caveat("stress", topic, CONCERN if bad else OK, head, lines)
-    if validation is None or "verdict" not in validation.columns:
+    v = verdicts if verdicts is not None and "verdict" in verdicts.columns else validation
+    if v is None or "verdict" not in v.columns or v["verdict"].isna().all():
         return Caveat(
             "stress", topic, NOT_ASSESSED,
             "Not assessed: how the design fares when referral, reachability or attrition "
             "break its assumptions.",
         )
-    v = validation.dropna(subset=["verdict"])
-    if primary is not None and "estimator" in v.columns and (v["estimator"] == primary).any():
-        v = v[v["estimator"] == primary]
-    v = v.drop_duplicates("scenario")
-    lines = tuple(_verdict_line(labels.scenario(r.scenario), str(r.verdict),
-                                str(getattr(r, "verdict_reason", "")))
-                  for r in v.itertuples())
-    bad = (v["verdict"].astype(str).isin(["not identified", "not_identified"])).any()
-    return Caveat("stress", topic, CONCERN if bad else OK,
-                  "In the simulation study, the primary design in each world:", lines)
+    n = worlds.min_reps(v, primary)
+    head = ("In the simulation study (" + (f"{plural(n, 'replication')} per world; " if n
+                                          else "")
+            + "reasons in the appendix), the primary design in each world:")
+    bad = worlds.any_not_identified(v, primary)
+    return Caveat("stress", topic, CONCERN if bad else OK, head,
+                  worlds.first_page_lines(v, primary))
 
 
 def build_caveats(

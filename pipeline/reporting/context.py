@@ -16,6 +16,7 @@ import pandas as pd
 from pipeline import figures, labels
 from pipeline.disclosure import Published, Rules
 from pipeline.reporting import caveats as cv
+from pipeline.reporting import worlds
 from pipeline.reporting.counts import as_dict, sample_sizes
 from pipeline.reporting.fmt import CI_LEVEL
 from pipeline.reporting.inputs import SENSITIVITY_INPUTS, Inputs, validation_source
@@ -45,14 +46,18 @@ def _within(fe: str | None) -> str:
     return "within district" if fe == "district_code" else f"within the same {labels.words(fe).lower()}"
 
 
-def validation_summary(v: pd.DataFrame | None, primary: str) -> dict[str, Any] | None:
-    """The primary design's record in the simulation study, for the appendix text."""
+def validation_summary(v: pd.DataFrame | None, primary: str,
+                       verdicts: pd.DataFrame | None = None) -> dict[str, Any] | None:
+    """The primary design's record in the simulation study, for the appendix text; the
+    verdict per world from the stress-test study's ``verdicts`` table when there is one,
+    else from the validation table's verdict columns."""
     if v is None or v.empty or primary not in set(v["estimator"]):
         return None
     p = v[(v["estimator"] == primary) & v["targets_apply"].astype(bool)]
     if p.empty:
         return None
     naive = v[(v["estimator"] == "naive_before_after") & (v["scenario"] == "dip")]
+    w = verdicts if verdicts is not None and "verdict" in verdicts.columns else v
     return {
         "n_reps": int(p["n_reps"].min()),
         "scenarios": len(p),
@@ -67,7 +72,8 @@ def validation_summary(v: pd.DataFrame | None, primary: str) -> dict[str, Any] |
             if "pretrend_rejection" in p and p["pretrend_rejection"].notna().any()
             else None
         ),
-        "verdicts": verdict_list(v, primary),
+        "verdicts": verdict_list(w, primary),
+        "verdict_reps": worlds.min_reps(w, primary) if "verdict" in w.columns else None,
         "verdict_rules": verdict_rules(),
     }
 
@@ -84,21 +90,12 @@ def verdict_rules() -> dict[str, float]:
 
 
 def verdict_list(v: pd.DataFrame, primary: str) -> list[dict[str, str]]:
-    """The primary design's verdict per simulated world (the optional ``verdict`` and
-    ``verdict_reason`` columns of the validation table; :mod:`pipeline.validation`)."""
+    """The primary design's verdict per simulated world and its reason, composed from the
+    verdict basis columns (:func:`pipeline.reporting.worlds.appendix_items`) of the
+    study's verdict table or the validation table; empty without verdicts."""
     if "verdict" not in v.columns:
         return []
-    from pipeline.validation.scenarios import spec_of
-
-    rows = v[(v["estimator"] == primary) & v["verdict"].notna()]
-    return [
-        {
-            "world": spec_of(str(r.scenario)).world,
-            "verdict": str(r.verdict),
-            "reason": str(r.verdict_reason),
-        }
-        for r in rows.itertuples()
-    ]
+    return worlds.appendix_items(v, primary)
 
 
 def data_quality_summary(dq: pd.DataFrame, base: tuple[str, ...]) -> dict[str, Any]:
@@ -367,8 +364,11 @@ def build_context(
         "tables": tabs,
         "truth_window": _truth_window(tabs.get("truth_comparison")),
         "validation": inputs.tables.get("validation"),
-        "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"]),
+        "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"],
+                                  inputs.tables.get("verdicts")),
         "val_source": validation_source(inputs).removeprefix("../"),
+        "verdicts_source": (validation_source(inputs, "verdicts").removeprefix("../")
+                            if "verdicts" in inputs.paths else None),
         "estimand_rows": estimand_rows(tabs),
         "costs": cost_context(inputs),
         "sens": sensitivity_section(optional, str(m.get("design", "ancova")), sg),
@@ -376,6 +376,7 @@ def build_context(
             tabs["robustness"], optional.get("sensitivity_honestdid") is not None),
         "placebo": placebo_appendix(tabs["robustness"], optional.get("validation"),
                                     optional.get("verdicts"), m["primary_estimator"]),
+        "truncation": cv.truncation(m.get("censoring") or {}),  # estimate.ipcw_truncate
         "max_smd": float(m["max_abs_smd_after"]),
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
         "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic,

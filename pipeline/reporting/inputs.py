@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.analysis.schemas import EST_COLUMNS as EST_COLS
 from pipeline.analysis.schemas import FLOW_STEPS, required_columns
+from pipeline.reporting import worlds
 
 INPUT_COLUMNS: dict[str, list[str]] = {
     "event_study": required_columns("event_study"),
@@ -96,14 +97,23 @@ class Inputs:
         return bool(self.metrics["synthetic"])
 
 
-def validation_source(inputs: Inputs) -> str:
-    """The simulation table's path as the report cites it (relative to the reports dir)."""
-    p = inputs.paths.get("validation")
+def validation_source(inputs: Inputs, name: str = "validation") -> str:
+    """The simulation table's path (or the table ``name``'s) as the report cites it
+    (relative to the reports dir)."""
+    p = inputs.paths.get(name)
     rep = inputs.paths["metrics"].parent
     return os.path.relpath(p, rep) if p is not None else "tables/validation.csv"
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def _with_basis(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The verdict table with its basis columns (:func:`pipeline.reporting.worlds.with_basis`)."""
+    try:
+        return worlds.with_basis(table, path)
+    except worlds.StaleVerdicts as exc:
+        raise ReportInputError(str(exc)) from exc
 
 
 def _read_csv(path: Path, cols: list[str]) -> pd.DataFrame:
@@ -195,6 +205,9 @@ def load_inputs(
         vd = Path(verdicts) if verdicts is not None else vpath.parent / "verdicts.csv"
         if vd.exists():
             tables["verdicts"], paths["verdicts"] = _read_csv(vd, VERDICT_COLUMNS), vd
+        for name in ("validation", "verdicts"):  # which rule decided each verdict
+            if name in tables:
+                tables[name] = _with_basis(tables[name], paths[name])
     for name, cols in OPTIONAL_TABLES.items():
         p = tabdir / f"{name}.csv"
         if p.exists():

@@ -24,6 +24,9 @@ For the primary design (and the extended design, when it ran) in each scenario:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -43,11 +46,29 @@ CAUGHT_RATE = 0.8
 FALSE_ALARM = 0.2
 BRACKET_RATE = 0.9
 VERDICTS = ("valid", "caught", "bracketed", "not identified")
+#: Which rule decided a verdict (the ``verdict_basis`` column of the verdict table).
+TARGETS_MET = "targets_met"
+DIAGNOSTIC_FIRES = "diagnostic_fires"
+BRACKETED = "bracketed"
+DESIGN_FALLS_SHORT = "design_falls_short"
+NEEDS_DATA = "needs_unrecorded_data"
+NO_ESTIMATES = "no_estimates"
+#: Each basis and the verdict it gives.
+BASES = {
+    TARGETS_MET: "valid",
+    DIAGNOSTIC_FIRES: "caught",
+    BRACKETED: "bracketed",
+    DESIGN_FALLS_SHORT: "not identified",
+    NEEDS_DATA: "not identified",
+    NO_ESTIMATES: "not identified",
+}
 #: The ``design`` label of the intent-to-treat design at the first attempted visit
 #: (issue 17): judged against its own truth; bracketing (a property of the
 #: completed-visit designs) does not apply to it.
 ATTEMPT_DESIGN = "intent to treat"
 
+#: The structured columns saying which rule decided a verdict (:func:`decide`).
+VERDICT_BASIS_COLUMNS = ["verdict_basis", "top_diagnostic", "top_diagnostic_rate", "needed"]
 VERDICT_COLUMNS = [
     "scenario",
     "world",
@@ -63,6 +84,7 @@ VERDICT_COLUMNS = [
     "targets_apply",
     "uninformative",
     "verdict",
+    *VERDICT_BASIS_COLUMNS,
     "reason",
 ]
 
@@ -106,51 +128,104 @@ def bracketing_rate(reps: pd.DataFrame, ancova: str, differences: str) -> pd.Ser
     return inside.groupby(level="scenario", sort=False).mean()
 
 
-def judge(row: dict) -> tuple[str, str]:
-    """The verdict and its reason for one scenario and design (see the module docstring).
+def decide(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Which rule decides the verdict of one scenario and design (see the module docstring).
 
-    ``row`` holds ``n_reps, bias, bias_mcse, coverage, rate_<diagnostic>, bracketing`` and
-    ``needed`` (what a world not identified would need).
+    ``row`` holds ``n_reps, bias, bias_mcse, coverage, rate_<diagnostic>, bracketing``,
+    ``uninformative`` (diagnostics that do not count), ``targets_apply`` and ``needed``
+    (what a world not identified would need).  Returns the structured columns of the
+    verdict table: ``verdict``, ``verdict_basis`` (one of :data:`BASES`),
+    ``top_diagnostic`` and ``top_diagnostic_rate`` (the informative diagnostic that fires
+    most often, and how often; it decides a *caught* verdict) and ``needed`` (for a world
+    the extract cannot identify, what would be needed; else empty).
     """
+    out = {"verdict": "not identified", "verdict_basis": NO_ESTIMATES,
+           "top_diagnostic": "", "top_diagnostic_rate": np.nan, "needed": ""}
     n = int(row["n_reps"])
     if n == 0:
-        return "not identified", "no replication gave an estimate"
+        return out
+    skip = set(row.get("uninformative") or ())
+    fired = {d: _num(row.get(f"rate_{d}")) for d in DIAGNOSTICS if d not in skip}
+    fired = {d: v for d, v in fired.items() if np.isfinite(v)}
+    if fired:
+        best = max(fired, key=fired.get)
+        out.update(top_diagnostic=best, top_diagnostic_rate=fired[best])
     lo, hi = wilson_interval(int(round(row["coverage"] * n)), n)
-    bias_ok = abs(row["bias"]) <= BIAS_TARGET + 2 * (row["bias_mcse"] or 0.0)
+    # no Monte Carlo SE (one replication: NaN) cannot show the bias within its target
+    mcse = row.get("bias_mcse")
+    bias_ok = abs(row["bias"]) <= BIAS_TARGET + 2 * (0.0 if mcse is None else float(mcse))
     cov_ok = lo <= COVERAGE_TARGET[1] and hi >= COVERAGE_TARGET[0]
     if bias_ok and cov_ok:
-        return "valid", (
-            f"bias {row['bias']:+.2f} (Monte Carlo SE {row['bias_mcse']:.2f}), coverage "
-            f"{100 * row['coverage']:.0f}% over {n} replications"
-        )
-    skip = set(row.get("uninformative") or ())
-    fired = {d: row.get(f"rate_{d}") for d in DIAGNOSTICS if d not in skip}
-    fired = {d: v for d, v in fired.items() if v is not None and np.isfinite(v)}
-    best = max(fired, key=fired.get) if fired else None
-    if best is not None and fired[best] >= CAUGHT_RATE:
-        return "caught", (
-            f"the {DIAGNOSTIC_LABELS[best]} fires in {100 * fired[best]:.0f}% of replications"
-        )
-    br = row.get("bracketing")
-    if br is not None and np.isfinite(br) and br >= BRACKET_RATE:
-        return "bracketed", (
-            f"the truth lies between the matched ANCOVA and the matched differences design "
-            f"in {100 * br:.0f}% of replications"
-        )
-    miss = f"bias {row['bias']:+.2f}, coverage {100 * row['coverage']:.0f}%"
-    if best is not None:
-        miss += (
-            f"; the most frequent informative diagnostic ({DIAGNOSTIC_LABELS[best]}) fires in "
-            f"{100 * fired[best]:.0f}%"
-        )
-    if row.get("targets_apply") is True and not row.get("needed"):
+        return {**out, "verdict": "valid", "verdict_basis": TARGETS_MET}
+    if fired and out["top_diagnostic_rate"] >= CAUGHT_RATE:
+        return {**out, "verdict": "caught", "verdict_basis": DIAGNOSTIC_FIRES}
+    if _num(row.get("bracketing")) >= BRACKET_RATE:
+        return {**out, "verdict": "bracketed", "verdict_basis": BRACKETED}
+    needed = row.get("needed")
+    needed = "" if needed is None or (isinstance(needed, float) and np.isnan(needed)) \
+        else str(needed)
+    if _is_true(row.get("targets_apply")) and not needed:
         # the world depends only on what the extract records: the design, not the data, fails
-        return "not identified", (
-            f"{miss}; the extract records what this world depends on, so the design, not "
-            "the data, falls short here"
-        )
-    needed = row.get("needed") or "information the extract does not record"
-    return "not identified", f"{miss}; would need {needed}"
+        return {**out, "verdict_basis": DESIGN_FALLS_SHORT}
+    return {**out, "verdict_basis": NEEDS_DATA,
+            "needed": needed or "information the extract does not record"}
+
+
+def _plain(x: float, nd: int, signed: bool = False) -> str:
+    return f"{x:+.{nd}f}" if signed else f"{x:.{nd}f}"
+
+
+def reason_text(row: Mapping[str, Any],
+                num: Callable[[float, int, bool], str] = _plain) -> str:
+    """The verdict's reason in words, composed from the structured columns of one row of
+    the verdict table (:func:`decide`'s, with ``n_reps, bias, bias_mcse, coverage`` and
+    ``bracketing``); ``num(x, decimals, signed)`` writes each number (the report passes
+    its own, with a true minus sign)."""
+    basis = row["verdict_basis"]
+
+    def pct(x: Any) -> str:
+        return f"{num(100 * float(x), 0, False)}%"
+
+    if basis == NO_ESTIMATES:
+        return "no replication gave an estimate"
+    if basis == TARGETS_MET:
+        return (f"bias {num(row['bias'], 2, True)} (Monte Carlo SE "
+                f"{num(_num(row.get('bias_mcse')), 2, False)}), coverage "
+                f"{pct(row['coverage'])} over {int(row['n_reps'])} replications")
+    top, rate = row.get("top_diagnostic"), _num(row.get("top_diagnostic_rate"))
+    label = DIAGNOSTIC_LABELS.get(str(top)) if np.isfinite(rate) else None
+    if basis == DIAGNOSTIC_FIRES:
+        return f"the {label} fires in {pct(rate)} of replications"
+    if basis == BRACKETED:
+        br = _num(row.get("bracketing"))  # (a validation table has no bracketing rate)
+        return ("the truth lies between the matched ANCOVA and the matched differences design"
+                + (f" in {pct(br)} of replications" if np.isfinite(br) else ""))
+    miss = f"bias {num(row['bias'], 2, True)}, coverage {pct(row['coverage'])}"
+    if label is not None:
+        miss += f"; the most frequent informative diagnostic ({label}) fires in {pct(rate)}"
+    if basis == DESIGN_FALLS_SHORT:
+        return (f"{miss}; the extract records what this world depends on, so the design, not "
+                "the data, falls short here")
+    return f"{miss}; would need {row['needed']}"
+
+
+def judge(row: Mapping[str, Any]) -> tuple[str, str]:
+    """The verdict and its reason in words for one scenario and design (:func:`decide`,
+    :func:`reason_text`)."""
+    d = decide(row)
+    return d["verdict"], reason_text({**row, **d})
+
+
+def _num(v: Any) -> float:
+    """``v`` as a float; NaN when missing or not a number."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _is_true(v: Any) -> bool:
+    return v is True or str(v).strip().lower() in ("true", "1", "1.0")
 
 
 def verdict_table(
@@ -212,7 +287,8 @@ def verdict_table(
                     if (scen in rates.index and col in rates.columns)
                     else np.nan
                 )
-            row["verdict"], row["reason"] = judge(row)
+            row.update(decide(row))
+            row["reason"] = reason_text(row)
             rows.append(row)
     out = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
     out["uninformative"] = out["uninformative"].map(lambda v: " ".join(v) if v else "")
