@@ -57,6 +57,8 @@ STEPS = [
     ("pipeline.outputs", "read_panel_rows", "read panel rows"),
     ("pipeline.analysis.estimation", "home_clusters", "home clusters"),
     ("pipeline.analysis.estimation", "with_censoring_weights", "censoring weights"),
+    ("pipeline.analysis.estimation", "censoring_weights_model", "censoring weights"),
+    ("pipeline.did.ancova", "add_wild_bootstrap", "wild bootstrap"),
     ("pipeline.analysis.estimation", "primary", "primary design"),
     ("pipeline.analysis.estimation", "other_design", "other design"),
     ("pipeline.analysis.estimation", "comparator_panel", "comparator panel"),

@@ -35,16 +35,15 @@ largest weight — the table the report shows.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+import scipy.sparse as sp
 
 from pipeline.analysis.schemas import CENSORING_DIAGNOSTICS_COLUMNS
+from pipeline.matching.propensity import _logistic_newton
 
 DEFAULT_HISTORY = ("rate_lag1", "rate_lag2", "rate_lag3")
 DEFAULT_CATEGORICAL = ("month", "district_code", "grade_band")
@@ -52,6 +51,13 @@ DEFAULT_CATEGORICAL = ("month", "district_code", "grade_band")
 #: primary by about −0.2 points in the default world (``truncate=(0.01, 0.99)`` is the option).
 DEFAULT_TRUNCATE = None
 DIAGNOSTIC_COLUMNS = CENSORING_DIAGNOSTICS_COLUMNS
+#: The hazard's ridge, as scikit-learn's ``C`` (``‖β‖²/2C``, intercept unpenalized): all
+#: but unpenalized; it keeps a never-visited district's coefficient finite.
+HAZARD_C = 1e6
+#: Newton's stopping rule: no coefficient moves more than this, or no component of the
+#: mean-loss gradient exceeds it (:func:`pipeline.matching.propensity._logistic_newton`).
+HAZARD_TOL = 1e-10
+HAZARD_MAX_STEPS = 100
 
 
 @dataclass
@@ -69,7 +75,9 @@ class CensoringModel:
 
 def _design(
     df: pd.DataFrame, history: Sequence[str], categorical: Sequence[str], prior: str | None = None
-) -> np.ndarray:
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The hazard's numeric columns (dense) and its categorical dummies (sparse; first
+    level in sorted order dropped, as ``pd.get_dummies(drop_first=True)``)."""
     cols = []
     for h in (*history, *([prior] if prior else [])):
         x = df[h].to_numpy(dtype=float)
@@ -77,10 +85,32 @@ def _design(
         x = np.where(miss, 0.0, (x - 90.0) / 10.0)
         cols += [x, x**2, miss.astype(float)]
     X = np.column_stack(cols) if cols else np.empty((len(df), 0))
+    blocks = []
     for c in categorical:
-        d = pd.get_dummies(df[c].astype(str), drop_first=True, dtype=float)
-        X = np.column_stack([X, d.to_numpy()])
-    return X
+        codes, levels = pd.factorize(df[c].astype(str), sort=True)
+        rows = np.flatnonzero(codes > 0)
+        blocks.append(sp.csr_matrix((np.ones(rows.size), (rows, codes[rows] - 1)),
+                                    shape=(len(df), max(len(levels) - 1, 0))))  # fmt: skip
+    dummies = sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((len(df), 0))
+    return X, dummies
+
+
+def fit_hazard(X: np.ndarray, dummies: sp.csr_matrix, y: np.ndarray) -> np.ndarray:
+    """The censoring hazard's logistic regression: intercept, then the columns of ``X``
+    and ``dummies``; returns the coefficients in that order.
+
+    The objective is scikit-learn's ``LogisticRegression(C=1e6)`` (the ridge ``‖β‖²/2C``
+    on every coefficient but the intercept), minimised by the damped Newton solver the
+    propensity model uses (:func:`pipeline.matching.propensity._logistic_newton`) on a
+    sparse design, so the Hessian costs the dummies' nonzeros rather than rows × columns².
+    """
+    Z = sp.hstack([sp.csr_matrix(np.ones((len(y), 1))), sp.csr_matrix(X), dummies],
+                  format="csr")  # fmt: skip
+    yv = np.asarray(y, dtype=float)
+    b0 = np.zeros(Z.shape[1])
+    b0[0] = np.log(yv.mean() / (1.0 - yv.mean()))
+    return _logistic_newton(Z, yv, np.ones(yv.size), b0, HAZARD_MAX_STEPS, tol=HAZARD_TOL,
+                            l2=1.0 / HAZARD_C)  # fmt: skip
 
 
 def ipcw_weights(
@@ -165,20 +195,17 @@ def ipcw_weights(
             _diagnostics(k, comp, censored, event, w, mw, np.zeros(len(df), dtype=bool)),
         )
         return pd.Series(w, index=stacked.index, name="ipcw"), model
-    X = _design(risk, history, categorical, prior)
+    X, dummies = _design(risk, history, categorical, prior)
     names = [
         f"{h}{s}" for h in (*history, *([prior] if prior else [])) for s in ("", "_sq", "_missing")
     ]
     varies = X.std(axis=0) > 0  # e.g. a missing-lag indicator that is always 0
-    names = [n for n, v in zip(names, varies[: len(names)], strict=True) if v]
+    names = [n for n, v in zip(names, varies, strict=True) if v]
     X = X[:, varies]
-    lr = LogisticRegression(C=1e6, solver="newton-cholesky", max_iter=200, tol=1e-8)
-    with warnings.catch_warnings():
-        # sklearn may fall back from Newton to lbfgs on nearly separable designs; the
-        # fallback's result is used; non-finite fitted probabilities stop the stage below
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        lr.fit(X, y)
-    h = lr.predict_proba(X)[:, 1]
+    beta = fit_hazard(X, dummies, y)
+    with np.errstate(over="ignore"):
+        h = 1.0 / (1.0 + np.exp(-(beta[0] + X @ beta[1 : 1 + X.shape[1]]
+                                   + dummies @ beta[1 + X.shape[1]:])))  # fmt: skip
     if not np.all(np.isfinite(h)):
         raise RuntimeError("ipcw_weights: the censoring model gave non-finite probabilities")
     # marginal hazard by event time for stabilization
@@ -220,7 +247,7 @@ def ipcw_weights(
         "truncate": [lo_q, hi_q],
         "truncated_rows": int(trunc.sum()),
     }
-    coef = pd.Series(lr.coef_[0][: len(names)], index=names)
+    coef = pd.Series(beta[1 : 1 + len(names)], index=names)
     return pd.Series(w, index=stacked.index, name="ipcw"), CensoringModel(
         int(y.size), n_events, coef, summary, _diagnostics(k, comp, censored, event, w, mw, trunc)
     )

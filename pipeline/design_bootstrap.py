@@ -50,6 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.censoring import DEFAULT_TRUNCATE, _truncation
 from pipeline.clusters import home_clusters
+from pipeline.did.within import wls_within
 from pipeline.matching.propensity import (
     _logistic_newton,
     _non_aliased,
@@ -340,7 +341,7 @@ class DesignBootstrap:
             D = mem_treated[use].astype(float)
             X = np.column_stack([D, self.base_cov[mem_row[use]]])
             fe = self.work_fe[t_rows[mem_set[use]]]
-            betas.append(_wls_within(yk, X, wt[use], fe)[0])
+            betas.append(wls_within(yk, X, wt[use], fe)[0])
         return float(np.mean(betas))
 
     def _censoring_weights(self, rows, at_risk, event, censored, mem_om, ks) -> np.ndarray:
@@ -438,24 +439,3 @@ _ACTIVE: DesignBootstrap | None = None
 def _run_chunk(items):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     return _ACTIVE._chunk(items)
-
-
-def _wls_within(y, X, w, fe) -> np.ndarray:
-    """Weighted least squares of ``y`` on ``X`` with fixed effects ``fe`` swept out."""
-    codes, n = _codes(fe)
-    sw = np.bincount(codes, weights=w, minlength=n)
-    sw = np.where(sw > 0, sw, 1.0)
-    ym = np.bincount(codes, weights=w * y, minlength=n) / sw
-    yt = y - ym[codes]
-    Xt = np.empty_like(X)
-    for j in range(X.shape[1]):
-        xm = np.bincount(codes, weights=w * X[:, j], minlength=n) / sw
-        Xt[:, j] = X[:, j] - xm[codes]
-    sq = np.sqrt(w)
-    coef = np.linalg.lstsq(Xt * sq[:, None], yt * sq, rcond=None)[0]
-    return coef
-
-
-def _codes(fe: np.ndarray) -> tuple[np.ndarray, int]:
-    u, inv = np.unique(fe, return_inverse=True)
-    return inv, u.size

@@ -151,3 +151,60 @@ def test_truncate_rejects_bad_quantiles():
         ipcw_weights(df, categorical=(), prior=None, truncate=1.5)
     with pytest.raises(KeyError, match="prior_year_rate"):
         ipcw_weights(df, categorical=())
+
+
+def _sklearn_hazard(X, dummies, y):
+    """The hazard as the stage fitted it before: scikit-learn, C = 1e6, on the dense
+    design with pandas' dummies (the reference for the Newton fit)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    Xd = np.column_stack([X, dummies.toarray()])
+    lr = LogisticRegression(C=1e6, solver="newton-cholesky", max_iter=200, tol=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lr.fit(Xd, y)
+    return np.r_[lr.intercept_, lr.coef_[0]]
+
+
+def _with_categories(seed=4):
+    df = _simulate(n=4000, K=8, seed=seed)
+    rng = np.random.default_rng(seed)
+    n = df["student_key"].max() + 1
+    df["district_code"] = np.array([f"D{i:02d}" for i in rng.integers(0, 12, n)])[
+        df["student_key"]
+    ]
+    df["grade_band"] = np.where(rng.random(n) < 0.4, "6-12", "PK-5")[df["student_key"]]
+    df["prior_year_rate"] = np.where(rng.random(n) < 0.15, np.nan, rng.normal(90, 5, n))[
+        df["student_key"]
+    ]
+    return df
+
+
+def test_design_dummies_are_pandas_get_dummies():
+    import pipeline.censoring as cz
+
+    df = _with_categories()
+    X, dummies = cz._design(df, cz.DEFAULT_HISTORY, cz.DEFAULT_CATEGORICAL, "prior_year_rate")
+    ref = pd.concat([pd.get_dummies(df[c].astype(str), drop_first=True, dtype=float)
+                     for c in cz.DEFAULT_CATEGORICAL], axis=1).to_numpy()  # fmt: skip
+    np.testing.assert_array_equal(dummies.toarray(), ref)
+    assert X.shape == (len(df), 12)
+
+
+def test_newton_hazard_gives_the_scikit_learn_weights(monkeypatch):
+    """Same objective (C = 1e6 ridge, intercept free) as the scikit-learn fit the stage
+    used: coefficients agree closely and the weights within 1e-6."""
+    import pipeline.censoring as cz
+
+    df = _with_categories()
+    w_new, m_new = ipcw_weights(df, truncate=None)
+    monkeypatch.setattr(cz, "fit_hazard", _sklearn_hazard)
+    w_ref, m_ref = ipcw_weights(df, truncate=None)
+    assert m_ref.n_events == m_new.n_events > 300
+    assert np.abs(w_new.to_numpy() - w_ref.to_numpy()).max() < 1e-6
+    assert (w_new.to_numpy() > 1.0).any() and (w_new.to_numpy() == 0).any()  # not trivial
+    np.testing.assert_allclose(m_new.coef.to_numpy(), m_ref.coef.to_numpy(), atol=1e-5)
+    pd.testing.assert_frame_equal(m_new.diagnostics, m_ref.diagnostics, atol=1e-6)

@@ -30,15 +30,17 @@ undo the drop of later-visited comparison students.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pipeline.did.fe import FixedEffects, cluster_codes, factorize, feols, require_columns
+from pipeline.did.fe import _independent_columns, cluster_codes, factorize, require_columns
 from pipeline.did.results import EventStudyResult
-from pipeline.did.wild import add_wild_bootstrap, partial_out
+from pipeline.did.wild import add_wild_bootstrap
+from pipeline.did.within import sweep
 
-__all__ = ["matched_ancova"]
+__all__ = ["ByEventTimeFit", "baseline_covariates", "fit_by_event_time", "matched_ancova"]
 
 LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
 
@@ -101,31 +103,10 @@ def matched_ancova(
     lo, hi = int(window[0]), int(window[1])
     if hi < 0 or lo > hi:
         raise ValueError(f"{where}: window {window} must include post-visit event times")
-    et = pd.to_numeric(data[event_time], errors="coerce")
-    base = data.loc[et == 0, [match, unit, *base_cols]]
-    if base.duplicated([match, unit]).any():
-        raise ValueError(f"{where}: more than one event-time-0 row per student and match")
-    base = base.rename(columns={c: f"_b_{c}" for c in base_cols})
-    if fe is not None:  # the visited student's value at the first visit, per matched set
-        at0 = data.loc[(et == 0).to_numpy() & (data[treated].astype(str) == "treated").to_numpy()]
-        cell = at0.drop_duplicates(match).set_index(match, drop=False)[fe]
-        base["_fe"] = base[match].map(cell)
-    rows = et.between(lo, hi) & ~et.isin(refs)
-    d = data.loc[rows].merge(base, on=[match, unit], how="inner")
-    if censored is not None:
-        d = d[~d[censored].astype(bool).to_numpy()]
-    w = np.ones(len(d))
-    for wc in (match_weight, weights):
-        if wc is not None:
-            w = w * pd.to_numeric(d[wc], errors="coerce").to_numpy(dtype=float)
-    if not np.all(np.isfinite(w)) or (w < 0).any():
-        raise ValueError(f"{where}: weights must be finite and >= 0")
-    keep = w > 0
-    lagv = d[[f"_b_{c}" for c in lags]].to_numpy(dtype=float)
-    keep &= np.isfinite(lagv).all(axis=1)
-    if fe is not None:
-        keep &= d["_fe"].notna().to_numpy()
-    d, w = d[keep], w[keep]
+    d, w = _rows(data, yname=yname, fe=fe, lags=lags, base_cols=base_cols, unit=unit,
+                 match=match, event_time=event_time, treated=treated,
+                 wcols=(match_weight, weights), censored=censored, cl_cols=cl_cols,
+                 window=(lo, hi), refs=refs, where=where)  # fmt: skip
     y = pd.to_numeric(d[yname], errors="coerce").to_numpy(dtype=float)
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{where}: outcome {yname!r} has missing values in rows used")
@@ -133,25 +114,11 @@ def matched_ancova(
     if not D.any() or D.all():
         raise ValueError(f"{where}: need both treated and comparison rows")
     e = d[event_time].to_numpy(dtype=np.int64)
-    evs = sorted(int(k) for k in np.unique(e[D]))
-    cols = [(D & (e == k)).astype(float) for k in evs]
-    cov = [d[f"_b_{c}"].to_numpy(dtype=float) for c in lags]
-    cov += [x * x / 100.0 for x in cov[: len(lags)]]
-    for c in [*([prior] if prior else []), *extra]:
-        p = d[f"_b_{c}"].to_numpy(dtype=float)
-        cov += [np.where(np.isnan(p), 0.0, p), np.isnan(p).astype(float)]
-    for k in sorted(np.unique(e)):
-        ek = (e == k).astype(float)
-        cols += [ek * x for x in cov]
-    X = np.column_stack(cols)
-    X = X[:, np.r_[np.ones(len(evs), bool), X[:, len(evs):].std(axis=0) > 0]]
-    codes = factorize(d[event_time]) if fe is None else factorize(d["_fe"], d[event_time])
+    cov = baseline_covariates(d, lags, [*([prior] if prior else []), *extra])
+    cells = factorize(d[event_time]) if fe is None else factorize(d["_fe"], d[event_time])
     cl = cluster_codes(d, cluster)
-    r = feols(y, X, FixedEffects([codes[0]], w), weights=w, cluster=cl,
-              names=[*evs, *[f"x{i}" for i in range(X.shape[1] - len(evs))]],
-              keep_tilde=wild_bootstrap)
-    pos = [i for i, nm in enumerate(r.names) if nm in evs]
-    events = np.asarray([r.names[i] for i in pos], dtype=np.int64)
+    r = fit_by_event_time(y, D, e, cov, cells, w, cl, keep_partialled=wild_bootstrap)
+    events = r.events
     n_tr = pd.Series(d[unit].to_numpy()[D]).groupby(e[D]).nunique()
     info: dict = {
         "n_obs": r.n,
@@ -165,8 +132,8 @@ def matched_ancova(
     res = EventStudyResult(
         estimator="matched_ancova",
         event_time=events,
-        estimate=np.asarray(r.coef[pos]),
-        vcov=np.asarray(r.vcov[np.ix_(pos, pos)]),
+        estimate=r.coef,
+        vcov=r.vcov,
         n_treated=np.array([int(n_tr.get(v, 0)) for v in events], dtype=np.int64),
         reference=refs,
         df=float(r.n_clusters - 1) if r.n_clusters else None,
@@ -174,7 +141,202 @@ def matched_ancova(
         info=info,
     )
     if wild_bootstrap:
-        Xr, yr = partial_out(r.extra["Xt"], r.extra["yt"], w, np.asarray(pos))
-        add_wild_bootstrap(res, Xr, yr, cl, w=w, ssc=r.ssc, average_window=average_window,
+        add_wild_bootstrap(res, r.Xr, r.yr, cl, w=w, ssc=r.ssc, average_window=average_window,
                            B=B, seed=seed, weights=bootstrap_weights, alpha=alpha, where=where)
     return res
+
+
+def _rows(data, *, yname, fe, lags, base_cols, unit, match, event_time, treated, wcols,
+          censored, cl_cols, window, refs, where) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows the regression uses (baseline covariates and the visited student's ``fe``
+    of each matched set merged on) and their weights (matching × censoring)."""
+    et = pd.to_numeric(data[event_time], errors="coerce")
+    base = data.loc[et == 0, [match, unit, *base_cols]]
+    if base.duplicated([match, unit]).any():
+        raise ValueError(f"{where}: more than one event-time-0 row per student and match")
+    base = base.rename(columns={c: f"_b_{c}" for c in base_cols})
+    if fe is not None:  # the visited student's value at the first visit, per matched set
+        at0 = data.loc[(et == 0).to_numpy() & (data[treated].astype(str) == "treated").to_numpy()]
+        cell = at0.drop_duplicates(match).set_index(match, drop=False)[fe]
+        base["_fe"] = base[match].map(cell)
+    rows = et.between(*window) & ~et.isin(refs)
+    need = [yname, unit, match, event_time, treated, *wcols, censored, *cl_cols]
+    need = list(dict.fromkeys(c for c in need if c is not None))
+    d = data.loc[rows, need].merge(base, on=[match, unit], how="inner")
+    if censored is not None:
+        d = d[~d[censored].astype(bool).to_numpy()]
+    w = np.ones(len(d))
+    for wc in wcols:
+        if wc is not None:
+            w = w * pd.to_numeric(d[wc], errors="coerce").to_numpy(dtype=float)
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError(f"{where}: weights must be finite and >= 0")
+    keep = w > 0
+    lagv = d[[f"_b_{c}" for c in lags]].to_numpy(dtype=float)
+    keep &= np.isfinite(lagv).all(axis=1)
+    if fe is not None:
+        keep &= d["_fe"].notna().to_numpy()
+    return d[keep], w[keep]
+
+
+def baseline_covariates(d: pd.DataFrame, lags: Sequence[str], linear: Sequence[str]) -> np.ndarray:
+    """The ANCOVA's baseline covariates (``n × p``) from the merged ``_b_*`` columns.
+
+    The lags, their squares / 100, then each of ``linear`` (prior-year rate, extras) with
+    missing values set to 0 and a missing indicator.
+    """
+    cov = [d[f"_b_{c}"].to_numpy(dtype=float) for c in lags]
+    cov += [x * x / 100.0 for x in cov[: len(lags)]]
+    for c in linear:
+        p = d[f"_b_{c}"].to_numpy(dtype=float)
+        cov += [np.where(np.isnan(p), 0.0, p), np.isnan(p).astype(float)]
+    return np.column_stack(cov) if cov else np.empty((len(d), 0))
+
+
+@dataclass
+class ByEventTimeFit:
+    """The treated coefficients of the ANCOVA fitted one event time at a time.
+
+    Attributes
+    ----------
+    events, coef, vcov
+        Event times whose treated coefficient is estimated, the coefficients and their
+        cluster-robust covariance (across event times too).
+    n, n_clusters, df_k, ssc
+        Rows, clusters (``None`` without clusters), the ``K`` of the small-sample
+        correction (regressors of every event time plus the fixed-effect cells) and the
+        correction factor.
+    Xr, yr
+        With ``keep_partialled``: the treated columns and the outcome with the fixed
+        effects and the covariates partialled out (``n × len(events)`` and ``n``), for
+        the wild cluster bootstrap (:func:`pipeline.did.wild.add_wild_bootstrap`).
+    """
+
+    events: np.ndarray
+    coef: np.ndarray
+    vcov: np.ndarray
+    n: int
+    n_clusters: int | None
+    df_k: int
+    ssc: float
+    Xr: np.ndarray | None = None
+    yr: np.ndarray | None = None
+
+
+def fit_by_event_time(
+    y: np.ndarray,
+    D: np.ndarray,
+    e: np.ndarray,
+    cov: np.ndarray,
+    cells: tuple[np.ndarray, int],
+    w: np.ndarray,
+    cl: np.ndarray | None,
+    *,
+    keep_partialled: bool = False,
+) -> ByEventTimeFit:
+    """The fully interacted ANCOVA as one weighted regression per event time.
+
+    The pooled model regresses ``y`` on ``D × 1[e = k]`` (for event times with treated
+    rows), ``cov × 1[e = k]`` and fixed-effect cells nested in event time. Its normal
+    equations are block diagonal by event time, so each block is solved on its own rows
+    with the cells swept out (Frisch–Waugh–Lovell, :func:`pipeline.did.within.sweep`).
+    Columns are kept, dropped for collinearity and counted exactly as
+    :func:`pipeline.did.fe.feols` does on the pooled design; the cluster-robust (CR1)
+    covariance of the treated coefficients across event times comes from each cluster's
+    influence on them (``bread_k · score_gk``), with fixest's small-sample factor
+    ``(n−1)/(n−K) · G/(G−1)`` (``K`` = kept regressors + cells, less the cells when they
+    are nested in the clusters, as ``feols(k_fixef="nonnested")``); without clusters the
+    HC1 factor ``n/(n−K)``.
+
+    Parameters
+    ----------
+    y, D, e : ndarray
+        Outcome, treated indicator, event time (``n`` each).
+    cov : ndarray
+        Baseline covariates (``n × p``), interacted with event time.
+    cells : (ndarray, int)
+        Fixed-effect cell codes (nested in event time) and their number.
+    w : ndarray
+        Positive weights.
+    cl : ndarray or None
+        Cluster codes (``None``: heteroskedasticity-robust errors).
+    keep_partialled : bool
+        Also return the partialled-out treated columns and outcome.
+
+    Returns
+    -------
+    ByEventTimeFit
+    """
+    codes, L = cells
+    n = y.size
+    Z = sweep(codes, L, w, np.column_stack([y, D.astype(float), cov]))
+    evs = set(np.unique(e[D]).tolist())
+    ks = np.unique(e)
+    g, G = (np.arange(n), n) if cl is None else _clusters(cl)
+    events, coef, infl = [], [], []
+    K = 0
+    Xr = np.zeros((n, len(evs))) if keep_partialled else None
+    yr = np.empty(n) if keep_partialled else None
+    for k in ks:
+        idx = np.flatnonzero(e == k)
+        cols = [1] if int(k) in evs else []
+        cols += [2 + j for j in range(cov.shape[1]) if _varies(cov[idx, j], idx.size == n)]
+        Zk, wk = Z[idx], w[idx]
+        Xk = Zk[:, cols]
+        M = Xk.T @ (wk[:, None] * Xk)
+        keep = _independent_columns(M)
+        K += keep.size
+        Xk, M = Xk[:, keep], M[np.ix_(keep, keep)]
+        bread = np.linalg.inv(M)
+        bread = (bread + bread.T) / 2
+        beta = bread @ (Xk.T @ (wk * Zk[:, 0]))
+        has_d = bool(cols) and cols[0] == 1 and keep.size > 0 and int(keep[0]) == 0
+        if keep_partialled:
+            _partial(Xr, yr, idx, Zk[:, 0], Xk, wk, has_d, len(events))
+        if has_d:
+            u = Zk[:, 0] - Xk @ beta
+            events.append(int(k))
+            coef.append(beta[0])
+            infl.append((idx, wk * u * (Xk @ bread[:, 0])))
+    Psi = np.zeros((G, len(events)))
+    for j, (idx, a) in enumerate(infl):
+        Psi[:, j] = np.bincount(g[idx], weights=a, minlength=G)
+    nested = cl is not None and np.unique(codes * G + g).size == L
+    df_k = K + (1 if nested else L)
+    factor = (n - 1) / (n - df_k) * G / (G - 1) if cl is not None else n / (n - df_k)
+    V = factor * (Psi.T @ Psi)
+    return ByEventTimeFit(
+        events=np.asarray(events, dtype=np.int64),
+        coef=np.asarray(coef, dtype=float),
+        vcov=(V + V.T) / 2,
+        n=n,
+        n_clusters=G if cl is not None else None,
+        df_k=int(df_k),
+        ssc=float(factor),
+        Xr=None if Xr is None else Xr[:, : len(events)],
+        yr=yr,
+    )
+
+
+def _clusters(cl: np.ndarray) -> tuple[np.ndarray, int]:
+    g = pd.factorize(np.asarray(cl, dtype=np.int64))[0]
+    return g, int(g.max()) + 1
+
+
+def _varies(x: np.ndarray, all_rows: bool) -> bool:
+    """Whether the pooled column ``x × 1[e = k]`` has a positive standard deviation."""
+    return bool(np.std(x) > 0) if all_rows else bool(np.any(x != 0))
+
+
+def _partial(Xr, yr, idx, yt, Xk, wk, has_d, j) -> None:
+    """Rows ``idx`` of the treated column ``j`` and the outcome with the event time's
+    covariates partialled out (:func:`pipeline.did.wild.partial_out`, one block)."""
+    other = Xk[:, 1:] if has_d else Xk
+    left = np.column_stack([Xk[:, :1], yt]) if has_d else yt[:, None]
+    if other.shape[1]:
+        ZW = other * wk[:, None]
+        c = np.linalg.lstsq(ZW.T @ other, ZW.T @ left, rcond=None)[0]
+        left = left - other @ c
+    if has_d:
+        Xr[idx, j] = left[:, 0]
+    yr[idx] = left[:, -1]

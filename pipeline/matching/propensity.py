@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 __all__ = [
@@ -226,7 +227,8 @@ def _logistic_newton(
     as the stage's solver does, instead of overshooting. Stops when a step moves no
     coefficient by more than ``tol`` or when no component of the gradient of the mean loss
     exceeds ``tol`` (scikit-learn's criterion; it ends the slow drift of coefficients of
-    near-separated columns towards infinity).
+    near-separated columns towards infinity). ``Z`` may be a scipy.sparse matrix (a design
+    of dummies: the Hessian then costs the nonzeros, not ``n × columns²``).
     """
     pen = np.full(beta.size, l2)
     pen[0] = 0.0
@@ -244,7 +246,7 @@ def _logistic_newton(
         g = Z.T @ (w * (y - p)) - pen * b
         if np.max(np.abs(g)) <= tol * wsum:  # scikit-learn's criterion (mean-loss gradient)
             break
-        H = (Z * (w * p * (1 - p))[:, None]).T @ Z
+        H = _weighted_gram(Z, w * p * (1 - p))
         H[np.diag_indices_from(H)] += pen + 1e-12
         try:
             step = np.linalg.solve(H, g)
@@ -261,6 +263,13 @@ def _logistic_newton(
         if np.max(np.abs(t * step)) < tol:
             break
     return b
+
+
+def _weighted_gram(Z, v: np.ndarray) -> np.ndarray:
+    """``Z' diag(v) Z`` as a dense array (``Z`` dense or scipy.sparse)."""
+    if sp.issparse(Z):
+        return np.asarray((Z.T @ (sp.diags(v) @ Z)).toarray())
+    return (Z * v[:, None]).T @ Z
 
 
 def _non_aliased(A: np.ndarray, mu: np.ndarray, sd: np.ndarray, tol: float = 1e-7) -> np.ndarray:
