@@ -83,7 +83,7 @@ def test_rating_names_what_it_rests_on_and_what_else_exceeds():
                                 ("grade=K", 0.27, "not satisfied", False)],
                                "Meets WWC Standards With Reservations"))
     assert ok.status == cv.OK and "Every one is within 0.25" in ok.text
-    assert "Grade: K" in ok.text
+    assert "1 other characteristic (|g| up to 0.27" in ok.text
 
 
 def test_balance_caution_and_rating_agree_on_what_the_rating_rests_on():
