@@ -319,9 +319,9 @@ def test_every_caveat_is_on_the_first_page(rendered):
         first = _squash(subprocess.run(["pdftotext", "-f", "1", "-l", "1",
                                         str(rendered[1]["pdf"]), "-"],
                                        capture_output=True, text=True, check=True).stdout)
-        assert "school days" in first
+        assert "schooldays" in first  # (squashed text)
         items = first_page_items(html)
-        assert len(items) >= 3 * 7, items
+        assert len(items) >= 2 * 7, items  # each caveat: its tag and topic, its text
         for item in items:  # every concern and every checked line, in full
             assert _squash(item) in first, item
 
@@ -446,7 +446,9 @@ def test_no_mostly_empty_pdf_page(rendered, tmp_path):
             w, h = g.size
             rows = (np.asarray(g) < 200).any(axis=1).tolist()
         last = max((y for y, ink in enumerate(rows) if ink), default=0)
-        assert last / h > 0.55, f"{png.name}: content ends at {last / h:.0%} of the page"
+        # "mostly empty": content ending before half the page (a figure or table too tall for
+        # the rest of a page moves to the next one and may leave up to half of it blank)
+        assert last / h > 0.5, f"{png.name}: content ends at {last / h:.0%} of the page"
 
 
 # --------------------------------------------------------------------------- bytes

@@ -54,8 +54,8 @@ HAND = pd.DataFrame(
 ).assign(design="primary", reason="PROSE NOT TO BE PARSED")
 
 LINES = (
-    "Valid (bias in points, coverage of 95% intervals): dip (default) +0.05, 95%; "
-    "reachability −0.10, 94%",
+    "Valid (bias and coverage within their targets; numbers in the appendix): dip (default) "
+    "and reachability",
     "Caught by the pre-trend test (share of replications it fires in): level referral 93% "
     "and year-to-date referral 100%",
     "Caught by the attrition check (share of replications it fires in): attrition 85%",

@@ -416,9 +416,8 @@ def reachability_caveat(rows: Mapping[str, Any]) -> Caveat | None:
         return None
     text = (
         "The headline counts students whose family was reached, who may differ in ways "
-        "the records do not show. Counting the students a visitor first tried to reach who "
-        "could be matched, reached or not (intent to treat; it describes those students, "
-        f"not the ones who could not be matched), the average is {_est_ci(rows['itt'])}"
+        "the records do not show. Counting the matched students a visitor first tried to "
+        f"reach, reached or not (intent to treat), the average is {_est_ci(rows['itt'])}"
     )
     if "reached" in rows:
         text += (f"; divided by the share of families reached, {_est_ci(rows['reached'])} "

@@ -146,8 +146,8 @@ def _miss(r: Mapping[str, Any]) -> str:
 #: its worlds' rows) and how one world reads in it.
 _KINDS: tuple[tuple[str, Callable, Callable], ...] = (
     (vd.TARGETS_MET,
-     lambda rows: "Valid (bias in points, coverage of 95% intervals)",
-     lambda r: f"{_world(r)} {fmt_num(r['bias'], 2, True)}, {_rate(r['coverage'])}"),
+     lambda rows: "Valid (bias and coverage within their targets; numbers in the appendix)",
+     _world),
     (vd.DIAGNOSTIC_FIRES,
      lambda rows: f"Caught by the {_diag(rows[0])} (share of replications it fires in)",
      lambda r: f"{_world(r)} {_rate(r['top_diagnostic_rate'])}"),
@@ -183,8 +183,7 @@ def first_page_lines(v: pd.DataFrame, primary: str | None = None) -> tuple[str, 
         for rows in groups.values():
             items = [item(r) for r in rows]
             # items that hold commas themselves are separated by semicolons
-            text = ("; ".join(items) if basis in (vd.TARGETS_MET, vd.NEEDS_DATA)
-                    else join_words(items))
+            text = "; ".join(items) if basis == vd.NEEDS_DATA else join_words(items)
             lines.append(f"{head(rows)}: {text}")
     return tuple(lines)
 
