@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-BIAS_TARGET = 0.3
-COVERAGE_TARGET = (0.93, 0.97)
+from pipeline.validation.verdicts import BIAS_TARGET, COVERAGE_TARGET
+
 SE_RATIO_TARGET = 0.10
 
 LABELS = {

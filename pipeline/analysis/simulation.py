@@ -234,7 +234,8 @@ def synthetic_panel_truth(scfg: SynthConfig) -> tuple[pd.DataFrame, dict]:
         if units is not None:
             key, _ = resolve_key(tmp / "raw", synthetic=True)  # the key ingest used
             uid = units["student_id"].astype(str)
-            keys = dict(zip(uid.unique(), pseudonymize(uid.unique(), key), strict=True))
+            ids = uid.unique()
+            keys = dict(zip(ids, pseudonymize(ids, key), strict=True))
             truth[ITT_UNITS] = units.assign(student_id=uid.map(keys))
         return pd.read_parquet(tmp / "panel.parquet"), truth
 
@@ -322,7 +323,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     if cfg.inference:  # each extra carries its own truth (pipeline/validation/extras.py)
         rows.extend(
             inference_rows(panel, m_ipcw, spec, ecfg, truths, boot_draws=cfg.boot_draws,
-                           wild_draws=cfg.wild_draws, seed=seed, ps_cache=ps_cache)
+                           wild_draws=cfg.wild_draws, seed=seed, ps_cache=ps_cache,
+                           homes=homes)
         )  # fmt: skip
     out = pd.DataFrame(rows).reindex(columns=REP_COLUMNS)
     if cfg.diagnostics:

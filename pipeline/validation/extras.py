@@ -228,6 +228,7 @@ def inference_rows(
     seed: int,
     y: str = "attendance_rate",
     ps_cache: PropensityCache | None = None,
+    homes: pd.DataFrame | None = None,
 ) -> list[dict]:
     """The extras' rows of one replication (see the module docstring).
 
@@ -252,6 +253,9 @@ def inference_rows(
     ps_cache : PropensityCache, optional
         The cache the primary's :func:`~pipeline.matching.riskset.riskset_match` used: the
         design bootstrap reuses its propensity fit.
+    homes : DataFrame, optional
+        The students' home clusters (:func:`pipeline.clusters.home_clusters` of ``panel``),
+        when the caller has them already; computed here otherwise.
 
     Returns
     -------
@@ -260,7 +264,7 @@ def inference_rows(
         failed extra is a row with ``error``.
     """
     rows: list[dict] = []
-    homes = home_clusters(panel)
+    homes = home_clusters(panel) if homes is None else homes
     n_t = int(matched.loc[matched["role"] == "treated", "student_key"].nunique())
 
     def guard(name: str, fn: Callable[[], dict]) -> None:
