@@ -174,7 +174,8 @@ def test_worlds_caution_comes_from_the_verdict_table(tmp_path):
     assert c.status == cv.CONCERN and "100 replications per world" in c.text
     # one line per kind of verdict, from the basis columns (tests/test_report_worlds.py)
     assert c.items == (
-        "Valid (bias and coverage within their targets; numbers in the appendix): dip (default)",
+        "Valid (bias and coverage within their targets up to simulation error; numbers in "
+        "the appendix): dip (default)",
         "Caught by the pre-trend test (share of replications it fires in): level referral 91%",
         "Not identified from the records: attrition (bias −0.57, coverage 80%), would need "
         + WORLD_SPECS["attrition"].needed,
