@@ -305,7 +305,9 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
                       "top_diagnostic": ["pretrend", "pretrend"],
                       "top_diagnostic_rate": [0.05, 0.1], "needed": ["", "a family record"]})
     s = cv.stress_caveat(v)
-    assert s.status == cv.CONCERN and "selection on unrecorded shocks" in " ".join(s.items).lower()
+    # the world named as in the appendix (its world label), with what it would need
+    assert s.status == cv.CONCERN
+    assert "unrecorded shocks (bias +1.20, coverage 50%), would need a family record" in s.items[1]
 
 
 def test_every_caveat_is_on_the_first_page(rendered):
@@ -319,9 +321,9 @@ def test_every_caveat_is_on_the_first_page(rendered):
         first = _squash(subprocess.run(["pdftotext", "-f", "1", "-l", "1",
                                         str(rendered[1]["pdf"]), "-"],
                                        capture_output=True, text=True, check=True).stdout)
-        assert "schooldays" in first  # (squashed text)
+        assert _squash("school days") in first
         items = first_page_items(html)
-        assert len(items) >= 2 * 7, items  # each caveat: its tag and topic, its text
+        assert len(items) >= 2 * 7 + 3, items  # 7 topics and texts, 3 worlds lines
         for item in items:  # every concern and every checked line, in full
             assert _squash(item) in first, item
 
@@ -446,9 +448,7 @@ def test_no_mostly_empty_pdf_page(rendered, tmp_path):
             w, h = g.size
             rows = (np.asarray(g) < 200).any(axis=1).tolist()
         last = max((y for y, ink in enumerate(rows) if ink), default=0)
-        # "mostly empty": content ending before half the page (a figure or table too tall for
-        # the rest of a page moves to the next one and may leave up to half of it blank)
-        assert last / h > 0.5, f"{png.name}: content ends at {last / h:.0%} of the page"
+        assert last / h > 0.55, f"{png.name}: content ends at {last / h:.0%} of the page"
 
 
 # --------------------------------------------------------------------------- bytes

@@ -28,7 +28,7 @@ from pipeline import labels
 from pipeline.reporting.fmt import fmt_num, fmt_pct, join_words
 from pipeline.validation import verdicts as vd
 from pipeline.validation.diagnostics import DIAGNOSTIC_LABELS, DIAGNOSTICS
-from pipeline.validation.scenarios import WORLD_SPECS, spec_of
+from pipeline.validation.scenarios import BASE_SPECS, WORLD_SPECS, spec_of
 
 #: Rescores a committed study from its replications (benchmarks/run_worlds_study.py).
 RESCORE = "python benchmarks/run_worlds_study.py --rescore --out {dir}"
@@ -49,12 +49,19 @@ def rescore_command(path: Path) -> str:
     return REVALIDATE
 
 
+def _mcse(r: Mapping[str, Any]) -> float | None:
+    """The bias's Monte Carlo SE: the table's, else ``sd_error / √n`` as the verdict table
+    computes it (a validation table has only ``sd_error``)."""
+    mcse, n = r.get("bias_mcse"), r.get("n_reps")
+    if (mcse is None or pd.isna(mcse)) and pd.notna(r.get("sd_error")) and n and int(n) > 1:
+        mcse = float(r["sd_error"]) / np.sqrt(int(n))
+    return mcse
+
+
 def _row(r: Mapping[str, Any]) -> dict[str, Any]:
     """One table row as :func:`~pipeline.validation.verdicts.decide` reads it."""
     n = int(r["n_reps"])
-    mcse = r.get("bias_mcse")
-    if (mcse is None or pd.isna(mcse)) and pd.notna(r.get("sd_error")) and n > 1:
-        mcse = float(r["sd_error"]) / np.sqrt(n)  # as the verdict table computes it
+    mcse = _mcse(r)
     unin = r.get("uninformative")
     scen = str(r["scenario"])
     return {
@@ -127,7 +134,8 @@ def _world(r: Mapping[str, Any]) -> str:
     if isinstance(w, str) and w:
         return w
     scen = str(r["scenario"])
-    return spec_of(scen).world if scen in WORLD_SPECS else labels.scenario(scen)
+    known = scen in WORLD_SPECS or scen in BASE_SPECS
+    return spec_of(scen).world if known else labels.scenario(scen)
 
 
 def _diag(r: Mapping[str, Any]) -> str:
@@ -193,7 +201,7 @@ def appendix_items(v: pd.DataFrame, primary: str | None = None) -> list[dict[str
     """Per world (primary design): its label, verdict and reason in words, composed from
     the structured columns (:func:`pipeline.validation.verdicts.reason_text`)."""
     return [{"world": _world(r), "verdict": str(r["verdict"]),
-             "reason": vd.reason_text(r.to_dict(), fmt_num)}
+             "reason": vd.reason_text({**r.to_dict(), "bias_mcse": _mcse(r)}, fmt_num)}
             for _, r in _primary(v, primary).iterrows()]
 
 
