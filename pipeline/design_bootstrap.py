@@ -241,24 +241,34 @@ class DesignBootstrap:
         self.y = p[yname].astype("float64").to_numpy()
         self.fv = p["first_visit_school_month"].astype("float64").to_numpy()
         self.sm = sm
-        self.H = self._hazard_design(p)
+        # the hazard's design only for the rows a draw can stack (the students of the
+        # matching rows); columns empty there are left out (their coefficients would stay
+        # 0): at state scale the whole panel's design was ~25 GB
+        needed = np.isin(scode, np.unique(self.work_student))
+        self.h_row = np.full(len(p), -1, dtype=np.int64)
+        self.h_row[needed] = np.arange(int(needed.sum()))
+        self.H = self._hazard_design(p, needed)
         self._hazard0: np.ndarray | None = None
 
     # ----------------------------------------------------------------------------------
     @staticmethod
-    def _hazard_design(p: pd.DataFrame) -> np.ndarray:
-        """The censoring hazard's design for every panel row (as ``ipcw_weights``)."""
-        cols = [np.ones(len(p))]
+    def _hazard_design(p: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+        """The censoring hazard's design (as ``ipcw_weights``) for the panel rows ``rows``
+        (a mask; all rows when ``None``). Levels are coded over the whole panel, so the
+        columns are those of the whole panel's design less the dummies that are 0 on
+        every one of ``rows``."""
+        sel = np.ones(len(p), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+        cols = [np.ones(int(sel.sum()))]
         for h in (*LAGS, "prior_year_rate"):
-            x = p[h].astype("float64").to_numpy()
+            x = p[h].astype("float64").to_numpy()[sel]
             miss = np.isnan(x)
             x = np.where(miss, 0.0, (x - 90.0) / 10.0)
             cols += [x, x**2, miss.astype(float)]
         for c in ("month", "district_code", "grade_band"):
             codes, _ = pd.factorize(p[c].astype(str), sort=True)
-            n = codes.max() + 1
-            for lev in range(1, n):
-                cols.append((codes == lev).astype(float))
+            sub = codes[sel]
+            for lev in np.unique(sub[sub > 0]) if rows is not None else range(1, codes.max() + 1):
+                cols.append((sub == lev).astype(float))
         return np.column_stack(cols)
 
     # ----------------------------------------------------------------------------------
@@ -354,7 +364,7 @@ class DesignBootstrap:
         wv = np.broadcast_to(mem_om[:, None], rows.shape)[at_risk]
         ratio = np.ones((n_mem, K))
         if 0 < yv.sum() < yv.size:
-            Hm = self.H[r_idx]
+            Hm = self.H[self.h_row[r_idx]]
             if self._hazard0 is None:
                 b = np.zeros(Hm.shape[1])
                 b[0] = np.log(yv.mean() / (1 - yv.mean()))
