@@ -3,20 +3,23 @@
 For each size (students in the synthetic state; the validation study's world otherwise:
 8 districts, 4 running the program, 12% of their students served, the ``dip`` scenario)
 and each replication: generate an extract, ingest it, build the panel, match, and fit the
-primary design (matched ANCOVA, errors clustered by student) with untruncated censoring
+primary design as the estimate stage runs it (matched ANCOVA, errors clustered as
+``estimate.cluster`` in params.yaml says: by home school) with untruncated censoring
 weights (``estimate.ipcw_truncate: null``, the pipeline's setting) and, beside it, weights
-truncated at the 1st/99th percentiles (the validation study's); record its window average,
-standard error and the truth.  On the same replication the planner's inputs:
+truncated at the 1st/99th percentiles; record its window average, standard error and the
+truth.  On the same replication the planner's inputs:
 
 * the variance components, from the panel alone
   (:func:`pipeline.analysis.planning.variance_components`);
-* the arms' design effects, from the design's own standard error split by arm
-  (:func:`pipeline.analysis.planning.decompose_std_error`).
+* the arms' design effects, from the design's own standard error split by arm, with the
+  same clusters (:func:`pipeline.analysis.planning.decompose_std_error`).
 
 The analytic MDE of a replication uses its panel's variance components, its numbers of
 visited and distinct comparison students, and design effects that a planner would bring
-from *another* study: the mean over the replications at the other two sizes (so nothing
-of the size being checked enters them).  Simulated MDE = Bloom's multiplier × the design's
+from studies of *other* sizes: the visited arm's mean over the replications at the other
+two sizes, and the comparison arm's log-linear trend in its number of students fitted on
+those two sizes' means (:func:`pipeline.analysis.planning.fit_design_effects`) — so
+nothing of the size being checked enters them.  Simulated MDE = Bloom's multiplier × the design's
 mean standard error (Monte Carlo error: × its SD / √reps) and × the SD of its errors
 (Monte Carlo error: × SD / √(2 (reps - 1))).
 
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from threadpoolctl import threadpool_limits
 
 from pipeline.analysis.design import add_outcomes, primary, with_censoring_weights
@@ -46,6 +50,7 @@ from pipeline.analysis.planning import (
     DesignEffects,
     VarianceComponents,
     decompose_std_error,
+    fit_design_effects,
     mde,
     multiplier,
     variance_components,
@@ -57,6 +62,7 @@ from pipeline.analysis.simulation import (
     synth_config,
     synthetic_panel,
 )
+from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 
 OUT = Path("benchmarks/results")
@@ -73,12 +79,22 @@ def simulate(n_students: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, fl
     return panel, matched, float(truth)
 
 
+def shipped_cluster() -> str:
+    """The primary design's error clusters as the estimate stage runs it (params.yaml)."""
+    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    return str(params["estimate"]["cluster"])
+
+
 def load_or_simulate(n_students: int, rep: int, seed: int, cache: Path | None):
     """:func:`simulate`, read from (or written to) ``cache`` when given."""
     if cache is None:
         return simulate(n_students, seed)
     tag = f"{n_students}_{rep}"
-    pf, mf, tf = cache / f"panel_{tag}.parquet", cache / f"m_{tag}.parquet", cache / f"truth_{tag}.json"
+    pf, mf, tf = (
+        cache / f"panel_{tag}.parquet",
+        cache / f"m_{tag}.parquet",
+        cache / f"truth_{tag}.json",
+    )
     if not (pf.exists() and mf.exists() and tf.exists()):
         panel, matched, truth = simulate(n_students, seed)
         cache.mkdir(parents=True, exist_ok=True)
@@ -86,12 +102,14 @@ def load_or_simulate(n_students: int, rep: int, seed: int, cache: Path | None):
         matched.to_parquet(mf)
         tf.write_text(json.dumps({"truth": truth, "seed": seed}))
     matched = pd.read_parquet(mf)
-    return pd.read_parquet(pf), matched.drop(columns=["ipcw"], errors="ignore"), float(
-        json.loads(tf.read_text())["truth"]
+    return (
+        pd.read_parquet(pf),
+        matched.drop(columns=["ipcw"], errors="ignore"),
+        float(json.loads(tf.read_text())["truth"]),
     )
 
 
-def replicate(job: tuple[int, int, int, str | None]) -> list[dict]:
+def replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
     """Every weighting's row for one replication (size, index, seed, cache).
 
     One BLAS thread per worker: on shared cores threaded BLAS in the censoring model's
@@ -101,12 +119,11 @@ def replicate(job: tuple[int, int, int, str | None]) -> list[dict]:
         return _replicate(job)
 
 
-def _replicate(job: tuple[int, int, int, str | None]) -> list[dict]:
-    n_students, rep, seed, cache = job
+def _replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
+    n_students, rep, seed, cache, cluster = job
     logging.getLogger("pipeline").setLevel(logging.WARNING)
-    panel, matched, truth = load_or_simulate(
-        n_students, rep, seed, Path(cache) if cache else None
-    )
+    panel, matched, truth = load_or_simulate(n_students, rep, seed, Path(cache) if cache else None)
+    matched = add_home_clusters(matched, home_clusters(panel))  # as the estimate stage does
     vc = variance_components(panel)
     leap = panel[panel["leap_district"].astype(bool)]
     common = {
@@ -124,16 +141,25 @@ def _replicate(job: tuple[int, int, int, str | None]) -> list[dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = primary(
-                m, "attendance_rate", EstimateConfig(wild_bootstrap=False), bootstrap=False
+                m,
+                "attendance_rate",
+                EstimateConfig(wild_bootstrap=False, cluster=cluster),
+                bootstrap=False,
             )
         avg = fit.average((1, 6))
-        dec = decompose_std_error(m)
+        dec = decompose_std_error(m, cluster=cluster)
         de = dec.design_effects
-        own = mde(vc, dec.n_treated, dec.n_comparison / dec.n_treated, common["n_districts"],
-                  design_effects=de)
+        own = mde(
+            vc,
+            dec.n_treated,
+            dec.n_comparison / dec.n_treated,
+            common["n_districts"],
+            design_effects=de,
+        )
         rows.append(
             {
                 **common,
+                "cluster": cluster,
                 "weights": label,
                 "weight_max": info.get("weight_max", 1.0),
                 "estimate": avg.estimate,
@@ -160,21 +186,44 @@ ANALYTIC_COLUMNS = [
 
 
 def analytic(reps: pd.DataFrame) -> pd.DataFrame:
-    """Each replication's analytic SE and MDE with design effects from the other sizes."""
+    """Each replication's analytic SE and MDE with design effects from the other sizes.
+
+    The design effects a planner would bring from evaluations of other sizes: the visited
+    arm's mean, and the comparison arm's log-linear trend in its number of students
+    (:func:`pipeline.analysis.planning.fit_design_effects`, on the other sizes' mean
+    design effects and mean comparison students), evaluated at this replication's.
+    """
     out = []
     for (w, n), g in reps.groupby(["weights", "n_students"]):
         other = reps[(reps["weights"] == w) & (reps["n_students"] != n)]
-        de = DesignEffects(
-            other["design_effect_treated"].mean(), other["design_effect_comparison"].mean()
-        )
+        by = other.groupby("n_students")[
+            ["n_comparison", "design_effect_treated", "design_effect_comparison"]
+        ].mean()
+        if len(by) >= 2:
+            de = fit_design_effects(
+                by["n_comparison"], by["design_effect_treated"], by["design_effect_comparison"]
+            )
+        else:  # one other size: no trend to fit
+            de = DesignEffects(*by[["design_effect_treated", "design_effect_comparison"]].mean())
         for i, r in g.iterrows():
             vc = VarianceComponents(
-                r["vc_sigma2"], r["vc_r2"], r["vc_icc_school"], r["vc_icc_district"],
-                int(r["vc_n_students"]), (1, 6),
+                r["vc_sigma2"],
+                r["vc_r2"],
+                r["vc_icc_school"],
+                r["vc_icc_district"],
+                int(r["vc_n_students"]),
+                (1, 6),
             )
-            a = mde(vc, r["n_treated"], r["n_comparison"] / r["n_treated"],
-                    int(r["n_districts"]), design_effects=de)
-            out.append((i, de.treated, de.comparison, a["std_error"], a["mde"]))
+            a = mde(
+                vc,
+                r["n_treated"],
+                r["n_comparison"] / r["n_treated"],
+                int(r["n_districts"]),
+                design_effects=de,
+            )
+            out.append(
+                (i, de.treated, de.comparison_at(r["n_comparison"]), a["std_error"], a["mde"])
+            )
     idx = [o[0] for o in out]
     return reps.join(pd.DataFrame([o[1:] for o in out], index=idx, columns=ANALYTIC_COLUMNS))
 
@@ -191,7 +240,7 @@ def summarize(reps: pd.DataFrame) -> pd.DataFrame:
         realized_sigma2_comparison=("sigma2_comparison", "mean"),
         design_effect_treated=("design_effect_treated", "mean"),
         design_effect_comparison=("design_effect_comparison", "mean"),
-        de_comparison_other_sizes=("de_comparison_other_sizes", "first"),
+        de_comparison_other_sizes=("de_comparison_other_sizes", "mean"),
         analytic_mde=("analytic_mde", "mean"),
         mean_std_error=("std_error", "mean"),
         sd_std_error=("std_error", "std"),
@@ -263,8 +312,12 @@ def main() -> None:
         rows = rows.drop(columns=[c for c in ANALYTIC_COLUMNS if c in rows.columns])
     else:
         seeds = replication_seeds(args.seed, args.reps)
-        jobs = [(n, i, s, str(args.cache) if args.cache else None)
-                for i, s in enumerate(seeds) for n in args.sizes]
+        cluster = shipped_cluster()
+        jobs = [
+            (n, i, s, str(args.cache) if args.cache else None, cluster)
+            for i, s in enumerate(seeds)
+            for n in args.sizes
+        ]
         with ProcessPoolExecutor(max_workers=max(1, args.workers)) as ex:
             rows = pd.DataFrame([row for rr in ex.map(replicate, jobs) for row in rr])
     reps = analytic(rows.sort_values(["weights", "n_students", "rep"]).reset_index(drop=True))

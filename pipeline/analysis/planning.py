@@ -52,6 +52,7 @@ too small.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -140,10 +141,72 @@ class DesignEffects:
 
     treated: float
     comparison: float
+    comparison_growth: float = 0.0
+    reference_n_comparison: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.treated > 0 and self.comparison > 0):
             raise ValueError("DesignEffects: both design effects must be positive")
+        if self.comparison_growth != 0.0 and not (self.reference_n_comparison or 0) > 0:
+            raise ValueError("DesignEffects: comparison_growth needs reference_n_comparison > 0")
+
+    def comparison_at(self, n_comparison: float) -> float:
+        """The comparison arm's design effect with ``n_comparison`` distinct students:
+        ``comparison + comparison_growth · ln(n_comparison / reference_n_comparison)``
+        (floored at 1/4 of ``comparison``).
+
+        Untruncated censoring weights have a heavy right tail: the more comparison
+        students, the larger the largest weights and the larger the arm's design effect
+        (in ``benchmarks/results/plan_mde.csv`` it grew with the study's size). A
+        log-linear trend in the arm's size, fitted on evaluations of other sizes
+        (:func:`fit_design_effects`), carries that over to a planned size.
+        """
+        if self.comparison_growth == 0.0:
+            return self.comparison
+        assert self.reference_n_comparison is not None
+        de = self.comparison + self.comparison_growth * math.log(
+            n_comparison / self.reference_n_comparison
+        )
+        return max(de, self.comparison / 4)
+
+
+def fit_design_effects(
+    n_comparison: Sequence[float],
+    treated: Sequence[float],
+    comparison: Sequence[float],
+) -> DesignEffects:
+    """Design effects with a log-linear trend in the comparison arm's size, from studies
+    (or mean design effects of simulated studies) at two or more sizes.
+
+    The visited arm's is their mean; the comparison arm's is the least-squares line in
+    ``ln n_comparison`` through them, anchored at their geometric-mean size.
+
+    Parameters
+    ----------
+    n_comparison
+        Distinct comparison students of each study.
+    treated, comparison
+        Each study's design effects (:meth:`SEDecomposition.design_effects`).
+
+    Examples
+    --------
+    >>> d = fit_design_effects([400, 1600], [0.9, 0.9], [1.5, 2.1])
+    >>> round(d.comparison_at(800), 3), round(d.comparison_at(3200), 3)
+    (1.8, 2.4)
+    """
+    n = np.asarray(n_comparison, dtype=float)
+    x = np.log(n)
+    y = np.asarray(comparison, dtype=float)
+    if n.size < 2 or np.ptp(x) == 0:
+        raise ValueError("fit_design_effects: need studies at two or more sizes")
+    slope = float(np.polyfit(x, y, 1)[0])
+    ref = float(np.exp(x.mean()))
+    return DesignEffects(
+        treated=float(np.mean(treated)),
+        comparison=float(y.mean()),
+        comparison_growth=slope,
+        reference_n_comparison=ref,
+    )
 
 
 @dataclass(frozen=True)
@@ -219,7 +282,10 @@ def _profile(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _window_means(
-    wide: pd.DataFrame, keys: pd.Series, months: np.ndarray, window: tuple[int, int],
+    wide: pd.DataFrame,
+    keys: pd.Series,
+    months: np.ndarray,
+    window: tuple[int, int],
     stop: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean attendance over school months ``t+a … t+b`` before ``stop`` (observed ones only).
@@ -314,7 +380,10 @@ def pseudo_visits(
     )
     stop = cand["first_visit_school_month"].to_numpy(dtype=float, na_value=np.nan)
     cand["y"], cand["n_months"] = _window_means(
-        wide, cand["student_key"], cand["school_month"].to_numpy(), window,
+        wide,
+        cand["student_key"],
+        cand["school_month"].to_numpy(),
+        window,
         np.where(np.isnan(stop), np.inf, stop),
     )
     return cand.dropna(subset=["y"]).reset_index(drop=True)
@@ -401,10 +470,29 @@ def variance_components(
     )
 
 
-def _ancova_rows(matched: pd.DataFrame, y: str, window: tuple[int, int], fe: str, weights: str):
-    """The primary design's analysed rows at event times in ``window``, with weights."""
-    need = ["match_id", "student_key", "role", "stack_event_time", "censored", "weight",
-            weights, fe, y, *COVARIATES]
+def _ancova_rows(
+    matched: pd.DataFrame,
+    y: str,
+    window: tuple[int, int],
+    fe: str,
+    weights: str,
+    cluster: str = "student_key",
+):
+    """The primary design's analysed rows at event times in ``window``, with weights and
+    their cluster (``_cl``)."""
+    need = [
+        "match_id",
+        "student_key",
+        "role",
+        "stack_event_time",
+        "censored",
+        "weight",
+        weights,
+        fe,
+        y,
+        cluster,
+        *COVARIATES,
+    ]
     missing = [c for c in need if c not in matched.columns]
     if missing:
         raise KeyError(f"matched: missing column(s) for the planner: {', '.join(missing)}")
@@ -415,7 +503,8 @@ def _ancova_rows(matched: pd.DataFrame, y: str, window: tuple[int, int], fe: str
     base["_fe"] = base["match_id"].map(at0.drop_duplicates("match_id").set_index("match_id")[fe])
     rows = (et >= window[0]) & (et <= window[1]) & ~matched["censored"].astype(bool).to_numpy()
     d = matched.loc[rows, ["match_id", "student_key", "role", "stack_event_time", y]].assign(
-        _w=matched.loc[rows, "weight"].to_numpy(float) * matched.loc[rows, weights].to_numpy(float)
+        _w=matched.loc[rows, "weight"].to_numpy(float) * matched.loc[rows, weights].to_numpy(float),
+        _cl=matched.loc[rows, cluster].astype(str).to_numpy(),
     )
     d = d.merge(base, on=["match_id", "student_key"], how="inner")
     lags = d[[f"_b_{c}" for c in LAGS]].to_numpy(dtype=float)
@@ -429,6 +518,7 @@ def decompose_std_error(
     window: tuple[int, int] = (1, 6),
     fe: str = "district_code",
     weights: str = "ipcw",
+    cluster: str = "student_key",
 ) -> SEDecomposition:
     """The primary design's standard error of the window average, split by arm.
 
@@ -455,12 +545,18 @@ def decompose_std_error(
         The design's time-effect column (``estimate.ancova_fe``).
     weights
         The censoring-weight column (multiplied by ``weight``, the matching weight).
+    cluster
+        The design's error clusters (``estimate.cluster``): influences are summed within
+        a cluster before squaring, per arm; with ``home_school_code`` the arms' design
+        effects therefore include the school clustering at the evaluation's students
+        per school, and the cross-arm covariance within schools stays in ``std_error``
+        only.
 
     Returns
     -------
     SEDecomposition
     """
-    d = _ancova_rows(matched, y, window, fe, weights)
+    d = _ancova_rows(matched, y, window, fe, weights, cluster)
     parts = []
     for k, g in d.groupby("stack_event_time", sort=True):
         treat = (g["role"] == "treated").to_numpy(dtype=float)
@@ -478,8 +574,11 @@ def decompose_std_error(
         u = g[y].to_numpy(float) - x @ b
         gz, *_ = np.linalg.lstsq(z * sw[:, None], treat * sw, rcond=None)
         dt = treat - z @ gz
-        parts.append(g[["match_id", "student_key", "role"]].assign(
-            psi=w * dt * u / np.sum(w * dt * dt), u=u, k=k))
+        parts.append(
+            g[["match_id", "student_key", "role", "_cl"]].assign(
+                psi=w * dt * u / np.sum(w * dt * dt), u=u, k=k
+            )
+        )
     if not parts:
         raise ValueError("matched: no event time in the window has both arms")
     r = pd.concat(parts, ignore_index=True)
@@ -487,10 +586,10 @@ def decompose_std_error(
     arms = {}
     for arm in ("treated", "comparison"):
         a = r[r["role"] == arm]
-        psi = a.groupby("student_key")["psi"].sum() / n_k
+        psi = a.groupby("_cl")["psi"].sum() / n_k
         ubar = a.groupby(["match_id", "student_key"])["u"].mean()
-        arms[arm] = (float((psi**2).sum()), int(psi.size), float(ubar.var()))
-    total = float(((r.groupby("student_key")["psi"].sum() / n_k) ** 2).sum())
+        arms[arm] = (float((psi**2).sum()), int(a["student_key"].nunique()), float(ubar.var()))
+    total = float(((r.groupby("_cl")["psi"].sum() / n_k) ** 2).sum())
     return SEDecomposition(
         std_error=math.sqrt(total),
         var_treated=arms["treated"][0],
@@ -572,7 +671,7 @@ def mde(
             return 1.0
         return 1.0 + max(n / n_schools - 1.0, 0.0) * vc.icc_school
 
-    de_t, de_c = des.treated * school(n_treated), des.comparison * school(n_c)
+    de_t, de_c = des.treated * school(n_treated), des.comparison_at(n_c) * school(n_c)
     se = math.sqrt(vc.residual_variance * (de_t / n_treated + de_c / n_c))
     df = n_treated + n_c - n_districts - len(COVARIATES) - 1
     return {
