@@ -12,7 +12,10 @@ truth.  On the same replication the planner's inputs:
 * the variance components, from the panel alone
   (:func:`pipeline.analysis.planning.variance_components`);
 * the arms' design effects, from the design's own standard error split by arm, with the
-  same clusters (:func:`pipeline.analysis.planning.decompose_std_error`).
+  same clusters (:func:`pipeline.analysis.planning.decompose_std_error`), relative to the
+  planner's residual variance and with the cross-arm covariance shared between the arms
+  (:meth:`pipeline.analysis.planning.SEDecomposition.design_effects_for`: with its own
+  design effects the formula reproduces the design's standard error).
 
 The analytic MDE of a replication uses its panel's variance components, its numbers of
 visited and distinct comparison students, and design effects that a planner would bring
@@ -148,7 +151,7 @@ def _replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
             )
         avg = fit.average((1, 6))
         dec = decompose_std_error(m, cluster=cluster)
-        de = dec.design_effects
+        de = dec.design_effects_for(vc)  # as the planner's formula uses them
         own = mde(
             vc,
             dec.n_treated,
@@ -171,6 +174,8 @@ def _replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
                 "sigma2_comparison": dec.sigma2_comparison,
                 "design_effect_treated": de.treated,
                 "design_effect_comparison": de.comparison,
+                "design_effect_treated_realized_sigma2": dec.design_effects.treated,
+                "design_effect_comparison_realized_sigma2": dec.design_effects.comparison,
                 "analytic_std_error_own_de": own["std_error"],
             }
         )

@@ -71,7 +71,16 @@ def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--schools-per-district",
         type=int,
         default=None,
-        help="only for inference clustered by school (the primary design clusters by student)",
+        help="schools per district, to apply a school design effect 1 + (m - 1) ICC to "
+        "design effects measured with errors clustered by student (--cluster student_key); "
+        "leave out with design effects measured by school, as --matched gives by default",
+    )
+    ap.add_argument(
+        "--cluster",
+        default="home_school_code",
+        choices=["home_school_code", "student_key"],
+        help="the design's error clusters when --matched estimates the design effects "
+        "(default: by home school, as the estimate stage)",
     )
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--power", type=float, default=0.8)
@@ -104,8 +113,13 @@ def design_effects_from(a: argparse.Namespace) -> tuple[DesignEffects, str]:
 
         if not a.matched.exists():
             raise SystemExit(f"{a.matched}: matched data not found (run `leap run match`)")
+        from pipeline.clusters import add_home_clusters, home_clusters
+
         m, _ = with_censoring_weights(add_outcomes(pd.read_parquet(a.matched)), True, None)
-        return decompose_std_error(m).design_effects, f"estimated from {a.matched}"
+        if a.cluster != "student_key":  # the students' home school, as the estimate stage
+            m = add_home_clusters(m, home_clusters(pd.read_parquet(a.panel)))
+        dec = decompose_std_error(m, cluster=a.cluster)
+        return dec.design_effects, f"estimated from {a.matched}, clustered by {a.cluster}"
     return DEFAULT_DESIGN_EFFECTS, "the synthetic state's defaults"
 
 

@@ -209,6 +209,58 @@ def test_decomposition_reproduces_the_design_and_a_known_design_effect():
     assert dec.n_comparison == 3000 and dec.n_treated == len(data["match_id"].unique())
 
 
+def test_decomposition_by_cluster_reproduces_the_clustered_design():
+    """Summed within clusters, the influences give the design's cluster-robust SE; with
+    each student its own cluster they are the student-level split exactly."""
+    from pipeline.analysis.planning import decompose_std_error
+    from pipeline.did.ancova import matched_ancova
+
+    data, _, _ = _reused_comparisons(seed=3)
+    codes = data["student_key"].str[1:].astype(int)
+    data["school"] = data["role"].str[0] + (codes % 40).astype(str)  # 40 + 40 schools
+    data["own"] = data["student_key"]
+    by_student = decompose_std_error(data)
+    assert decompose_std_error(data, cluster="own") == by_student
+    dec = decompose_std_error(data, cluster="school")
+    fit = matched_ancova(data, yname="attendance_rate", window=(0, 6), cluster="school")
+    assert dec.std_error == pytest.approx(fit.average((1, 6)).std_error, rel=0.03)
+    # arms never share a school here, so the arms' parts add up to the total
+    assert dec.std_error**2 == pytest.approx(dec.var_treated + dec.var_comparison, rel=1e-9)
+    assert (dec.n_treated, dec.n_comparison) == (by_student.n_treated, by_student.n_comparison)
+    # the planner's design effects reproduce the design's SE with any residual variance
+    vc = VarianceComponents(80.0, 0.25, 0.0, 0.0, 1000, (1, 6))
+    r = mde(vc, dec.n_treated, dec.n_comparison / dec.n_treated, 4,
+            design_effects=dec.design_effects_for(vc))
+    assert r["std_error"] == pytest.approx(dec.std_error, rel=1e-12)
+    # also when the arms share schools (the cross-arm covariance is then shared out)
+    data["shared"] = (codes % 40).astype(str)
+    both = decompose_std_error(data, cluster="shared")
+    assert both.std_error**2 != pytest.approx(both.var_treated + both.var_comparison, rel=1e-3)
+    r = mde(vc, both.n_treated, both.n_comparison / both.n_treated, 4,
+            design_effects=both.design_effects_for(vc))
+    assert r["std_error"] == pytest.approx(both.std_error, rel=1e-12)
+
+
+def test_comparison_design_effect_trend():
+    from pipeline.analysis.planning import DesignEffects, fit_design_effects
+
+    de = fit_design_effects([500, 1000, 2000], [0.9, 1.0, 1.1], [1.4, 1.7, 2.0])
+    assert de.treated == pytest.approx(1.0)
+    assert de.reference_n_comparison == pytest.approx(1000.0)
+    # exactly on the line: 0.3 per doubling
+    assert de.comparison_at(4000) == pytest.approx(2.3)
+    assert de.comparison_at(250) == pytest.approx(1.1)
+    assert de.comparison_at(1e-3) == pytest.approx(1.7 / 4)  # the floor
+    vc = VarianceComponents(100.0, 0.36, 0.05, 0.0, 1000, (1, 6))
+    r = mde(vc, 1000, 4.0, design_effects=de)
+    assert r["design_effect_comparison"] == pytest.approx(2.3)
+    assert DesignEffects(1.0, 2.0).comparison_at(123.0) == 2.0
+    with pytest.raises(ValueError, match="reference"):
+        DesignEffects(1.0, 2.0, comparison_growth=0.1)
+    with pytest.raises(ValueError, match="two or more sizes"):
+        fit_design_effects([500, 500], [1, 1], [1, 2])
+
+
 def test_mde_uses_the_design_effects():
     from pipeline.analysis.planning import DesignEffects
 

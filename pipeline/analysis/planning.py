@@ -242,6 +242,23 @@ class SEDecomposition:
             comparison=self.var_comparison * self.n_comparison / self.sigma2_comparison,
         )
 
+    def design_effects_for(self, vc: VarianceComponents) -> DesignEffects:
+        """The arms' design effects *as the planner's formula uses them*.
+
+        Each arm's variance over ``(1 - R²) σ² / n`` with the planner's residual variance
+        (``vc``, from the panel) instead of the arm's realized one, and with the cross-arm
+        covariance (students of both arms in one cluster) shared between the arms in
+        proportion to their variances. So on the evaluation they come from,
+        :func:`mde` with them gives the design's standard error exactly; what a planner
+        carries to another size is then only how the design effects change with it.
+        """
+        rv = vc.residual_variance
+        scale = self.std_error**2 / (self.var_treated + self.var_comparison)
+        return DesignEffects(
+            treated=self.var_treated * scale * self.n_treated / rv,
+            comparison=self.var_comparison * scale * self.n_comparison / rv,
+        )
+
 
 #: The arms' design effects of the primary design (untruncated censoring weights) in the
 #: synthetic state: PROVISIONAL, from three replications at 10,000 students
