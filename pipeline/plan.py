@@ -29,6 +29,7 @@ from pipeline import outputs
 from pipeline.analysis.planning import (
     DEFAULT_DESIGN_EFFECTS,
     DesignEffects,
+    VarianceComponents,
     decompose_std_error,
     mde_table,
     power_at,
@@ -104,8 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return add_arguments(ap).parse_args(argv)
 
 
-def design_effects_from(a: argparse.Namespace) -> tuple[DesignEffects, str]:
-    """The design effects the options ask for, and where they come from."""
+def design_effects_from(a: argparse.Namespace, vc: VarianceComponents) -> tuple[DesignEffects, str]:
+    """The design effects the options ask for (from ``--matched``: relative to ``vc``'s
+    residual variance, as the formula uses them), and where they come from."""
     if a.design_effects is not None:
         return DesignEffects(*a.design_effects), "given on the command line"
     if a.matched is not None:
@@ -119,7 +121,7 @@ def design_effects_from(a: argparse.Namespace) -> tuple[DesignEffects, str]:
         if a.cluster != "student_key":  # the students' home school, as the estimate stage
             m = add_home_clusters(m, home_clusters(pd.read_parquet(a.panel)))
         dec = decompose_std_error(m, cluster=a.cluster)
-        return dec.design_effects, f"estimated from {a.matched}, clustered by {a.cluster}"
+        return dec.design_effects_for(vc), f"estimated from {a.matched}, clustered by {a.cluster}"
     return DEFAULT_DESIGN_EFFECTS, "the synthetic state's defaults"
 
 
@@ -183,12 +185,21 @@ def run(a: argparse.Namespace) -> pd.DataFrame:
     if not a.panel.exists():
         raise SystemExit(f"{a.panel}: panel not found (run `leap run panel`)")
     vc = variance_components(pd.read_parquet(a.panel), seed=a.seed)
-    des, source = design_effects_from(a)
+    des, source = design_effects_from(a, vc)
     table = mde_table(
         vc, a.n_treated, a.ratios, a.districts, a.schools_per_district, a.alpha, a.power, des
     )
     print("variance components:", json.dumps(vc.to_dict()))
-    print(f"design effects ({source}): treated {des.treated:.3g}, comparison {des.comparison:.3g}")
+    growth = (
+        f" at {des.reference_n_comparison:.0f} comparison students, "
+        f"{des.comparison_growth:+.3g} per unit of ln(comparison students)"
+        if des.comparison_growth
+        else ""
+    )
+    print(
+        f"design effects ({source}): treated {des.treated:.3g}, "
+        f"comparison {des.comparison:.3g}{growth}"
+    )
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print(
         "MDE in attendance-rate points at the given power; checked against the simulated "

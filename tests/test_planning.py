@@ -47,7 +47,10 @@ def test_mde_hand_computed():
 
 def test_mde_falls_with_size_and_table_shape():
     vc = VarianceComponents(100.0, 0.3, 0.02, 0.01, 1000, (1, 6))
-    t = mde_table(vc, [200, 800], [1, 3], [4, 8], n_schools_per_district=3)
+    from pipeline.analysis.planning import DesignEffects
+
+    one = DesignEffects(1.0, 2.0)  # fixed design effects: the MDE falls with the numbers
+    t = mde_table(vc, [200, 800], [1, 3], [4, 8], n_schools_per_district=3, design_effects=one)
     assert len(t) == 8
     small = t[(t["n_treated"] == 200) & (t["ratio"] == 1)]["mde"].min()
     large = t[(t["n_treated"] == 800) & (t["ratio"] == 3)]["mde"].max()
@@ -247,13 +250,16 @@ def test_comparison_design_effect_trend():
     de = fit_design_effects([500, 1000, 2000], [0.9, 1.0, 1.1], [1.4, 1.7, 2.0])
     assert de.treated == pytest.approx(1.0)
     assert de.reference_n_comparison == pytest.approx(1000.0)
-    # exactly on the line: 0.3 per doubling
-    assert de.comparison_at(4000) == pytest.approx(2.3)
-    assert de.comparison_at(250) == pytest.approx(1.1)
-    assert de.comparison_at(1e-3) == pytest.approx(1.7 / 4)  # the floor
+    # exactly on the line: 0.3 per doubling; held within the fitted sizes
+    assert de.comparison_at(1414.2) == pytest.approx(1.85, abs=1e-4)
+    assert de.comparison_at(4000) == pytest.approx(2.0)
+    assert de.comparison_at(250) == pytest.approx(1.4)
+    assert de.n_comparison_range == (500.0, 2000.0)
+    steep = DesignEffects(1.0, 1.0, comparison_growth=2.0, reference_n_comparison=1000.0)
+    assert steep.comparison_at(10.0) == pytest.approx(0.25)  # the floor (no range given)
     vc = VarianceComponents(100.0, 0.36, 0.05, 0.0, 1000, (1, 6))
-    r = mde(vc, 1000, 4.0, design_effects=de)
-    assert r["design_effect_comparison"] == pytest.approx(2.3)
+    r = mde(vc, 500, 4.0, design_effects=de)
+    assert r["design_effect_comparison"] == pytest.approx(2.0)
     assert DesignEffects(1.0, 2.0).comparison_at(123.0) == 2.0
     with pytest.raises(ValueError, match="reference"):
         DesignEffects(1.0, 2.0, comparison_growth=0.1)

@@ -463,3 +463,34 @@ def test_reference_period_detection():
     omitted = omitted.assign(estimate=omitted["estimate"] + 0.5)
     assert figures.reference_periods(omitted, "p") == [-1]
     assert figures.reference_periods(es[es["event_time"] != -2].assign(std_error=0.3), "p") == [-2]
+
+
+def test_study_settings_are_read_and_compared_with_the_estimate(tmp_path):
+    """The appendix says how the simulation study ran the primary design, and when that is
+    not how the report's estimate ran (``study.json`` / ``timing.json`` beside the table)."""
+    from pipeline.reporting.context import study_settings_note
+    from pipeline.reporting.inputs import ReportInputError, read_study_settings
+
+    assert read_study_settings(tmp_path) is None
+    (tmp_path / "study.json").write_text('{"cluster": "student_key", "ipcw_truncate": null}')
+    old = read_study_settings(tmp_path)
+    (tmp_path / "timing.json").write_text(
+        '{"cluster": "home_school_code", "ipcw_truncate": [0.01, 0.99], "n_reps": 3}'
+    )
+    new = read_study_settings(tmp_path)  # timing.json first
+    assert new["cluster"] == "home_school_code" and old["cluster"] == "student_key"
+    ours = {"design_settings": {"cluster": "home_school_code"},
+            "censoring": {"truncate": [None, None]}}
+    text = study_settings_note(old, ours)
+    assert text.startswith("The study ran the primary design with errors clustered by student "
+                           "and untruncated censoring weights; this report's estimate clusters "
+                           "its errors by home school")
+    assert text.endswith("not that of this report's interval.")
+    assert "1st and 99th percentiles" in study_settings_note(new, ours)
+    same = {"design_settings": {"cluster": "home_school_code"},
+            "censoring": {"truncate": [0.01, 0.99]}}
+    assert study_settings_note(new, same).endswith(", as this report's estimate does.")
+    assert study_settings_note(None, ours) is None
+    (tmp_path / "timing.json").write_text('{"cluster": "student_key"}')
+    with pytest.raises(ReportInputError, match="timing.json: needs the keys"):
+        read_study_settings(tmp_path)

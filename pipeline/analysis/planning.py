@@ -3,10 +3,10 @@
 The primary design (:mod:`pipeline.analysis.design`) regresses each visited and matched
 comparison student's attendance at event times 1-6 on the treated indicator, the three
 recorded months at the first visit (with squares) and the prior year, with time effects
-per district × event time, matching × censoring weights and errors clustered by student;
-the headline is the average of the six effects.  Its variance is that of a difference
-between the two arms' means of the *adjusted* window average (Bloom 1995, 2005; Kish 1965
-for the design effects)::
+per district × event time, matching × censoring weights and errors clustered by the
+students' home school (``estimate.cluster``); the headline is the average of the six
+effects.  Its variance is that of a difference between the two arms' means of the
+*adjusted* window average (Bloom 1995, 2005; Kish 1965 for the design effects)::
 
     SE² = σ² (1 - R²) (DE_t / n_t + DE_c / n_c),      MDE = M · SE,
 
@@ -25,28 +25,25 @@ and these inputs (each a planner can supply, or estimate as shown):
 ``n_t``, ``ratio`` (``n_c = ratio · n_t``)
     Visited students analysed and *distinct* comparison students per visited student.
 ``DE_t``, ``DE_c`` — :class:`DesignEffects`, from an evaluation's matched data
-    Each arm's variance over that of a simple random sample of its distinct students
-    (:func:`decompose_std_error` splits the design's own clustered standard error by arm).
-    The comparison arm's carries what the design does beyond two simple means: comparison
-    students serving several visited students (matching with replacement, within a stack
-    and across stacks), unequal matching (``1/k``) and censoring weights; both carry the
-    partial windows of students who leave or are censored.  Default:
-    :data:`DEFAULT_DESIGN_EFFECTS`.
+    Each arm's variance over ``σ² (1 - R²) / n`` of its distinct students, as
+    :meth:`SEDecomposition.design_effects_for` splits the design's own clustered standard
+    error (:func:`decompose_std_error`): with them the formula gives that evaluation's
+    standard error exactly.  They carry what the design does beyond two simple means:
+    comparison students serving several visited students (matching with replacement,
+    within a stack and across stacks), unequal matching (``1/k``) and censoring weights,
+    partial windows of students who leave or are censored, the clustering of students
+    in schools, and the gap between the panel's residual variance and the design's.  The
+    comparison arm's may grow with the arm's size (:meth:`DesignEffects.comparison_at`,
+    :func:`fit_design_effects`): untruncated censoring weights have a heavy right tail.
+    Default: :data:`DEFAULT_DESIGN_EFFECTS`.
 ``icc_school``, ``n_schools``
-    Only for inference clustered by school: the school design effect
-    ``1 + (m - 1) icc_school`` multiplies each arm's.  The primary design clusters by
-    student, so the default has none; the district share is absorbed by the district time
-    effects.
+    Only to plan a design whose design effects were measured with errors clustered by
+    student: the school design effect ``1 + (m - 1) icc_school`` multiplies each arm's.
+    Design effects measured with the primary's school clusters already include it.
 
-Status: ``benchmarks/bench_plan.py`` compares this MDE with the simulated design's at three
-sizes of the synthetic state (20 replications each); that run did not complete on the
-shared machine, so the 10% target is not yet shown (``docs/planning.md``).  On three
-replications at 10,000 students the residual variance estimated from the panel was
-79-90 against 90-102 realized in the design's comparison arm, and
-:func:`decompose_std_error` reproduced the design's standard error to 0.5%.  The earlier version of this model (never-visited students, centred
-by district × calendar month, no design effects) put the residual variance at about half
-the design's and left out a comparison design effect of about 2, so its MDE was 7-37%
-too small.
+``benchmarks/bench_plan.py`` checks the formula against the simulated design at three
+sizes of the synthetic state, with design effects carried over from the other two sizes
+(``benchmarks/results/plan_mde.md``, shown in ``docs/planning.md``).
 """
 
 from __future__ import annotations
@@ -143,6 +140,7 @@ class DesignEffects:
     comparison: float
     comparison_growth: float = 0.0
     reference_n_comparison: float | None = None
+    n_comparison_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not (self.treated > 0 and self.comparison > 0):
@@ -152,8 +150,9 @@ class DesignEffects:
 
     def comparison_at(self, n_comparison: float) -> float:
         """The comparison arm's design effect with ``n_comparison`` distinct students:
-        ``comparison + comparison_growth · ln(n_comparison / reference_n_comparison)``
-        (floored at 1/4 of ``comparison``).
+        ``comparison + comparison_growth · ln(n / reference_n_comparison)``, with ``n``
+        held within ``n_comparison_range`` (the sizes the trend was fitted on: it is not
+        extrapolated) and the result floored at 1/4 of ``comparison``.
 
         Untruncated censoring weights have a heavy right tail: the more comparison
         students, the larger the largest weights and the larger the arm's design effect
@@ -164,9 +163,10 @@ class DesignEffects:
         if self.comparison_growth == 0.0:
             return self.comparison
         assert self.reference_n_comparison is not None
-        de = self.comparison + self.comparison_growth * math.log(
-            n_comparison / self.reference_n_comparison
-        )
+        n = float(n_comparison)
+        if self.n_comparison_range is not None:
+            n = min(max(n, self.n_comparison_range[0]), self.n_comparison_range[1])
+        de = self.comparison + self.comparison_growth * math.log(n / self.reference_n_comparison)
         return max(de, self.comparison / 4)
 
 
@@ -179,7 +179,8 @@ def fit_design_effects(
     (or mean design effects of simulated studies) at two or more sizes.
 
     The visited arm's is their mean; the comparison arm's is the least-squares line in
-    ``ln n_comparison`` through them, anchored at their geometric-mean size.
+    ``ln n_comparison`` through them, anchored at their geometric-mean size and held
+    within the range of their sizes (not extrapolated).
 
     Parameters
     ----------
@@ -191,8 +192,8 @@ def fit_design_effects(
     Examples
     --------
     >>> d = fit_design_effects([400, 1600], [0.9, 0.9], [1.5, 2.1])
-    >>> round(d.comparison_at(800), 3), round(d.comparison_at(3200), 3)
-    (1.8, 2.4)
+    >>> [round(d.comparison_at(n), 3) for n in (800, 1600, 3200)]
+    [1.8, 2.1, 2.1]
     """
     n = np.asarray(n_comparison, dtype=float)
     x = np.log(n)
@@ -206,6 +207,7 @@ def fit_design_effects(
         comparison=float(y.mean()),
         comparison_growth=slope,
         reference_n_comparison=ref,
+        n_comparison_range=(float(n.min()), float(n.max())),
     )
 
 
@@ -216,7 +218,7 @@ class SEDecomposition:
     Attributes
     ----------
     std_error
-        Standard error of the window average (clustered by student).
+        Standard error of the window average (clustered as ``cluster`` says).
     var_treated, var_comparison
         The two arms' contributions to its square (students in both roles count in
         each; the cross term is in ``std_error`` only).
@@ -260,13 +262,21 @@ class SEDecomposition:
         )
 
 
-#: The arms' design effects of the primary design (untruncated censoring weights) in the
-#: synthetic state: PROVISIONAL, from three replications at 10,000 students
-#: (:func:`decompose_std_error`; visited 0.87-0.94, comparison 2.2 in two of them and 5.8
-#: in the third, whose largest censoring weight was 186).  ``benchmarks/bench_plan.py``
-#: pools them over 20 replications per size; re-estimate them on your own evaluation's
-#: matched data (``leap plan --matched``).
-DEFAULT_DESIGN_EFFECTS = DesignEffects(treated=0.9, comparison=2.2)
+#: The arms' design effects of the primary design in the synthetic state (untruncated
+#: censoring weights, errors clustered by home school; as :meth:`SEDecomposition.design_effects_for`
+#: defines them): :func:`fit_design_effects` on the mean design effects of
+#: ``benchmarks/results/plan_mde_reps.csv`` (20 replications at each of 6,000, 10,000 and
+#: 16,000 students; 667-1,846 distinct comparison students).  Rounded.  The comparison
+#: arm's varies a lot between replications (standard deviation 1.4-2.3 around means of
+#: 3.6-5.8), so a single evaluation's is uncertain by about half its value; re-estimate
+#: them on your own evaluation's matched data (``leap plan --matched``).
+DEFAULT_DESIGN_EFFECTS = DesignEffects(
+    treated=1.2,
+    comparison=4.4,
+    comparison_growth=2.2,
+    reference_n_comparison=1120.0,
+    n_comparison_range=(667.0, 1846.0),
+)
 
 
 def _icc(values: np.ndarray, groups: np.ndarray) -> float:
@@ -664,14 +674,16 @@ def mde(
         Program districts (degrees of freedom of the multiplier: students less the
         district time effects).
     n_schools
-        Schools the visited (and, separately, the comparison) students are spread over,
-        for inference clustered by school; ``None`` (the primary design: errors
-        clustered by student): no school design effect.
+        Schools the visited (and, separately, the comparison) students are spread over:
+        only with design effects measured with errors clustered by student, to add a
+        school design effect; ``None`` (design effects measured with the primary's
+        school clusters, which include it): none.
     alpha, power
         Two-sided test level and power.
     design_effects
         The arms' design effects; ``None``: :data:`DEFAULT_DESIGN_EFFECTS`.  Estimate
-        them from an evaluation's matched data with :func:`decompose_std_error`.
+        them from an evaluation's matched data with :func:`decompose_std_error` and
+        :meth:`SEDecomposition.design_effects_for`.
 
     Returns
     -------

@@ -428,7 +428,7 @@ def reachability_caveat(rows: Mapping[str, Any]) -> Caveat | None:
                   OK if excl else CONCERN, text + ".")
 
 
-def _ordinal(q: float) -> str:
+def ordinal(q: float) -> str:
     """A quantile as the percentile it is: 0.01 → "1st", 0.99 → "99th", 0.025 → "2.5th"."""
     v = round(100 * float(q), 6)
     n = f"{v:g}"
@@ -450,7 +450,7 @@ def truncation(cens: Mapping[str, Any]) -> tuple[str, bool] | None:
         return "The censoring weights are not truncated.", False
     rows = cens.get("truncated_rows")
     return (f"The censoring weights are truncated at the "
-            f"{join_words([_ordinal(q) for q in qs])} "
+            f"{join_words([ordinal(q) for q in qs])} "
             f"{'percentile' if len(qs) == 1 else 'percentiles'} of the uncensored weights"
             + (f" ({plural(rows, 'row')} truncated)." if rows is not None else "."), True)
 

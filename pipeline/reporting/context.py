@@ -18,7 +18,7 @@ from pipeline.disclosure import Published, Rules
 from pipeline.reporting import caveats as cv
 from pipeline.reporting import worlds
 from pipeline.reporting.counts import as_dict, sample_sizes
-from pipeline.reporting.fmt import CI_LEVEL
+from pipeline.reporting.fmt import CI_LEVEL, join_words
 from pipeline.reporting.inputs import SENSITIVITY_INPUTS, Inputs, validation_source
 from pipeline.reporting.meta import FrontMatter
 from pipeline.reporting.sensitivity import (
@@ -44,6 +44,42 @@ def _within(fe: str | None) -> str:
     if not fe:
         return ""
     return "within district" if fe == "district_code" else f"within the same {labels.words(fe).lower()}"
+
+
+_CLUSTER_WORDS = {
+    "student_key": "by student",
+    "home_school_code": "by home school",
+    "home_district_code": "by home district",
+}
+
+
+def _settings_words(cluster: str | None, truncate) -> tuple[str, str]:
+    cl = _CLUSTER_WORDS.get(str(cluster), "by another grouping")
+    t = cv.truncation({"truncate": truncate})
+    if t is None or not t[1]:
+        return cl, "untruncated censoring weights"
+    lo, hi = (list(truncate) + [None, None])[:2]
+    qs = [cv.ordinal(q) for q in (lo, hi) if q is not None]
+    return cl, f"censoring weights truncated at the {join_words(qs)} percentiles"
+
+
+def study_settings_note(settings: Mapping[str, Any] | None, metrics: Mapping) -> str | None:
+    """A sentence on how the simulation study ran the primary design, and whether that is
+    how this report's estimate ran (``None`` when the study did not record it)."""
+    if not settings:
+        return None
+    cl, tr = _settings_words(settings.get("cluster"), settings.get("ipcw_truncate"))
+    ours = _settings_words(
+        (metrics.get("design_settings") or {}).get("cluster"),
+        (metrics.get("censoring") or {}).get("truncate"),
+    )
+    text = f"The study ran the primary design with errors clustered {cl} and {tr}"
+    if (cl, tr) == ours:
+        return text + ", as this report's estimate does."
+    return (
+        text + f"; this report's estimate clusters its errors {ours[0]} and uses {ours[1]}, "
+        "so the coverage shown here is not that of this report's interval."
+    )
 
 
 def validation_summary(v: pd.DataFrame | None, primary: str,
@@ -367,6 +403,7 @@ def build_context(
         "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"],
                                   inputs.tables.get("verdicts")),
         "val_source": validation_source(inputs).removeprefix("../"),
+        "val_settings": study_settings_note(inputs.study_settings, m),
         "verdicts_source": (validation_source(inputs, "verdicts").removeprefix("../")
                             if "verdicts" in inputs.paths else None),
         "estimand_rows": estimand_rows(tabs),

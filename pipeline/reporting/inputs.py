@@ -91,6 +91,9 @@ class Inputs:
     metrics: dict[str, Any]
     tables: dict[str, pd.DataFrame]
     paths: dict[str, Path] = field(default_factory=dict)
+    #: how the simulation study ran (the primary's error clusters and censoring-weight
+    #: truncation; :func:`read_study_settings`), when the study recorded it
+    study_settings: dict[str, Any] | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -199,6 +202,7 @@ def load_inputs(
         p = tabdir / f"{name}.csv"
         tables[name], paths[name] = _read_csv(p, cols), p
     vpath = Path(validation_table) if validation_table is not None else tabdir / "validation.csv"
+    study_settings = None
     if vpath.exists():
         tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
         # the study's verdict per world, written beside its table (benchmarks/run_worlds_study.py)
@@ -208,6 +212,7 @@ def load_inputs(
         for name in ("validation", "verdicts"):  # which rule decided each verdict
             if name in tables:
                 tables[name] = _with_basis(tables[name], paths[name])
+        study_settings = read_study_settings(vpath.parent)
     for name, cols in OPTIONAL_TABLES.items():
         p = tabdir / f"{name}.csv"
         if p.exists():
@@ -248,7 +253,34 @@ def load_inputs(
     roles = set(tables["event_means"]["role"])
     if not roles <= {"treated", "comparison"}:
         raise ReportInputError(f"{paths['event_means']}: column 'role' has {sorted(roles)}")
-    return Inputs(metrics=metrics, tables=tables, paths=paths)
+    return Inputs(metrics=metrics, tables=tables, paths=paths, study_settings=study_settings)
+
+
+#: Files beside a simulation study's table that record how it ran: ``timing.json``
+#: (written by ``benchmarks/run_worlds_study.py``), else ``study.json``.
+STUDY_SETTINGS = ("timing.json", "study.json")
+
+
+def read_study_settings(folder: Path) -> dict[str, Any] | None:
+    """How the simulation study in ``folder`` ran (``cluster``: the primary's error
+    clusters, ``ipcw_truncate``: its censoring-weight truncation or ``null``), from the
+    first of :data:`STUDY_SETTINGS` there; ``None`` when the study did not record it.
+
+    Raises
+    ------
+    ReportInputError
+        When the file is not a JSON object with those two keys.
+    """
+    path = next((folder / n for n in STUDY_SETTINGS if (folder / n).exists()), None)
+    if path is None:
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(d, dict) or not {"cluster", "ipcw_truncate"} <= set(d):
+        raise ReportInputError(f"{path}: needs the keys 'cluster' and 'ipcw_truncate'")
+    return d
 
 
 def normalise_match_summary(
@@ -329,4 +361,3 @@ def _complete_truth(tc: pd.DataFrame) -> pd.DataFrame:
     if "covered" not in tc.columns and {"ci_low", "ci_high"} <= set(tc.columns):
         tc["covered"] = (tc["ci_low"] <= tc["truth"]) & (tc["truth"] <= tc["ci_high"])
     return tc
-
