@@ -484,7 +484,7 @@ def test_study_settings_are_read_and_compared_with_the_estimate(tmp_path):
     text = study_settings_note(old, ours)
     assert text.startswith("The study ran the primary design with errors clustered by student "
                            "and untruncated censoring weights; this report's estimate clusters "
-                           "its errors by home school")
+                           "its errors by each student's first school")
     assert text.endswith("not that of this report's interval.")
     assert "1st and 99th percentiles" in study_settings_note(new, ours)
     same = {"design_settings": {"cluster": "home_school_code"},
@@ -494,3 +494,26 @@ def test_study_settings_are_read_and_compared_with_the_estimate(tmp_path):
     (tmp_path / "timing.json").write_text('{"cluster": "student_key"}')
     with pytest.raises(ReportInputError, match="timing.json: needs the keys"):
         read_study_settings(tmp_path)
+
+
+def test_the_interval_quotes_its_coverage_in_the_study_only_with_the_same_settings():
+    import pandas as pd
+
+    from pipeline.reporting.caveats import inference_caveat
+    from pipeline.reporting.context import study_coverage
+
+    v = pd.DataFrame({"design": ["primary"] * 3 + ["extended"], "n_reps": [100, 100, 90, 100],
+                      "verdict": ["valid", "valid", "caught", "valid"],
+                      "coverage": [0.94, 0.99, 0.5, 0.2]})
+    ours = {"design_settings": {"cluster": "home_school_code"},
+            "censoring": {"truncate": [None, None]},
+            "att": {"estimate": 8.0, "ci_low": 6.5, "ci_high": 9.5}}
+    same = {"cluster": "home_school_code", "ipcw_truncate": None}
+    c = study_coverage(v, same, ours)
+    assert c == {"lo": 94.0, "hi": 99.0, "worlds": 2, "n_reps": 100}
+    assert study_coverage(v, {"cluster": "student_key", "ipcw_truncate": None}, ours) is None
+    assert study_coverage(v, None, ours) is None
+    text = inference_caveat(ours, {}, c).text
+    assert ("this interval covered the true effect in 94% to 99% of replications in the 2 "
+            "worlds where the design is valid (100 replications each; 95% intended)") in text
+    assert "covered the true effect" not in inference_caveat(ours, {}, None).text

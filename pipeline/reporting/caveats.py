@@ -461,8 +461,14 @@ def truncation_text(cens: Mapping[str, Any]) -> str:
     return "" if t is None else t[0]
 
 
-def inference_caveat(metrics: Mapping[str, Any], rows: Mapping[str, Any] | None = None) -> Caveat:
-    """What the interval does and does not account for (with the estimands' intervals)."""
+def inference_caveat(
+    metrics: Mapping[str, Any],
+    rows: Mapping[str, Any] | None = None,
+    study_coverage: Mapping[str, Any] | None = None,
+) -> Caveat:
+    """What the interval does and does not account for (with the estimands' intervals),
+    and how often the same interval covered the truth in the stress-test study
+    (``study_coverage``, :func:`pipeline.reporting.context.study_coverage`)."""
     att = metrics["att"]
     rows = rows or {}
     cluster = (metrics.get("design_settings") or {}).get("cluster", "")
@@ -494,6 +500,16 @@ def inference_caveat(metrics: Mapping[str, Any], rows: Mapping[str, Any] | None 
         parts.append(f"The largest censoring weight is {fmt_num(cens['weight_max'], 1)} "
                      f"(mean {fmt_num(cens.get('weight_mean'), 2)}).")
     parts.append(truncation_text(cens))
+    if study_coverage:
+        c = study_coverage
+        span = (f"{fmt_num(c['lo'], 0)}%" if round(c["lo"]) == round(c["hi"])
+                else f"{fmt_num(c['lo'], 0)}% to {fmt_num(c['hi'], 0)}%")
+        parts.append(
+            f"In the simulation study, run with these settings, this interval covered the "
+            f"true effect in {span} of replications in the {plural(c['worlds'], 'world')} "
+            f"where the design is valid ({plural(c['n_reps'], 'replication')} each; "
+            f"{CI_LEVEL}% intended)."
+        )
     status = OK if boot and cluster not in ("student_key", "student") else (
         CONCERN if cluster in ("student_key", "student") else NOT_ASSESSED)
     return Caveat("inference", "Uncertainty", status, " ".join(p for p in parts if p))
@@ -531,6 +547,7 @@ def build_caveats(
     optional: Mapping[str, pd.DataFrame | None],
     facts: Mapping[str, Any],
     rows: Mapping[str, Any] | None = None,
+    study_coverage: Mapping[str, Any] | None = None,
 ) -> list[Caveat]:
     """Every caveat, concerns first then checked then not assessed (stable order)."""
     cav = [
@@ -544,7 +561,7 @@ def build_caveats(
             str(metrics.get("design", "ancova"))),
         attrition_caveat(sizes, pub_tables["match_reasons"], pub_tables["match_summary"],
                          optional.get("attrition"), tuple(metrics["att_window"])),
-        inference_caveat(metrics, rows),
+        inference_caveat(metrics, rows, study_coverage),
         stress_caveat(optional.get("validation"), optional.get("verdicts"),
                       metrics.get("primary_estimator")),
         rating_caveat(optional.get("wwc"), optional.get("effect_sizes")),

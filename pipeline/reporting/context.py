@@ -46,15 +46,11 @@ def _within(fe: str | None) -> str:
     return "within district" if fe == "district_code" else f"within the same {labels.words(fe).lower()}"
 
 
-_CLUSTER_WORDS = {
-    "student_key": "by student",
-    "home_school_code": "by home school",
-    "home_district_code": "by home district",
-}
-
-
 def _settings_words(cluster: str | None, truncate) -> tuple[str, str]:
-    cl = _CLUSTER_WORDS.get(str(cluster), "by another grouping")
+    if str(cluster) in ("student_key", "student"):
+        cl = "by student"
+    else:
+        cl = "by " + cv.CLUSTERS.get(str(cluster), "another grouping")
     t = cv.truncation({"truncate": truncate})
     if t is None or not t[1]:
         return cl, "untruncated censoring weights"
@@ -80,6 +76,32 @@ def study_settings_note(settings: Mapping[str, Any] | None, metrics: Mapping) ->
         text + f"; this report's estimate clusters its errors {ours[0]} and uses {ours[1]}, "
         "so the coverage shown here is not that of this report's interval."
     )
+
+
+def study_coverage(
+    verdicts: pd.DataFrame | None, settings: Mapping[str, Any] | None, metrics: Mapping
+) -> dict[str, Any] | None:
+    """The primary design's interval coverage in the stress-test worlds where it is valid,
+    when that study ran the estimate's settings (error clusters, weight truncation);
+    ``None`` otherwise. Keys: ``lo``, ``hi`` (percent), ``worlds``, ``n_reps``."""
+    if verdicts is None or not settings or "coverage" not in verdicts.columns:
+        return None
+    ours = _settings_words(
+        (metrics.get("design_settings") or {}).get("cluster"),
+        (metrics.get("censoring") or {}).get("truncate"),
+    )
+    if _settings_words(settings.get("cluster"), settings.get("ipcw_truncate")) != ours:
+        return None
+    v = verdicts[(verdicts["design"] == "primary") & (verdicts["verdict"] == "valid")]
+    cov = pd.to_numeric(v["coverage"], errors="coerce").dropna()
+    if cov.empty:
+        return None
+    return {
+        "lo": 100 * float(cov.min()),
+        "hi": 100 * float(cov.max()),
+        "worlds": int(cov.size),
+        "n_reps": int(pd.to_numeric(v["n_reps"], errors="coerce").min()),
+    }
 
 
 def validation_summary(v: pd.DataFrame | None, primary: str,
@@ -329,7 +351,10 @@ def build_context(
     sizes = as_dict(sizes_df)
     optional = {k: tabs.get(k, inputs.tables.get(k)) for k in
                 (*SENSITIVITY_INPUTS, "attrition", "validation", "verdicts")}
-    caveats = cv.build_caveats(tabs, sizes, m, optional, facts, estimand_rows(tabs))
+    coverage = study_coverage(optional.get("verdicts"), inputs.study_settings.get("verdicts"), m)
+    caveats = cv.build_caveats(
+        tabs, sizes, m, optional, facts, estimand_rows(tabs), study_coverage=coverage
+    )
     sg = tabs["subgroups"]
     truth = (m.get("truth") or {}).get("att_window")
     es = tabs["event_study"]
@@ -403,7 +428,7 @@ def build_context(
         "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"],
                                   inputs.tables.get("verdicts")),
         "val_source": validation_source(inputs).removeprefix("../"),
-        "val_settings": study_settings_note(inputs.study_settings, m),
+        "val_settings": study_settings_note(inputs.study_settings.get("validation"), m),
         "verdicts_source": (validation_source(inputs, "verdicts").removeprefix("../")
                             if "verdicts" in inputs.paths else None),
         "estimand_rows": estimand_rows(tabs),

@@ -91,9 +91,10 @@ class Inputs:
     metrics: dict[str, Any]
     tables: dict[str, pd.DataFrame]
     paths: dict[str, Path] = field(default_factory=dict)
-    #: how the simulation study ran (the primary's error clusters and censoring-weight
-    #: truncation; :func:`read_study_settings`), when the study recorded it
-    study_settings: dict[str, Any] | None = None
+    #: how the simulation studies ran (the primary's error clusters and censoring-weight
+    #: truncation; :func:`read_study_settings`), by table (``validation``, ``verdicts``),
+    #: for the studies that recorded it
+    study_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def synthetic(self) -> bool:
@@ -202,7 +203,7 @@ def load_inputs(
         p = tabdir / f"{name}.csv"
         tables[name], paths[name] = _read_csv(p, cols), p
     vpath = Path(validation_table) if validation_table is not None else tabdir / "validation.csv"
-    study_settings = None
+    study_settings: dict[str, dict[str, Any]] = {}
     if vpath.exists():
         tables["validation"], paths["validation"] = _read_csv(vpath, []), vpath
         # the study's verdict per world, written beside its table (benchmarks/run_worlds_study.py)
@@ -212,7 +213,7 @@ def load_inputs(
         for name in ("validation", "verdicts"):  # which rule decided each verdict
             if name in tables:
                 tables[name] = _with_basis(tables[name], paths[name])
-        study_settings = read_study_settings(vpath.parent)
+        study_settings = _study_settings(paths)
     for name, cols in OPTIONAL_TABLES.items():
         p = tabdir / f"{name}.csv"
         if p.exists():
@@ -254,6 +255,16 @@ def load_inputs(
     if not roles <= {"treated", "comparison"}:
         raise ReportInputError(f"{paths['event_means']}: column 'role' has {sorted(roles)}")
     return Inputs(metrics=metrics, tables=tables, paths=paths, study_settings=study_settings)
+
+
+def _study_settings(paths: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """:func:`read_study_settings` of the folders of the studies' tables that have them."""
+    out = {}
+    for name in ("validation", "verdicts"):
+        got = read_study_settings(paths[name].parent) if name in paths else None
+        if got is not None:
+            out[name] = got
+    return out
 
 
 #: Files beside a simulation study's table that record how it ran: ``timing.json``
