@@ -165,8 +165,8 @@ def estimands(
         ).iloc[0]  # fmt: skip
         rows.append(_row("completed visit", "wild cluster bootstrap by district",
                          d["estimate"], d["std_error"], d["ci_low"], d["ci_high"], n_t,
-                         f"{d['clusters']} districts, {d['weights']} weights, "
-                         f"B = {d['B']}"))  # fmt: skip
+                         f"{d['clusters']} districts, {str(d['weights']).capitalize()} "
+                         f"weights, {int(d['B']):,} draws"))  # fmt: skip
         metrics["att_district_wild"] = {k: _plain(d[k]) for k in d.index}
 
     def design():

@@ -514,6 +514,44 @@ def test_the_interval_quotes_its_coverage_in_the_study_only_with_the_same_settin
     assert study_coverage(v, {"cluster": "student_key", "ipcw_truncate": None}, ours) is None
     assert study_coverage(v, None, ours) is None
     text = inference_caveat(ours, {}, c).text
-    assert ("this interval covered the true effect in 94% to 99% of replications in the 2 "
-            "worlds where the design is valid (100 replications each; 95% intended)") in text
-    assert "covered the true effect" not in inference_caveat(ours, {}, None).text
+    assert ("with these settings it covered the truth in 94% to 99% of replications in the "
+            "2 worlds where the design is valid (95% intended)") in text
+    assert "covered the truth" not in inference_caveat(ours, {}, None).text
+
+
+def test_first_page_caveats_from_the_review():
+    """Lee bounds, the thinning of the comparison group by the censoring weights, what no
+    design can fix, and the pre-trend test named as the F test it is."""
+    import pandas as pd
+
+    from pipeline.reporting import caveats as cv
+    from pipeline.reporting.context import pretrend_f
+
+    diag = pd.DataFrame({"event_time": [5, 6], "comparison_rows": [754, 719],
+                         "effective_sample_size": [65.9, 17.4], "max_weight": [86.0, 192.6]})
+    m = {"att": {"estimate": 8.0, "ci_low": 6.5, "ci_high": 9.5}, "att_window": [1, 6],
+         "design_settings": {"cluster": "home_school_code"}, "censoring": {}}
+    c = cv.inference_caveat(m, {}, None, diag)
+    assert "By month 6 the censoring weights leave the equivalent of 17 of 719 comparison " \
+           "rows (largest weight 192.6)." in c.text
+    assert c.status == cv.CONCERN
+    ok = diag.assign(effective_sample_size=[700.0, 600.0])
+    assert cv.inference_caveat(m, {}, None, ok).status != cv.CONCERN
+    v = pd.DataFrame({"estimator": ["matched_ancova"] * 2 + ["twfe"],
+                      "scenario": ["dip", "unrecorded_shocks", "unrecorded_shocks"],
+                      "targets_apply": [True, False, False], "bias": [0.1, -0.75, 13.0],
+                      "coverage": [0.95, 0.63, 0.0]})
+    (line,) = cv.beyond_the_records(v, "matched_ancova")
+    assert line.endswith("selection on unrecorded shocks (bias −0.75, coverage 63%)")
+    assert cv.beyond_the_records(v[v["targets_apply"]], "matched_ancova") == ()
+    sizes = {"visited": 100, "not_matched": 5, "not_observed": 0}
+    reasons = pd.DataFrame({"reason": [], "students": []})
+    ms = pd.DataFrame({"dimension": ["grade_band"], "level": ["6-12"], "treated": [50],
+                       "unmatched": [2]})
+    a = cv.attrition_caveat(sizes, reasons, ms, None, (1, 6),
+                            {"ci_low": -0.55, "ci_high": 9.77})
+    assert "Lee bounds for this attrition: −0.6 to +9.8 points, which include zero." in a.text
+    f = pretrend_f({"statistic": 4.696567443886185, "df": 3, "clusters": 35})
+    assert f["df1"] == 3 and f["df2"] == 32
+    assert f["f"] == pytest.approx(4.696567443886185 * 32 / (3 * 34))
+    assert pretrend_f({"statistic": 4.7, "df": 3, "clusters": None}) is None

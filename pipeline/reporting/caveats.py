@@ -224,8 +224,10 @@ def attrition_caveat(
     match_summary: pd.DataFrame,
     attrition: pd.DataFrame | None,
     window: tuple[int, int] | None = None,
+    lee: Mapping[str, Any] | None = None,
 ) -> Caveat:
-    """Visited students left out, why, and who (from the one sample-size table)."""
+    """Visited students left out, why, and who (from the one sample-size table), and Lee
+    (2009) bounds on the headline for the attrition (``lee``: the estimands row)."""
     v, nm, no = sizes["visited"], sizes["not_matched"], sizes["not_observed"]
     if v is None or nm is None:
         return Caveat("attrition", "Students left out", NOT_ASSESSED,
@@ -273,6 +275,13 @@ def attrition_caveat(
     else:
         parts.append("Not assessed: differential attrition against the What Works "
                      "Clearinghouse boundaries.")
+    if lee is not None:
+        lo, hi = float(lee["ci_low"]), float(lee["ci_high"])
+        parts.append(
+            f"Lee bounds for this attrition: {fmt_num(lo, 1, True)} to "
+            f"{fmt_num(hi, 1, True)} points"
+            + (", which include zero." if lo <= 0 <= hi else ".")
+        )
     share = nm / v if v else 0
     return Caveat("attrition", "Students left out", CONCERN if share > 0.1 else OK,
                   " ".join(parts))
@@ -461,10 +470,40 @@ def truncation_text(cens: Mapping[str, Any]) -> str:
     return "" if t is None else t[0]
 
 
+def weights_at_window_end(diag: pd.DataFrame | None, window: tuple[int, int]) -> str:
+    """How far the censoring weights thin the comparison group at the headline window's
+    last month: the effective number of comparison rows against the rows there."""
+    need = {"event_time", "comparison_rows", "effective_sample_size", "max_weight"}
+    if diag is None or not need <= set(diag.columns):
+        return ""
+    r = diag[pd.to_numeric(diag["event_time"], errors="coerce") == window[1]]
+    if r.empty or pd.isna(r.iloc[0]["effective_sample_size"]):
+        return ""
+    r = r.iloc[0]
+    return (f"By month {window[1]} the censoring weights leave the equivalent of "
+            f"{fmt_num(r['effective_sample_size'], 0)} of {fmt_int(r['comparison_rows'])} "
+            f"comparison rows (largest weight {fmt_num(r['max_weight'], 1)}).")
+
+
+def _thin_weights(diag: pd.DataFrame | None, window: tuple[int, int]) -> bool:
+    """Whether the censoring weights leave under a tenth of the comparison rows' worth of
+    information at the window's last month."""
+    if diag is None or not {"event_time", "comparison_rows", "effective_sample_size"} <= set(
+        diag.columns
+    ):
+        return False
+    r = diag[pd.to_numeric(diag["event_time"], errors="coerce") == window[1]]
+    if r.empty:
+        return False
+    ess, n = r.iloc[0]["effective_sample_size"], r.iloc[0]["comparison_rows"]
+    return bool(pd.notna(ess) and pd.notna(n) and float(n) > 0 and float(ess) < 0.1 * float(n))
+
+
 def inference_caveat(
     metrics: Mapping[str, Any],
     rows: Mapping[str, Any] | None = None,
     study_coverage: Mapping[str, Any] | None = None,
+    censoring_diagnostics: pd.DataFrame | None = None,
 ) -> Caveat:
     """What the interval does and does not account for (with the estimands' intervals),
     and how often the same interval covered the truth in the stress-test study
@@ -496,20 +535,24 @@ def inference_caveat(
     elif cluster:
         parts.insert(0, f"Errors are clustered by {CLUSTERS.get(cluster, 'group')}.")
     cens = metrics.get("censoring") or {}
-    if cens.get("weight_max") is not None:
+    window = tuple(metrics["att_window"]) if metrics.get("att_window") else None
+    at_end = weights_at_window_end(censoring_diagnostics, window) if window else ""
+    if cens.get("weight_max") is not None and not at_end:
         parts.append(f"The largest censoring weight is {fmt_num(cens['weight_max'], 1)} "
                      f"(mean {fmt_num(cens.get('weight_mean'), 2)}).")
     parts.append(truncation_text(cens))
+    parts.append(at_end)
     if study_coverage:
         c = study_coverage
         span = (f"{fmt_num(c['lo'], 0)}%" if round(c["lo"]) == round(c["hi"])
                 else f"{fmt_num(c['lo'], 0)}% to {fmt_num(c['hi'], 0)}%")
         parts.append(
-            f"In the simulation study, run with these settings, this interval covered the "
-            f"true effect in {span} of replications in the {plural(c['worlds'], 'world')} "
-            f"where the design is valid ({plural(c['n_reps'], 'replication')} each; "
-            f"{CI_LEVEL}% intended)."
+            f"In the simulation study with these settings it covered the truth in {span} of "
+            f"replications in the {plural(c['worlds'], 'world')} where the design is valid "
+            f"({CI_LEVEL}% intended)."
         )
+    if window is not None and _thin_weights(censoring_diagnostics, window):
+        return Caveat("inference", "Uncertainty", CONCERN, " ".join(p for p in parts if p))
     status = OK if boot and cluster not in ("student_key", "student") else (
         CONCERN if cluster in ("student_key", "student") else NOT_ASSESSED)
     return Caveat("inference", "Uncertainty", status, " ".join(p for p in parts if p))
@@ -536,8 +579,24 @@ def stress_caveat(validation: pd.DataFrame | None, verdicts: pd.DataFrame | None
                                           else "")
             + "reasons in the appendix), the primary design in each world:")
     bad = worlds.any_not_identified(v, primary)
-    return Caveat("stress", topic, CONCERN if bad else OK, head,
-                  worlds.first_page_lines(v, primary))
+    lines = worlds.first_page_lines(v, primary) + beyond_the_records(validation, primary)
+    return Caveat("stress", topic, CONCERN if bad else OK, head, lines)
+
+
+def beyond_the_records(validation: pd.DataFrame | None, primary: str | None) -> tuple[str, ...]:
+    """A first-page line for the simulation study's scenarios that no design using the
+    records can handle (the validation table's rows where the targets do not apply), with
+    the primary design's bias and coverage there."""
+    need = {"estimator", "scenario", "targets_apply", "bias", "coverage"}
+    if validation is None or primary is None or not need <= set(validation.columns):
+        return ()
+    v = validation[(validation["estimator"] == primary)
+                   & ~validation["targets_apply"].astype(bool)]
+    items = [f"{labels.scenario(r['scenario']).lower()} (bias {fmt_num(r['bias'], 2, True)}, "
+             f"coverage {fmt_num(100 * r['coverage'], 0)}%)" for _, r in v.iterrows()]
+    if not items:
+        return ()
+    return (f"Beyond any design using the records, and no check flags it: {join_words(items)}",)
 
 
 def build_caveats(
@@ -560,8 +619,9 @@ def build_caveats(
                                      "sensitivity_honestdid") if optional.get(k) is not None},
             str(metrics.get("design", "ancova"))),
         attrition_caveat(sizes, pub_tables["match_reasons"], pub_tables["match_summary"],
-                         optional.get("attrition"), tuple(metrics["att_window"])),
-        inference_caveat(metrics, rows, study_coverage),
+                         optional.get("attrition"), tuple(metrics["att_window"]),
+                         (rows or {}).get("lee")),
+        inference_caveat(metrics, rows, study_coverage, pub_tables.get("censoring_diagnostics")),
         stress_caveat(optional.get("validation"), optional.get("verdicts"),
                       metrics.get("primary_estimator")),
         rating_caveat(optional.get("wwc"), optional.get("effect_sizes")),

@@ -59,9 +59,14 @@ def _settings_words(cluster: str | None, truncate) -> tuple[str, str]:
     return cl, f"censoring weights truncated at the {join_words(qs)} percentiles"
 
 
-def study_settings_note(settings: Mapping[str, Any] | None, metrics: Mapping) -> str | None:
+def study_settings_note(
+    settings: Mapping[str, Any] | None,
+    metrics: Mapping,
+    stress: Mapping[str, Any] | None = None,
+) -> str | None:
     """A sentence on how the simulation study ran the primary design, and whether that is
-    how this report's estimate ran (``None`` when the study did not record it)."""
+    how this report's estimate ran (``None`` when the study did not record it); when not,
+    whether the stress-test study (``stress``: its settings) did."""
     if not settings:
         return None
     cl, tr = _settings_words(settings.get("cluster"), settings.get("ipcw_truncate"))
@@ -72,10 +77,24 @@ def study_settings_note(settings: Mapping[str, Any] | None, metrics: Mapping) ->
     text = f"The study ran the primary design with errors clustered {cl} and {tr}"
     if (cl, tr) == ours:
         return text + ", as this report's estimate does."
-    return (
-        text + f"; this report's estimate clusters its errors {ours[0]} and uses {ours[1]}, "
-        "so the coverage shown here is not that of this report's interval."
+    text += (
+        f"; this report's estimate clusters its errors {ours[0]} and uses {ours[1]}, "
+        "so the coverage shown here is not that of this report's interval"
     )
+    if stress and _settings_words(stress.get("cluster"), stress.get("ipcw_truncate")) == ours:
+        return text + " (the stress-test study below, quoted on the first page, ran this report's)."
+    return text + "."
+
+
+def pretrend_f(test: Mapping[str, Any]) -> dict[str, float] | None:
+    """The pre-trend test as the F statistic its p-value comes from when errors are
+    clustered (:func:`pipeline.did.results._hotelling_f`): ``f``, ``df1``, ``df2``;
+    ``None`` for the χ² version."""
+    from pipeline.did.results import _hotelling_f
+
+    q, g = int(test.get("df") or 0), test.get("clusters")
+    f, _ = _hotelling_f(float(test["statistic"]), q, None if g is None else int(g))
+    return None if f is None else {"f": f, "df1": q, "df2": int(g) - q}
 
 
 def study_coverage(
@@ -406,6 +425,7 @@ def build_context(
         "truth_gap": (float(att["estimate"]) - truth) if truth is not None else None,
         "naive_truth_gap": (float(naive["estimate"]) - truth) if truth is not None else None,
         "pretrend": m["pretrend_test"],
+        "pretrend_f": pretrend_f(m["pretrend_test"]),
         "design": m["design"],  # chosen by estimate.design; estimate writes it
         "ancova_within": _within((m.get("design_settings") or {}).get("ancova_fe")),
         "pretrend_ok": bool(m["pretrend_test"]["p_value"] >= 0.05),
@@ -428,7 +448,9 @@ def build_context(
         "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"],
                                   inputs.tables.get("verdicts")),
         "val_source": validation_source(inputs).removeprefix("../"),
-        "val_settings": study_settings_note(inputs.study_settings.get("validation"), m),
+        "val_settings": study_settings_note(
+            inputs.study_settings.get("validation"), m, inputs.study_settings.get("verdicts")
+        ),
         "verdicts_source": (validation_source(inputs, "verdicts").removeprefix("../")
                             if "verdicts" in inputs.paths else None),
         "estimand_rows": estimand_rows(tabs),
