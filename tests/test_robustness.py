@@ -74,3 +74,24 @@ def test_two_processes_give_the_same_table(design):
     ]
     assert checks[3].startswith("placebo") and checks[4] == "comparison pool: program_districts"
     assert checks[5:9] == ["caliper 0.1 SD", "caliper 0.5 SD", "ratio 1:1", "ratio 5:1"]
+
+
+def test_rematched_checks_are_estimable_with_home_school_clusters(design):
+    """With errors clustered by home school (the estimate stage's default) every check
+    that matches again gets the students' home clusters and an estimate (a regression:
+    they were all 'not estimable' for want of the column)."""
+    from pipeline.clusters import add_home_clusters, home_clusters
+
+    panel, matched, spec = design
+    cfg = replace(CFG, cluster="home_school_code", rematch_workers=1)
+    m = add_home_clusters(matched, home_clusters(panel))
+    prim = primary(m, "attendance_rate", cfg, bootstrap=False)
+    tab = robustness(PanelAccess(panel), m, spec, prim, "attendance_rate", cfg)
+    rematched = tab.iloc[3:9]
+    assert rematched["check"].str.startswith(("placebo", "comparison pool", "caliper",
+                                              "ratio")).all()
+    assert not rematched["note"].astype(str).str.contains("not estimable").any(), (
+        rematched[["check", "note"]].to_string())
+    assert rematched["estimate"].notna().all()
+    pre = tab.loc[tab["check"] == "joint pre-trend test", "note"].iloc[0]
+    assert pre.startswith("F(3, ")

@@ -25,6 +25,7 @@ from pipeline.analysis.design import (
 )
 from pipeline.analysis.schemas import ROBUSTNESS_COLUMNS
 from pipeline.analysis.settings import EstimateConfig
+from pipeline.clusters import HOME_COLUMNS, add_home_clusters, home_clusters
 from pipeline.did.honest import relative_magnitudes
 from pipeline.did.results import EventStudyResult
 from pipeline.matching.riskset import PropensityCache, RiskSetMatcher, RiskSetSpec, stack_panels
@@ -117,11 +118,16 @@ def check_row(
     cfg: EstimateConfig,
     window: tuple[int, int] | None = None,
     note: str = "",
+    homes: pd.DataFrame | None = None,
 ) -> dict:
-    """The robustness row of the primary design on the re-matched stacks ``m``."""
+    """The robustness row of the primary design on the re-matched stacks ``m`` (with the
+    students' home clusters from ``homes`` when the errors are clustered by one of them,
+    as the estimate stage adds them to the primary's stacks)."""
     window = cfg.att_window if window is None else window
     if m is None or m.empty:
         return {"check": check, "note": "no matches"}
+    if homes is not None and cfg.cluster in homes.columns and cfg.cluster not in m.columns:
+        m = add_home_clusters(m, homes)
     m, _ = with_censoring_weights(add_outcomes(m), cfg.ipcw, cfg.ipcw_truncate)
     try:
         avg = primary(m, y, cfg, bootstrap=False).average(window)
@@ -139,6 +145,12 @@ def check_row(
     }
 
 
+def panel_homes(panel: PanelAccess) -> pd.DataFrame:
+    """Every student's home school and district (:func:`pipeline.clusters.home_clusters`),
+    read from the panel as the estimate stage reads them."""
+    return home_clusters(panel.columns(["student_key", "school_month", *HOME_COLUMNS]))
+
+
 def run_checks(
     panel: PanelAccess, checks: list[RematchCheck], y: str, cfg: EstimateConfig
 ) -> list[dict]:
@@ -147,12 +159,13 @@ def run_checks(
     or ratio re-match on the same scores)."""
     rows: list[dict] = []
     matcher, shift = None, None
+    homes = panel_homes(panel)
     for c in checks:
         if matcher is None or c.shift != shift:
             matcher = None  # drop the previous one's rows and scores first
             matcher, shift = RiskSetMatcher(shifted_panel(panel, c.shift), keep=1), c.shift
         m = rematch(panel, c.spec, shift=c.shift, matcher=matcher)
-        rows.append(check_row(c.check, m, y, cfg, c.window, c.note))
+        rows.append(check_row(c.check, m, y, cfg, c.window, c.note, homes))
         del m
     return rows
 
@@ -249,7 +262,11 @@ def robustness(
             "check": "joint pre-trend test",
             "estimate": pt.statistic,
             "n_treated": n_prim,
-            "note": f"chi2({pt.df}) p = {pt.p_value:.4f}, event times {list(pt.event_times)}",
+            "note": (
+                f"chi2({pt.df}) p = {pt.p_value:.4f}" if pt.f_statistic is None
+                else f"F({pt.df}, {pt.clusters - pt.df}) = {pt.f_statistic:.3f}, "
+                f"p = {pt.p_value:.4f}"
+            ) + f", event times {list(pt.event_times)}",
         }
     )
     # the other design on the same matched sets and weights
