@@ -519,7 +519,7 @@ def inference_caveat(
             "Re-running the whole design (matching score, matching and censoring weights) "
             f"on schools resampled within districts gives {fmt_num(d['ci_low'])} to "
             f"{fmt_num(d['ci_high'])}"
-            + (f"; a wild bootstrap over the few program districts gives "
+            + (f"; a wild bootstrap by district (few clusters) gives "
                f"{fmt_num(rows['district']['ci_low'])} to "
                f"{fmt_num(rows['district']['ci_high'])}." if "district" in rows else ".")
         )
