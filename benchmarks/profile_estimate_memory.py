@@ -1,0 +1,111 @@
+"""Peak memory and wall time of the estimate stage at state scale (performance issue).
+
+Runs ``python -m pipeline.estimate`` in a project folder that already holds the outputs of
+the stages before it (``data/processed/panel.parquet``, ``matched.parquet``, ...), with
+``PYTHONPATH`` set to the code to measure, under ``/usr/bin/time -v``, while a sampler
+records the process tree's memory (proportional set sizes summed, so pages shared by the
+design bootstrap's forked workers count once: ``run_state_scale._tree_rss_bytes``) every
+half second. One run adds one labelled entry to the results file::
+
+    python benchmarks/profile_estimate_memory.py --workdir /work/statescale_perf3 \\
+        --code /work/wt/perf3 --label after \\
+        [--out benchmarks/results/profile_estimate_state_memory.json]
+
+The entry has the command, wall time, ``/usr/bin/time``'s maximum resident set size (the
+largest single process), the tree's peak, the load average before and after (the machine
+is shared: wall times are upper bounds), the memory timeline (seconds, GB) and the design
+bootstrap's estimate, standard error and interval from ``reports/metrics.json`` (so that
+runs of two versions of the code can be checked to give the same numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run_state_scale import _tree_rss_bytes  # noqa: E402
+
+
+def _loadavg() -> list[float]:
+    with open("/proc/loadavg") as f:
+        return [float(v) for v in f.read().split()[:3]]
+
+
+def run(workdir: Path, code: Path) -> dict:
+    """Run the estimate stage once; its time, memory and design-bootstrap results."""
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "pipeline.estimate"]
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    load0 = _loadavg()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    timeline: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            timeline.append((time.perf_counter() - t0, _tree_rss_bytes(proc.pid) / 2**30))
+            done.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = proc.communicate()
+    done.set()
+    sampler.join()
+    wall = time.perf_counter() - t0
+    tv = {}
+    for line in stderr.splitlines():
+        if ":" in line and line.startswith("\t"):
+            k, _, v = line.strip().rpartition(": ")
+            tv[k] = v
+    metrics_path = workdir / "reports" / "metrics.json"
+    design = {}
+    if proc.returncode == 0 and metrics_path.exists():
+        m = json.loads(metrics_path.read_text())
+        design = {k: m.get(k) for k in ("att", "att_design_bootstrap")}
+    row = {
+        "command": f"cd {workdir} && PYTHONPATH={code} /usr/bin/time -v python -m pipeline.estimate",
+        "exit_code": proc.returncode,
+        "wall_seconds": round(wall, 1),
+        "max_rss_gb_largest_process": round(int(tv.get("Maximum resident set size (kbytes)",
+                                                       "0")) / 2**20, 2),  # fmt: skip
+        "peak_pss_gb_process_tree": round(max((g for _, g in timeline), default=0.0), 2),
+        "user_seconds": float(tv.get("User time (seconds)", "nan")),
+        "system_seconds": float(tv.get("System time (seconds)", "nan")),
+        "load_average_before": load0,
+        "load_average_after": _loadavg(),
+        "results": design,
+        "timeline_seconds_gb": [(round(t, 1), round(g, 2)) for t, g in timeline[::4]],
+    }
+    if proc.returncode != 0:
+        row["error_tail"] = stderr.strip().splitlines()[-12:]
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--code", type=Path, default=ROOT)
+    ap.add_argument("--label", required=True)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--out", type=Path,
+                    default=ROOT / "benchmarks" / "results" / "profile_estimate_state_memory.json")
+    args = ap.parse_args()  # fmt: skip
+    row = {"label": args.label, "note": args.note, **run(args.workdir, args.code)}
+    out = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+    out["runs"] = [r for r in out["runs"] if r.get("label") != args.label] + [row]
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in row.items() if k != "timeline_seconds_gb"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
