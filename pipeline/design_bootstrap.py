@@ -57,6 +57,7 @@ from pipeline.matching.propensity import (
     _level_codes,
     _logistic_newton,
     _non_aliased,
+    design_columns,
     design_matrix,
     fit_propensity,
 )
@@ -136,6 +137,32 @@ class BootstrapResult:
         )
 
 
+def _design_columns_index(work: pd.DataFrame, covariates, levels: dict) -> list[tuple]:
+    """The columns of the design matrix of ``covariates``
+    (:func:`~pipeline.matching.propensity.design_matrix`, first levels dropped) in order:
+    ``(covariate, level index)`` for a dummy, ``(covariate, None)`` for a numeric column."""
+    cols: list[tuple[str, int | None]] = []
+    for c in covariates:
+        if _is_categorical(work[c]):
+            cols += [(c, k) for k in range(1, len(levels[c]))]
+        else:
+            cols.append((c, None))
+    return cols
+
+
+def _design_array(work: pd.DataFrame, covariates, levels: dict) -> np.ndarray:
+    """``design_matrix(work, covariates, levels=levels).to_numpy()`` (the same values and
+    the same column-major layout) filled column by column into one array."""
+    n_col = len(_design_columns_index(work, covariates, levels))
+    A = np.empty((len(work), n_col), order="F")
+    j = -1
+    for j, (_, _, x) in enumerate(design_columns(work, covariates, levels=levels, name="panel")):
+        A[:, j] = x
+    if j + 1 != n_col:
+        raise RuntimeError("design bootstrap: design columns do not match the covariates")
+    return A
+
+
 class PropensityDesign:
     """The propensity model's standardised design, held compactly.
 
@@ -168,12 +195,7 @@ class PropensityDesign:
     def __init__(self, A: np.ndarray, work: pd.DataFrame, covariates, levels: dict):
         self.mu, self.sd = A.mean(axis=0), A.std(axis=0)
         self.keep = _non_aliased(A, self.mu, self.sd)
-        cols: list[tuple[str, int | None]] = []  # the design's columns in order
-        for c in covariates:
-            if _is_categorical(work[c]):
-                cols += [(c, k) for k in range(1, len(levels[c]))]
-            else:
-                cols.append((c, None))
+        cols = _design_columns_index(work, covariates, levels)
         if len(cols) != A.shape[1]:
             raise RuntimeError("design bootstrap: design columns do not match the covariates")
         kept = np.flatnonzero(self.keep)
@@ -366,13 +388,21 @@ class DesignBootstrap:
         self.work_s = rs.work_s
         self.work_student = scode[rs.idx]
         self.work_month = sm[rs.idx]
-        X = design_matrix(rs.work, rs.covs_ps, levels=rs.levels, name="panel")
-        # the stage's own fit is the start of every draw's Newton steps
-        model = fit_propensity(X, self.work_t) if ps_cache is None else ps_cache.fit(X, self.work_t)
+        # the stage's own fit is the start of every draw's Newton steps; the design matrix
+        # is built as one array (a data frame's columns and its block were two copies),
+        # as a data frame only to look the fit up in a cache (keyed by its columns)
+        if ps_cache is None:
+            A = _design_array(rs.work, rs.covs_ps, rs.levels)
+            model = fit_propensity(A, self.work_t)
+        else:
+            X = design_matrix(rs.work, rs.covs_ps, levels=rs.levels, name="panel")
+            model = ps_cache.fit(X, self.work_t)
+            A = X.to_numpy()
+            del X
         # the standardised design, kept compactly (numeric columns dense, dummies as level
         # codes): the dense matrix was rows x ~70 columns, ~2 GB at state scale
-        self.ps = PropensityDesign(X.to_numpy(), rs.work, rs.covs_ps, rs.levels)
-        del X
+        self.ps = PropensityDesign(A, rs.work, rs.covs_ps, rs.levels)
+        del A
         keep, mu, sd = self.ps.keep, self.ps.mu, self.ps.sd
         b = model.coef[keep]
         self.beta0 = np.r_[model.intercept + np.sum(b * mu[keep]), b * sd[keep]]
