@@ -40,7 +40,7 @@ def _loadavg() -> list[float]:
         return [float(v) for v in f.read().split()[:3]]
 
 
-def run(workdir: Path, code: Path) -> dict:
+def run(workdir: Path, code: Path, log: Path | None = None) -> dict:
     """Run the estimate stage once; its time, memory and design-bootstrap results."""
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "pipeline.estimate"]
     env = {**os.environ, "PYTHONPATH": str(code)}
@@ -62,6 +62,8 @@ def run(workdir: Path, code: Path) -> dict:
     done.set()
     sampler.join()
     wall = time.perf_counter() - t0
+    if log is not None:  # the stage's log (its steps with their times) beside the timeline
+        log.write_text(stderr)
     tv = {}
     for line in stderr.splitlines():
         if ":" in line and line.startswith("\t"):
@@ -97,10 +99,11 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=ROOT)
     ap.add_argument("--label", required=True)
     ap.add_argument("--note", default="")
+    ap.add_argument("--log", type=Path, default=None, help="write the stage's log here")
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks" / "results" / "profile_estimate_state_memory.json")
     args = ap.parse_args()  # fmt: skip
-    row = {"label": args.label, "note": args.note, **run(args.workdir, args.code)}
+    row = {"label": args.label, "note": args.note, **run(args.workdir, args.code, args.log)}
     out = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
     out["runs"] = [r for r in out["runs"] if r.get("label") != args.label] + [row]
     args.out.write_text(json.dumps(out, indent=2) + "\n")
