@@ -73,7 +73,8 @@ def run(workdir: Path, code: Path, log: Path | None = None) -> dict:
     design = {}
     if proc.returncode == 0 and metrics_path.exists():
         m = json.loads(metrics_path.read_text())
-        design = {k: m.get(k) for k in ("att", "att_design_bootstrap")}
+        design = {"att": m.get("att"),
+                  "att_design_bootstrap": m.get("estimands", {}).get("att_design_bootstrap")}
     row = {
         "command": f"cd {workdir} && PYTHONPATH={code} /usr/bin/time -v python -m pipeline.estimate",
         "exit_code": proc.returncode,
@@ -86,6 +87,9 @@ def run(workdir: Path, code: Path, log: Path | None = None) -> dict:
         "load_average_before": load0,
         "load_average_after": _loadavg(),
         "results": design,
+        # the stage's steps with their times, to place the timeline's peaks
+        "stage_log_steps": [line[:160] for line in stderr.splitlines()
+                            if " INFO pipeline.estimate" in line or "design bootstrap:" in line],
         "timeline_seconds_gb": [(round(t, 1), round(g, 2)) for t, g in timeline[::4]],
     }
     if proc.returncode != 0:
@@ -93,21 +97,46 @@ def run(workdir: Path, code: Path, log: Path | None = None) -> dict:
     return row
 
 
+def compare(runs: list[dict]) -> list[dict]:
+    """Each run beside the first: peak memory, wall time, whether it finished and the
+    design bootstrap's numbers (when both runs finished)."""
+    out = []
+    base = runs[0]
+    for r in runs:
+        row = {k: r.get(k) for k in ("label", "exit_code", "wall_seconds",
+                                      "max_rss_gb_largest_process", "peak_pss_gb_process_tree")}  # fmt: skip
+        row["finished"] = r.get("exit_code") == 0
+        if r is not base:
+            row["peak_pss_change_gb_vs_" + base["label"]] = round(
+                r["peak_pss_gb_process_tree"] - base["peak_pss_gb_process_tree"], 2)  # fmt: skip
+        a = (base.get("results") or {}).get("att_design_bootstrap")
+        b = (r.get("results") or {}).get("att_design_bootstrap")
+        if a and b and r is not base:
+            row["design_bootstrap_max_abs_difference_vs_" + base["label"]] = max(
+                abs(a[k] - b[k]) for k in ("estimate", "std_error", "ci_low", "ci_high"))  # fmt: skip
+        out.append(row)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--workdir", type=Path)
     ap.add_argument("--code", type=Path, default=ROOT)
-    ap.add_argument("--label", required=True)
+    ap.add_argument("--label")
     ap.add_argument("--note", default="")
     ap.add_argument("--log", type=Path, default=None, help="write the stage's log here")
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks" / "results" / "profile_estimate_state_memory.json")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="no run: only recompute the comparison of the recorded runs")
     args = ap.parse_args()  # fmt: skip
-    row = {"label": args.label, "note": args.note, **run(args.workdir, args.code, args.log)}
     out = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    out["runs"] = [r for r in out["runs"] if r.get("label") != args.label] + [row]
+    if not args.compare_only:
+        row = {"label": args.label, "note": args.note, **run(args.workdir, args.code, args.log)}
+        out["runs"] = [r for r in out["runs"] if r.get("label") != args.label] + [row]
+        print(json.dumps({k: v for k, v in row.items() if k != "timeline_seconds_gb"}, indent=2))
+    out["comparison"] = compare(out["runs"])
     args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in row.items() if k != "timeline_seconds_gb"}, indent=2))
 
 
 if __name__ == "__main__":

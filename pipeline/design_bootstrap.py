@@ -391,18 +391,19 @@ class DesignBootstrap:
         # the stage's own fit is the start of every draw's Newton steps; the design matrix
         # is built as one array (a data frame's columns and its block were two copies),
         # as a data frame only to look the fit up in a cache (keyed by its columns)
+        # The standardised design is kept compactly (numeric columns dense, dummies as
+        # level codes; the dense matrix was rows x ~70 columns, ~1.4 GB at state scale),
+        # built before the fit, which is handed the only reference to the design matrix
+        # and frees it once it has its standardised copy.
         if ps_cache is None:
-            A = _design_array(rs.work, rs.covs_ps, rs.levels)
-            model = fit_propensity(A, self.work_t)
+            A = [_design_array(rs.work, rs.covs_ps, rs.levels)]
+            self.ps = PropensityDesign(A[0], rs.work, rs.covs_ps, rs.levels)
+            model = fit_propensity(A.pop(), self.work_t)
         else:
             X = design_matrix(rs.work, rs.covs_ps, levels=rs.levels, name="panel")
             model = ps_cache.fit(X, self.work_t)
-            A = X.to_numpy()
+            self.ps = PropensityDesign(X.to_numpy(), rs.work, rs.covs_ps, rs.levels)
             del X
-        # the standardised design, kept compactly (numeric columns dense, dummies as level
-        # codes): the dense matrix was rows x ~70 columns, ~2 GB at state scale
-        self.ps = PropensityDesign(A, rs.work, rs.covs_ps, rs.levels)
-        del A
         keep, mu, sd = self.ps.keep, self.ps.mu, self.ps.sd
         b = model.coef[keep]
         self.beta0 = np.r_[model.intercept + np.sum(b * mu[keep]), b * sd[keep]]

@@ -352,6 +352,8 @@ def fit_propensity(
         ps = np.full(len(y), p)
         return PropensityModel([], float(np.log(p / (1 - p))), np.zeros(0), ps)
     Z1 = _standardized_with_intercept(A, keep, mu, sd)
+    n_col = A.shape[1]
+    del X, A  # the design matrix is freed here when the caller handed over its reference
     ybar = float(y.mean())
     start = np.zeros(Z1.shape[1])
     start[0] = np.log(ybar / (1 - ybar))
@@ -360,7 +362,7 @@ def fit_propensity(
     with threadpool_limits(limits=1):
         beta = _logistic_newton(Z1, y.astype(np.float64), np.ones(len(y)), start, max_iter, tol=tol)
     b_std = beta[1:]
-    coef = np.zeros(A.shape[1])
+    coef = np.zeros(n_col)
     coef[keep] = b_std / sd[keep]
     intercept = float(beta[0] - np.sum(b_std * mu[keep] / sd[keep]))
     eta = Z1 @ beta
