@@ -32,6 +32,14 @@ Speed
     with event time — one small weighted regression per event time with the fixed
     effects swept out. Draws run in ``workers`` processes (fork; one BLAS thread each).
 
+Memory
+    Both designs are held compactly and formed only where a draw needs them
+    (:class:`PropensityDesign`: numeric columns dense, dummies as level codes;
+    :class:`HazardDesign`: the rates and level codes, each draw's at-risk rows built as a
+    sparse matrix): at state scale (2.6 million matching rows, 3.8 million hazard rows)
+    the dense designs took about 7.9 GB (68 and 212 columns of float64), these about
+    0.35 GB. Draws equal those on the dense designs up to rounding (tested to 1e-10).
+
 ``DesignBootstrap.estimate(ones)`` reproduces the stage's window average on the full
 sample (up to the solvers' tolerances; tested), which anchors the draws to the estimator
 they resample.
