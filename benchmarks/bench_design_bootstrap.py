@@ -91,7 +91,7 @@ def main() -> None:
         "weights and matched ANCOVA re-estimated per draw), default extract",
         "students": int(bs.n_students),
         "schools": int(len(bs.schools)),
-        "matching_rows": int(bs.Z.shape[0]),
+        "matching_rows": int(len(bs.work_t)),
         "draws": args.draws,
         "workers": args.workers,
         "setup_seconds": round(setup, 2),

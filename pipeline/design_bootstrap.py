@@ -32,6 +32,14 @@ Speed
     with event time — one small weighted regression per event time with the fixed
     effects swept out. Draws run in ``workers`` processes (fork; one BLAS thread each).
 
+Memory
+    Both designs are held compactly and formed only where a draw needs them
+    (:class:`PropensityDesign`: numeric columns dense, dummies as level codes;
+    :class:`HazardDesign`: the rates and level codes, each draw's at-risk rows built as a
+    sparse matrix): at state scale (2.6 million matching rows, 3.8 million hazard rows)
+    the dense designs took about 7.9 GB (68 and 212 columns of float64), these about
+    0.35 GB. Draws equal those on the dense designs up to rounding (tested to 1e-10).
+
 ``DesignBootstrap.estimate(ones)`` reproduces the stage's window average on the full
 sample (up to the solvers' tolerances; tested), which anchors the draws to the estimator
 they resample.
@@ -46,14 +54,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from pipeline.censoring import DEFAULT_TRUNCATE, _truncation
 from pipeline.clusters import home_clusters
 from pipeline.did.within import wls_within
 from pipeline.matching.propensity import (
+    _is_categorical,
+    _level_codes,
     _logistic_newton,
     _non_aliased,
+    design_columns,
     design_matrix,
     fit_propensity,
 )
@@ -64,7 +76,13 @@ from pipeline.matching.riskset import (
     riskset_work,
 )
 
-__all__ = ["BootstrapResult", "DesignBootstrap", "school_multiplicities"]
+__all__ = [
+    "BootstrapResult",
+    "DesignBootstrap",
+    "HazardDesign",
+    "PropensityDesign",
+    "school_multiplicities",
+]
 
 LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
 
@@ -127,6 +145,184 @@ class BootstrapResult:
         )
 
 
+def _design_columns_index(work: pd.DataFrame, covariates, levels: dict) -> list[tuple]:
+    """The columns of the design matrix of ``covariates``
+    (:func:`~pipeline.matching.propensity.design_matrix`, first levels dropped) in order:
+    ``(covariate, level index)`` for a dummy, ``(covariate, None)`` for a numeric column."""
+    cols: list[tuple[str, int | None]] = []
+    for c in covariates:
+        if _is_categorical(work[c]):
+            cols += [(c, k) for k in range(1, len(levels[c]))]
+        else:
+            cols.append((c, None))
+    return cols
+
+
+def _design_array(work: pd.DataFrame, covariates, levels: dict) -> np.ndarray:
+    """``design_matrix(work, covariates, levels=levels).to_numpy()`` (the same values and
+    the same column-major layout) filled column by column into one array."""
+    n_col = len(_design_columns_index(work, covariates, levels))
+    A = np.empty((len(work), n_col), order="F")
+    j = -1
+    for j, (_, _, x) in enumerate(design_columns(work, covariates, levels=levels, name="panel")):
+        A[:, j] = x
+    if j + 1 != n_col:
+        raise RuntimeError("design bootstrap: design columns do not match the covariates")
+    return A
+
+
+class PropensityDesign:
+    """The propensity model's standardised design, held compactly.
+
+    ``Z = [1, (A[:, keep] - mu[keep]) / sd[keep]]`` — the matrix
+    :func:`~pipeline.matching.propensity.fit_propensity` fits on, aliased columns dropped —
+    with ``A`` the design matrix of the matching rows. Its numeric columns are kept dense
+    and its dummies as one integer level code per row and categorical covariate, so the
+    memory is rows × (numeric columns + categorical covariates) instead of rows × all
+    columns (at state scale ~70 columns, most of them dummies). A draw needs only ``Z β``
+    (:meth:`lp`) and ``Z' v`` (:meth:`zt`), computed on the unstandardised columns
+    (``Z β = γ₀ + A γ``, ``Z' v = (A' v − mu Σv) / sd``; the dummies' parts by level
+    lookup and ``np.bincount``); equal to the dense products up to rounding.
+
+    Parameters
+    ----------
+    A : ndarray
+        The design matrix (:func:`~pipeline.matching.propensity.design_matrix` of
+        ``work``, as an array).
+    work : DataFrame
+        The matching rows' covariates (``riskset_work(...).work``).
+    covariates : list of str
+        The model's covariates, in the design matrix's order.
+    levels : dict
+        Levels of the categorical covariates (as the design matrix was built with).
+    """
+
+    #: rows per block when dense rows of ``Z`` are formed (:meth:`weighted_gram`)
+    BLOCK = 100_000
+
+    def __init__(self, A: np.ndarray, work: pd.DataFrame, covariates, levels: dict):
+        self.mu, self.sd = A.mean(axis=0), A.std(axis=0)
+        self.keep = _non_aliased(A, self.mu, self.sd)
+        cols = _design_columns_index(work, covariates, levels)
+        if len(cols) != A.shape[1]:
+            raise RuntimeError("design bootstrap: design columns do not match the covariates")
+        kept = np.flatnonzero(self.keep)
+        self.k = 1 + kept.size  # columns of Z
+        self._m = self.mu[kept]  # mean and SD of Z's columns 1..k-1
+        self._s = self.sd[kept]
+        num = [i for i, j in enumerate(kept) if cols[j][1] is None]
+        self.num_pos = np.array(num, dtype=np.int64)  # positions among Z's columns 1..
+        self.num = np.ascontiguousarray(A[:, kept[num]]) if num else np.zeros((len(A), 0))
+        # per categorical covariate: level code per row (-1: none) and, per level, the
+        # position of its dummy among Z's columns 1.. (-1: reference level or aliased)
+        self.cats: list[tuple[np.ndarray, np.ndarray]] = []
+        for c in dict.fromkeys(cols[j][0] for j in kept if cols[j][1] is not None):
+            pos = np.full(len(levels[c]) + 1, -1, dtype=np.int64)  # last: code -1
+            for i, j in enumerate(kept):
+                if cols[j][0] == c:
+                    pos[cols[j][1]] = i
+            codes = _level_codes(work[c], levels[c])
+            self.cats.append((codes.astype(np.int16 if len(pos) < 2**15 else np.int64), pos))
+
+    def lp(self, beta: np.ndarray) -> np.ndarray:
+        """``Z @ beta`` for every row."""
+        g = beta[1:] / self._s
+        out = self.num @ g[self.num_pos] + (beta[0] - np.sum(g * self._m))
+        for codes, pos in self.cats:
+            out += np.where(pos >= 0, g[pos], 0.0)[codes]
+        return out
+
+    def zt(self, v: np.ndarray) -> np.ndarray:
+        """``Z.T @ v``."""
+        sv = float(np.sum(v))
+        s = np.zeros(self.k - 1)
+        s[self.num_pos] = self.num.T @ v
+        for codes, pos in self.cats:
+            by_level = np.bincount(codes.astype(np.int64) + 1, weights=v, minlength=len(pos))
+            lev = np.flatnonzero(pos[:-1] >= 0)
+            s[pos[lev]] = by_level[1 + lev]
+        return np.r_[sv, (s - self._m * sv) / self._s]
+
+    def rows(self, idx) -> np.ndarray:
+        """The dense rows ``Z[idx]`` (an index array or a slice)."""
+        num = self.num[idx]
+        Z = np.empty((len(num), self.k))
+        Z[:, 0] = 1.0
+        Z[:, 1 + self.num_pos] = (num - self._m[self.num_pos]) / self._s[self.num_pos]
+        for codes, pos in self.cats:
+            cd = codes[idx]
+            for lev in np.flatnonzero(pos[:-1] >= 0):
+                i = pos[lev]
+                Z[:, 1 + i] = ((cd == lev).astype(np.float64) - self._m[i]) / self._s[i]
+        return Z
+
+    def weighted_gram(self, w: np.ndarray) -> np.ndarray:
+        """``Z' diag(w) Z``, a block of rows at a time."""
+        G = np.zeros((self.k, self.k))
+        for a in range(0, len(w), self.BLOCK):
+            Zb = self.rows(slice(a, a + self.BLOCK))
+            G += (Zb * w[a : a + self.BLOCK, None]).T @ Zb
+        return G
+
+
+class HazardDesign:
+    """The censoring hazard's design (as :func:`pipeline.censoring.ipcw_weights`) for a set
+    of panel rows, held compactly: the history and prior-year rates as they are, and one
+    level code per row for the calendar month, district and grade band.
+
+    Columns of the design (:meth:`rows`): the intercept; each of the three lags and the
+    prior-year rate as ``(x − 90) / 10``, its square and a missing flag (0 when missing);
+    then dummies of the month, district and grade band, levels coded over the whole panel
+    (sorted, the first the reference), only the levels present among the selected rows
+    (a dummy 0 on all of them would keep a coefficient of 0).
+
+    Parameters
+    ----------
+    p : DataFrame
+        The panel.
+    sel : boolean array
+        The rows to hold (the rows a draw can stack).
+    """
+
+    NUMERIC = (*LAGS, "prior_year_rate")
+    CATEGORICAL = ("month", "district_code", "grade_band")
+
+    def __init__(self, p: pd.DataFrame, sel: np.ndarray):
+        sel = np.asarray(sel, dtype=bool)
+        self.raw = np.column_stack([p[h].astype("float64").to_numpy()[sel] for h in self.NUMERIC])
+        base = 1 + 3 * len(self.NUMERIC)
+        self.codes: list[np.ndarray] = []
+        self.pos: list[np.ndarray] = []  # column of each level's dummy (-1: none)
+        for c in self.CATEGORICAL:
+            codes, _ = pd.factorize(p[c].astype(str), sort=True)
+            sub = codes[sel]
+            lev = np.unique(sub[sub > 0])
+            pos = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+            pos[lev] = base + np.arange(lev.size)
+            base += lev.size
+            self.codes.append(sub.astype(np.int16 if pos.size < 2**15 else np.int64))
+            self.pos.append(pos)
+        self.k = base  # columns of the design
+
+    def rows(self, r: np.ndarray) -> sp.csr_matrix:
+        """The design of held rows ``r`` (positions among the selected rows), sparse."""
+        x = self.raw[r]
+        miss = np.isnan(x)
+        x = np.where(miss, 0.0, (x - 90.0) / 10.0)
+        num = np.empty((len(r), 1 + 3 * x.shape[1]))
+        num[:, 0] = 1.0
+        num[:, 1::3], num[:, 2::3], num[:, 3::3] = x, x**2, miss
+        cols = [pos[codes[r]] for codes, pos in zip(self.codes, self.pos, strict=True)]
+        col = np.concatenate(cols)
+        row = np.tile(np.arange(len(r)), len(cols))
+        on = col >= 0
+        dummies = sp.csr_matrix(
+            (np.ones(int(on.sum())), (row[on], col[on] - num.shape[1])),
+            shape=(len(r), self.k - num.shape[1]),
+        )
+        return sp.hstack([sp.csr_matrix(num), dummies], format="csr")
+
+
 class DesignBootstrap:
     """The matched ANCOVA design, set up once and re-run on weighted school draws.
 
@@ -175,11 +371,12 @@ class DesignBootstrap:
         self.newton_steps = int(newton_steps)
         self.ipcw = bool(ipcw)
         p = panel.reset_index(drop=True)
-        keys = p["student_key"].astype(str).to_numpy()
+        # student codes in order of appearance (no array of Python strings: ~1 GB at
+        # state scale); with the panel sorted by student, equal neighbours = equal keys
+        scode, ukeys = pd.factorize(p["student_key"].astype(str))
         sm = p["school_month"].to_numpy(dtype=np.int64)
-        if len(p) > 1 and np.any((keys[1:] == keys[:-1]) & (sm[1:] <= sm[:-1])):
+        if len(p) > 1 and np.any((scode[1:] == scode[:-1]) & (sm[1:] <= sm[:-1])):
             raise ValueError("design bootstrap: panel not sorted by student_key, school_month")
-        scode, ukeys = pd.factorize(keys)
         self.n_students = len(ukeys)
         # home school and district per student; schools nested in districts
         homes = home_clusters(p).reindex(ukeys)
@@ -199,25 +396,31 @@ class DesignBootstrap:
         self.work_s = rs.work_s
         self.work_student = scode[rs.idx]
         self.work_month = sm[rs.idx]
-        X = design_matrix(rs.work, rs.covs_ps, levels=rs.levels, name="panel")
-        # the stage's own fit is the start of every draw's Newton steps
-        model = fit_propensity(X, self.work_t) if ps_cache is None else ps_cache.fit(X, self.work_t)
-        A = X.to_numpy()
-        del X
-        mu, sd = A.mean(axis=0), A.std(axis=0)
-        keep = _non_aliased(A, mu, sd)
-        self.Z = np.ascontiguousarray(
-            np.column_stack([np.ones(len(A)), (A[:, keep] - mu[keep]) / sd[keep]])
-        )
-        del A
+        # the stage's own fit is the start of every draw's Newton steps; the design matrix
+        # is built as one array (a data frame's columns and its block were two copies),
+        # as a data frame only to look the fit up in a cache (keyed by its columns)
+        # The standardised design is kept compactly (numeric columns dense, dummies as
+        # level codes; the dense matrix was rows x ~70 columns, ~1.4 GB at state scale),
+        # built before the fit, which is handed the only reference to the design matrix
+        # and frees it once it has its standardised copy.
+        if ps_cache is None:
+            A = [_design_array(rs.work, rs.covs_ps, rs.levels)]
+            self.ps = PropensityDesign(A[0], rs.work, rs.covs_ps, rs.levels)
+            model = fit_propensity(A.pop(), self.work_t)
+        else:
+            X = design_matrix(rs.work, rs.covs_ps, levels=rs.levels, name="panel")
+            model = ps_cache.fit(X, self.work_t)
+            self.ps = PropensityDesign(X.to_numpy(), rs.work, rs.covs_ps, rs.levels)
+            del X
+        keep, mu, sd = self.ps.keep, self.ps.mu, self.ps.sd
         b = model.coef[keep]
         self.beta0 = np.r_[model.intercept + np.sum(b * mu[keep]), b * sd[keep]]
         # score step: residuals and the inverse Hessian at the full-sample estimate
-        eta0 = self.Z @ self.beta0
+        eta0 = self.ps.lp(self.beta0)
         p0 = 0.5 * (1.0 + np.tanh(0.5 * eta0))
         self.resid0 = self.work_t.astype(float) - p0
         with threadpool_limits(limits=1):
-            H0 = (self.Z * (p0 * (1 - p0))[:, None]).T @ self.Z
+            H0 = self.ps.weighted_gram(p0 * (1 - p0))
         H0[np.diag_indices_from(H0)] += 1e-9 * np.trace(H0) / H0.shape[0]
         self.H0inv = np.linalg.inv(H0)
         # baseline covariates of each work row (its own row at m)
@@ -242,34 +445,13 @@ class DesignBootstrap:
         self.fv = p["first_visit_school_month"].astype("float64").to_numpy()
         self.sm = sm
         # the hazard's design only for the rows a draw can stack (the students of the
-        # matching rows); columns empty there are left out (their coefficients would stay
-        # 0): at state scale the whole panel's design was ~25 GB
+        # matching rows), compactly (HazardDesign): each draw builds its at-risk rows'
+        # design, sparse; the dense design of all these rows was ~9 GB at state scale
         needed = np.isin(scode, np.unique(self.work_student))
         self.h_row = np.full(len(p), -1, dtype=np.int64)
         self.h_row[needed] = np.arange(int(needed.sum()))
-        self.H = self._hazard_design(p, needed)
+        self.hazard = HazardDesign(p, needed)
         self._hazard0: np.ndarray | None = None
-
-    # ----------------------------------------------------------------------------------
-    @staticmethod
-    def _hazard_design(p: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
-        """The censoring hazard's design (as ``ipcw_weights``) for the panel rows ``rows``
-        (a mask; all rows when ``None``). Levels are coded over the whole panel, so the
-        columns are those of the whole panel's design less the dummies that are 0 on
-        every one of ``rows``."""
-        sel = np.ones(len(p), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-        cols = [np.ones(int(sel.sum()))]
-        for h in (*LAGS, "prior_year_rate"):
-            x = p[h].astype("float64").to_numpy()[sel]
-            miss = np.isnan(x)
-            x = np.where(miss, 0.0, (x - 90.0) / 10.0)
-            cols += [x, x**2, miss.astype(float)]
-        for c in ("month", "district_code", "grade_band"):
-            codes, _ = pd.factorize(p[c].astype(str), sort=True)
-            sub = codes[sel]
-            for lev in np.unique(sub[sub > 0]) if rows is not None else range(1, codes.max() + 1):
-                cols.append((sub == lev).astype(float))
-        return np.column_stack(cols)
 
     # ----------------------------------------------------------------------------------
     def propensity(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,11 +462,12 @@ class DesignBootstrap:
             beta = self.beta0
         elif self.newton_steps == 0:
             # one Newton step from the full-sample fit with its Hessian: the draw's score
-            beta = self.beta0 + self.H0inv @ (self.Z.T @ (om_w * self.resid0))
+            beta = self.beta0 + self.H0inv @ self.ps.zt(om_w * self.resid0)
         else:
             t = self.work_t[act].astype(float)
-            beta = _logistic_newton(self.Z[act], t, om_w[act], self.beta0, self.newton_steps)
-        return act, (self.Z @ beta)[act]
+            beta = _logistic_newton(self.ps.rows(act), t, om_w[act], self.beta0,
+                                    self.newton_steps)  # fmt: skip
+        return act, self.ps.lp(beta)[act]
 
     def estimate(self, omega: np.ndarray) -> float:
         """The window average on the draw with student multiplicities ``omega``."""
@@ -364,7 +547,7 @@ class DesignBootstrap:
         wv = np.broadcast_to(mem_om[:, None], rows.shape)[at_risk]
         ratio = np.ones((n_mem, K))
         if 0 < yv.sum() < yv.size:
-            Hm = self.H[self.h_row[r_idx]]
+            Hm = self.hazard.rows(self.h_row[r_idx])
             if self._hazard0 is None:
                 b = np.zeros(Hm.shape[1])
                 b[0] = np.log(yv.mean() / (1 - yv.mean()))
