@@ -4,7 +4,7 @@ Runs ``python -m pipeline.estimate`` in a project folder that already holds the 
 the stages before it (``data/processed/panel.parquet``, ``matched.parquet``, ...), with
 ``PYTHONPATH`` set to the code to measure, under ``/usr/bin/time -v``, while a sampler
 records the process tree's memory (proportional set sizes summed, so pages shared by the
-design bootstrap's forked workers count once: ``run_state_scale._tree_rss_bytes``) every
+design bootstrap's forked workers count once: ``run_state_scale.tree_pss_bytes``) every
 half second. One run adds one labelled entry to the results file::
 
     python benchmarks/profile_estimate_memory.py --workdir /work/statescale_perf3 \\
@@ -25,14 +25,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_state_scale import _tree_rss_bytes  # noqa: E402
+from run_state_scale import communicate_sampled  # noqa: E402
 
 
 def _loadavg() -> list[float]:
@@ -48,19 +47,8 @@ def run(workdir: Path, code: Path, log: Path | None = None) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-    timeline: list[tuple[float, float]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            timeline.append((time.perf_counter() - t0, _tree_rss_bytes(proc.pid) / 2**30))
-            done.wait(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = proc.communicate()
-    done.set()
-    sampler.join()
+    _, stderr, sampled = communicate_sampled(proc, t0, every=0.5)
+    timeline = [(t, b / 2**30) for t, b in sampled]
     wall = time.perf_counter() - t0
     if log is not None:  # the stage's log (its steps with their times) beside the timeline
         log.write_text(stderr)

@@ -62,7 +62,7 @@ def dvc_stages() -> dict[str, str]:
     return {name: spec["cmd"] for name, spec in stages.items()}
 
 
-def _tree_rss_bytes(root: int) -> int:
+def tree_pss_bytes(root: int) -> int:
     """Memory of ``root`` and all its descendants: their proportional set sizes summed
     (``/proc/<pid>/smaps_rollup``), so pages that forked workers share count once."""
     parent: dict[int, int] = {}
@@ -90,9 +90,32 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
+def communicate_sampled(
+    proc: subprocess.Popen, t0: float, every: float = 0.2
+) -> tuple[str, str, list[tuple[float, int]]]:
+    """``proc.communicate()`` while a thread samples the memory of ``proc``'s process
+    tree (:func:`tree_pss_bytes`) every ``every`` seconds: stdout, stderr and the
+    timeline of (seconds since ``t0``, bytes)."""
+    timeline: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            timeline.append((time.perf_counter() - t0, tree_pss_bytes(proc.pid)))
+            done.wait(every)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    done.set()
+    sampler.join()
+    return stdout, stderr, timeline
+
+
 def timed(cmd: list[str], cwd: Path, keep: bool = False) -> dict:
     """Wall time; peak resident memory of the largest single process (``/usr/bin/time``)
-    and of the whole process tree (stage plus its worker processes: proportional set sizes summed, sampled every 0.2 s)."""
+    and of the whole process tree (stage plus its worker processes: proportional set
+    sizes summed, sampled every 0.2 s)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         ["/usr/bin/time", "-f", "%e %M", *cmd],
@@ -101,19 +124,8 @@ def timed(cmd: list[str], cwd: Path, keep: bool = False) -> dict:
         stderr=subprocess.PIPE,
         text=True,
     )
-    peak_tree = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak_tree[0] = max(peak_tree[0], _tree_rss_bytes(proc.pid))
-            done.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, stderr = proc.communicate()
-    done.set()
-    sampler.join()
+    stdout, stderr, timeline = communicate_sampled(proc, t0)
+    peak_tree = max((b for _, b in timeline), default=0)
     wall = time.perf_counter() - t0
     last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
     try:
@@ -123,7 +135,7 @@ def timed(cmd: list[str], cwd: Path, keep: bool = False) -> dict:
     row = {
         "wall_seconds": round(wall, 1),
         "peak_rss_gb": round(peak_gb, 2),
-        "peak_pss_gb_process_tree": round(peak_tree[0] / 2**30, 2),
+        "peak_pss_gb_process_tree": round(peak_tree / 2**30, 2),
         "exit_code": proc.returncode,
     }
     if proc.returncode != 0:
