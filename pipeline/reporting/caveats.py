@@ -446,20 +446,26 @@ def ordinal(q: float) -> str:
     return n + {1: "st", 2: "nd", 3: "rd"}.get(int(v) % 10, "th")
 
 
+def truncation_percentiles(t) -> list[str]:
+    """The truncation quantiles of ``estimate.ipcw_truncate`` (a pair, one upper quantile
+    or ``None``) as percentiles in words ("1st", "99th"); empty when none."""
+    if t is None:
+        return []
+    lo, hi = (list(t) + [None, None])[:2] if isinstance(t, (list, tuple)) else (None, t)
+    return [ordinal(q) for q in (lo, hi) if q is not None]
+
+
 def truncation(cens: Mapping[str, Any]) -> tuple[str, bool] | None:
     """How the censoring weights were truncated, from what the estimate stage records
     (metrics ``censoring.truncate``: the quantiles of ``estimate.ipcw_truncate``, None for
     none): the sentence and whether they were; ``None`` when not recorded."""
     if "truncate" not in cens:
         return None
-    t = cens["truncate"]
-    lo, hi = (list(t) + [None, None])[:2] if isinstance(t, (list, tuple)) else (None, t)
-    qs = [q for q in (lo, hi) if q is not None]
+    qs = truncation_percentiles(cens["truncate"])
     if not qs:
         return "The censoring weights are not truncated.", False
     rows = cens.get("truncated_rows")
-    return (f"The censoring weights are truncated at the "
-            f"{join_words([ordinal(q) for q in qs])} "
+    return (f"The censoring weights are truncated at the {join_words(qs)} "
             f"{'percentile' if len(qs) == 1 else 'percentiles'} of the uncensored weights"
             + (f" ({plural(rows, 'row')} truncated)." if rows is not None else "."), True)
 
@@ -470,33 +476,34 @@ def truncation_text(cens: Mapping[str, Any]) -> str:
     return "" if t is None else t[0]
 
 
-def weights_at_window_end(diag: pd.DataFrame | None, window: tuple[int, int]) -> str:
-    """How far the censoring weights thin the comparison group at the headline window's
-    last month: the effective number of comparison rows against the rows there."""
+def window_end_weights(diag: pd.DataFrame | None, window: tuple[int, int]) -> pd.Series | None:
+    """The censoring diagnostics' row of the headline window's last month (comparison rows,
+    their effective number under the weights, the largest weight); ``None`` without it."""
     need = {"event_time", "comparison_rows", "effective_sample_size", "max_weight"}
     if diag is None or not need <= set(diag.columns):
-        return ""
+        return None
     r = diag[pd.to_numeric(diag["event_time"], errors="coerce") == window[1]]
     if r.empty or pd.isna(r.iloc[0]["effective_sample_size"]):
+        return None
+    return r.iloc[0]
+
+
+def weights_at_window_end(r: pd.Series | None, window: tuple[int, int]) -> str:
+    """How far the censoring weights thin the comparison group at the window's last month
+    (``r``: :func:`window_end_weights`)."""
+    if r is None:
         return ""
-    r = r.iloc[0]
     return (f"By month {window[1]} the censoring weights leave the equivalent of "
             f"{fmt_num(r['effective_sample_size'], 0)} of {fmt_int(r['comparison_rows'])} "
             f"comparison rows (largest weight {fmt_num(r['max_weight'], 1)}).")
 
 
-def _thin_weights(diag: pd.DataFrame | None, window: tuple[int, int]) -> bool:
+def _thin_weights(r: pd.Series | None) -> bool:
     """Whether the censoring weights leave under a tenth of the comparison rows' worth of
-    information at the window's last month."""
-    if diag is None or not {"event_time", "comparison_rows", "effective_sample_size"} <= set(
-        diag.columns
-    ):
+    information at the window's last month (``r``: :func:`window_end_weights`)."""
+    if r is None or pd.isna(r["comparison_rows"]) or float(r["comparison_rows"]) <= 0:
         return False
-    r = diag[pd.to_numeric(diag["event_time"], errors="coerce") == window[1]]
-    if r.empty:
-        return False
-    ess, n = r.iloc[0]["effective_sample_size"], r.iloc[0]["comparison_rows"]
-    return bool(pd.notna(ess) and pd.notna(n) and float(n) > 0 and float(ess) < 0.1 * float(n))
+    return bool(float(r["effective_sample_size"]) < 0.1 * float(r["comparison_rows"]))
 
 
 def inference_caveat(
@@ -536,7 +543,8 @@ def inference_caveat(
         parts.insert(0, f"Errors are clustered by {CLUSTERS.get(cluster, 'group')}.")
     cens = metrics.get("censoring") or {}
     window = tuple(metrics["att_window"]) if metrics.get("att_window") else None
-    at_end = weights_at_window_end(censoring_diagnostics, window) if window else ""
+    end_row = window_end_weights(censoring_diagnostics, window) if window else None
+    at_end = weights_at_window_end(end_row, window) if window else ""
     if cens.get("weight_max") is not None and not at_end:
         parts.append(f"The largest censoring weight is {fmt_num(cens['weight_max'], 1)} "
                      f"(mean {fmt_num(cens.get('weight_mean'), 2)}).")
@@ -551,7 +559,7 @@ def inference_caveat(
             f"replications in the {plural(c['worlds'], 'world')} where the design is valid "
             f"({CI_LEVEL}% intended)."
         )
-    if window is not None and _thin_weights(censoring_diagnostics, window):
+    if _thin_weights(end_row):
         return Caveat("inference", "Uncertainty", CONCERN, " ".join(p for p in parts if p))
     status = OK if boot and cluster not in ("student_key", "student") else (
         CONCERN if cluster in ("student_key", "student") else NOT_ASSESSED)

@@ -51,12 +51,23 @@ def _settings_words(cluster: str | None, truncate) -> tuple[str, str]:
         cl = "by student"
     else:
         cl = "by " + cv.CLUSTERS.get(str(cluster), "another grouping")
-    t = cv.truncation({"truncate": truncate})
-    if t is None or not t[1]:
+    qs = cv.truncation_percentiles(truncate)
+    if not qs:
         return cl, "untruncated censoring weights"
-    lo, hi = (list(truncate) + [None, None])[:2]
-    qs = [cv.ordinal(q) for q in (lo, hi) if q is not None]
     return cl, f"censoring weights truncated at the {join_words(qs)} percentiles"
+
+
+def _study_words(settings: Mapping[str, Any]) -> tuple[str, str]:
+    """How a simulation study ran the primary (its recorded settings), in words."""
+    return _settings_words(settings.get("cluster"), settings.get("ipcw_truncate"))
+
+
+def _estimate_words(metrics: Mapping) -> tuple[str, str]:
+    """How this report's estimate ran (metrics.json), in the same words."""
+    return _settings_words(
+        (metrics.get("design_settings") or {}).get("cluster"),
+        (metrics.get("censoring") or {}).get("truncate"),
+    )
 
 
 def study_settings_note(
@@ -69,11 +80,8 @@ def study_settings_note(
     whether the stress-test study (``stress``: its settings) did."""
     if not settings:
         return None
-    cl, tr = _settings_words(settings.get("cluster"), settings.get("ipcw_truncate"))
-    ours = _settings_words(
-        (metrics.get("design_settings") or {}).get("cluster"),
-        (metrics.get("censoring") or {}).get("truncate"),
-    )
+    cl, tr = _study_words(settings)
+    ours = _estimate_words(metrics)
     text = f"The study ran the primary design with errors clustered {cl} and {tr}"
     if (cl, tr) == ours:
         return text + ", as this report's estimate does."
@@ -81,20 +89,27 @@ def study_settings_note(
         f"; this report's estimate clusters its errors {ours[0]} and uses {ours[1]}, "
         "so the coverage shown here is not that of this report's interval"
     )
-    if stress and _settings_words(stress.get("cluster"), stress.get("ipcw_truncate")) == ours:
+    if stress and _study_words(stress) == ours:
         return text + " (the stress-test study below, quoted on the first page, ran this report's)."
     return text + "."
 
 
 def pretrend_f(test: Mapping[str, Any]) -> dict[str, float] | None:
     """The pre-trend test as the F statistic its p-value comes from when errors are
-    clustered (:func:`pipeline.did.results._hotelling_f`): ``f``, ``df1``, ``df2``;
+    clustered (:attr:`pipeline.did.results.WaldTest.f_statistic`): ``f``, ``df1``, ``df2``;
     ``None`` for the χ² version."""
-    from pipeline.did.results import _hotelling_f
+    from pipeline.did.results import WaldTest
 
-    q, g = int(test.get("df") or 0), test.get("clusters")
-    f, _ = _hotelling_f(float(test["statistic"]), q, None if g is None else int(g))
-    return None if f is None else {"f": f, "df1": q, "df2": int(g) - q}
+    g = test.get("clusters")
+    t = WaldTest(
+        statistic=float(test["statistic"]),
+        df=int(test.get("df") or 0),
+        p_value=float(test.get("p_value", "nan")),
+        event_times=tuple(test.get("event_times") or ()),
+        clusters=None if g is None else int(g),
+    )
+    f = t.f_statistic
+    return None if f is None else {"f": f, "df1": t.df, "df2": int(g) - t.df}
 
 
 def study_coverage(
@@ -105,11 +120,7 @@ def study_coverage(
     ``None`` otherwise. Keys: ``lo``, ``hi`` (percent), ``worlds``, ``n_reps``."""
     if verdicts is None or not settings or "coverage" not in verdicts.columns:
         return None
-    ours = _settings_words(
-        (metrics.get("design_settings") or {}).get("cluster"),
-        (metrics.get("censoring") or {}).get("truncate"),
-    )
-    if _settings_words(settings.get("cluster"), settings.get("ipcw_truncate")) != ours:
+    if _study_words(settings) != _estimate_words(metrics):
         return None
     v = verdicts[(verdicts["design"] == "primary") & (verdicts["verdict"] == "valid")]
     cov = pd.to_numeric(v["coverage"], errors="coerce").dropna()
