@@ -25,7 +25,7 @@ from pipeline.analysis.design import (
     other_design,
     primary,
 )
-from pipeline.analysis.robustness import robustness
+from pipeline.analysis.robustness import panel_homes, robustness
 from pipeline.analysis.schemas import TRUTH_COLUMNS
 from pipeline.analysis.settings import DESIGNS, EstimateConfig
 from pipeline.analysis.subgroups import subgroup_effects
@@ -37,7 +37,7 @@ from pipeline.analysis.tables import (
     tidy_all,
     truth_comparison,
 )
-from pipeline.clusters import HOME_COLUMNS, add_home_clusters, home_clusters
+from pipeline.clusters import add_home_clusters
 from pipeline.did.results import EventStudyResult
 from pipeline.estimands import ESTIMAND_TABLES, PANEL_COLUMNS, EstimandsConfig, estimands
 from pipeline.matching.riskset import RiskSetSpec
@@ -62,7 +62,7 @@ def run_estimation(
     panel = PanelAccess(panel)
     # every student's home school and district: clusters that nest students (and the
     # matched sets they serve in), pipeline/clusters.py
-    homes = home_clusters(panel.columns(["student_key", "school_month", *HOME_COLUMNS]))
+    homes = panel_homes(panel)
     matched = add_home_clusters(matched, homes)
     matched, ipcw_info, ipcw_model = censoring_weights_model(
         add_outcomes(matched), cfg.ipcw, cfg.ipcw_truncate
@@ -86,7 +86,9 @@ def run_estimation(
     log.info("subgroups")
     subgroups = subgroup_effects(matched, "attendance_rate", cfg)
     log.info("robustness checks")
-    rob = robustness(panel, matched, match_spec, prim, "attendance_rate", cfg, other=other)
+    rob = robustness(
+        panel, matched, match_spec, prim, "attendance_rate", cfg, other=other, homes=homes
+    )
 
     w = cfg.att_window
     avg = prim.average(w)

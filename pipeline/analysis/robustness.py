@@ -152,14 +152,19 @@ def panel_homes(panel: PanelAccess) -> pd.DataFrame:
 
 
 def run_checks(
-    panel: PanelAccess, checks: list[RematchCheck], y: str, cfg: EstimateConfig
+    panel: PanelAccess,
+    checks: list[RematchCheck],
+    y: str,
+    cfg: EstimateConfig,
+    homes: pd.DataFrame | None = None,
 ) -> list[dict]:
     """Rows of ``checks``, in order; consecutive checks with the same shift share one
     :class:`RiskSetMatcher` (the panel checked once; settings that differ only in caliper
-    or ratio re-match on the same scores)."""
+    or ratio re-match on the same scores). ``homes``: the students' home clusters
+    (:func:`panel_homes`; read from the panel when not given)."""
     rows: list[dict] = []
     matcher, shift = None, None
-    homes = panel_homes(panel)
+    homes = panel_homes(panel) if homes is None else homes
     for c in checks:
         if matcher is None or c.shift != shift:
             matcher = None  # drop the previous one's rows and scores first
@@ -204,23 +209,29 @@ _FORKED: dict = {}
 
 
 def _run_group(i: int) -> list[dict]:
-    panel, groups, y, cfg = _FORKED["args"]
+    panel, groups, y, cfg, homes = _FORKED["args"]
     with threadpool_limits(limits=1):
-        return run_checks(panel, groups[i], y, cfg)
+        return run_checks(panel, groups[i], y, cfg, homes)
 
 
 def run_check_groups(
-    panel: PanelAccess, groups: list[list[RematchCheck]], y: str, cfg: EstimateConfig
+    panel: PanelAccess,
+    groups: list[list[RematchCheck]],
+    y: str,
+    cfg: EstimateConfig,
+    homes: pd.DataFrame | None = None,
 ) -> list[dict]:
     """Rows of every group's checks, groups in order; with ``cfg.rematch_workers`` > 1 the
     groups run in forked processes (each group's rows do not depend on the others', so
-    the table is the same whatever the number of workers)."""
+    the table is the same whatever the number of workers). ``homes``: as
+    :func:`run_checks` (read once here when not given)."""
     groups = [g for g in groups if g]
+    homes = panel_homes(panel) if homes is None else homes
     workers = min(int(cfg.rematch_workers), len(groups))
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
-        return [r for g in groups for r in run_checks(panel, g, y, cfg)]
+        return [r for g in groups for r in run_checks(panel, g, y, cfg, homes)]
     panel.for_matching()  # read once in this process; the workers share its pages
-    _FORKED["args"] = (panel, groups, y, cfg)
+    _FORKED["args"] = (panel, groups, y, cfg, homes)
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
             parts = list(ex.map(_run_group, range(len(groups))))
@@ -237,11 +248,13 @@ def robustness(
     y: str,
     cfg: EstimateConfig,
     other: tuple[str, EventStudyResult | Exception] | None = None,
+    homes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The robustness table: the primary average, the pre-trend test, the other design
     (``other``: its kind and result or error, as :func:`other_design` gives; computed
     here when ``None``), the placebo, other pools, calipers and ratios, and the
-    relative-magnitude sensitivity."""
+    relative-magnitude sensitivity. ``homes``: the students' home clusters for the
+    re-matched stacks (:func:`panel_homes`; read from the panel when not given)."""
     rows: list[dict] = []
     avg = prim.average(cfg.att_window)
     rows.append(
@@ -294,7 +307,7 @@ def robustness(
         )
     # placebo (first visits moved earlier, effect measured before the real visit), other
     # pools, calipers and ratios: each matches again
-    rows.extend(run_check_groups(panel, rematch_checks(base, cfg), y, cfg))
+    rows.extend(run_check_groups(panel, rematch_checks(base, cfg), y, cfg, homes))
     try:
         rows.extend(
             {**r, "n_treated": n_prim}
