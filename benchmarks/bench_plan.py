@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from threadpoolctl import threadpool_limits
 
 from pipeline.analysis.design import add_outcomes, primary, with_censoring_weights
@@ -67,6 +66,7 @@ from pipeline.analysis.simulation import (
 )
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
+from pipeline.settings import stage_settings
 
 OUT = Path("benchmarks/results")
 #: The censoring-weight truncations compared (label: quantiles).
@@ -83,9 +83,9 @@ def simulate(n_students: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, fl
 
 
 def shipped_cluster() -> str:
-    """The primary design's error clusters as the estimate stage runs it (params.yaml)."""
-    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
-    return str(params["estimate"]["cluster"])
+    """The primary design's error clusters as the estimate stage runs it (params.yaml,
+    validated as the stage reads it: :func:`pipeline.settings.stage_settings`)."""
+    return str(stage_settings().estimate.cluster)
 
 
 def load_or_simulate(n_students: int, rep: int, seed: int, cache: Path | None):
