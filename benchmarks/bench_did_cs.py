@@ -18,6 +18,9 @@ dependencies; install them in a separate environment and point ``--peer-python``
     .venv/bin/python benchmarks/bench_did_cs.py --peers all --units 20000
     .venv/bin/python benchmarks/bench_did_cs.py --biters 999
 
+Each implementation runs ``--repeats`` times (default 3), interleaved with the others, and
+its median time is reported with every run's: on a shared 2-core machine one run of a
+one-second job can vary 2× (seen here: ours 2.5 s then 1.3 s, diff-diff 6.0 s then 4.7 s).
 Timings are upper bounds on a shared 2-core machine.  Results are appended as JSON
 lines to ``benchmarks/results/bench_did_cs.jsonl``.
 """
@@ -272,6 +275,65 @@ def _compare(ours, theirs) -> dict:
     return out
 
 
+def _run_all(runs: list, data: Path, tmp: Path, a: argparse.Namespace) -> dict:
+    """Every implementation's runs; ``meta`` holds the medians over them."""
+    # Each implementation runs ``--repeats`` times, the implementations interleaved (ours,
+    # peer, ours, peer, ...) so that a busy spell of a shared machine falls on both; the
+    # reported time is each one's median and the ratio is of medians.
+    results: dict = {}
+    for rep in range(max(1, a.repeats)):
+        for name, py in runs:
+            out = str(tmp / f"{name}.{rep}")
+            cmd = [
+                py,
+                __file__,
+                "--worker",
+                name,
+                "--data",
+                str(data),
+                "--out",
+                out,
+                "--biters",
+                str(a.biters),
+            ]
+            t1 = time.perf_counter()
+            try:
+                pr = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
+            except subprocess.TimeoutExpired:
+                print(f"  {name}: timed out after {a.timeout}s")
+                continue
+            if pr.returncode != 0:
+                print(f"  {name}: failed ({pr.returncode}): {pr.stderr.strip()[-800:]}")
+                continue
+            meta = json.loads(Path(out + ".json").read_text())
+            meta["process_s"] = time.perf_counter() - t1
+            if name not in results:  # numbers are compared on the first run's output
+                results[name] = {
+                    "meta": meta,
+                    "runs": [],
+                    "gt": pd.read_csv(out + ".gt.csv"),
+                    "ev": pd.read_csv(out + ".ev.csv"),
+                }
+            results[name]["runs"].append(meta)
+            print(
+                f"  {name} (run {rep + 1}): {meta['wall_s']:.2f}s estimation "
+                f"(CPU {meta.get('cpu_s', 0):.1f}s), peak RSS {meta['peak_rss_mb']:.0f} MB "
+                f"(after reading the data {meta.get('data_rss_mb', 0):.0f} MB; "
+                f"process {meta['process_s']:.1f}s)"
+            )
+    for r in results.values():  # medians over the runs
+        runs_ = r["runs"]
+        r["meta"] = {
+            **r["meta"],
+            "wall_s": float(np.median([m["wall_s"] for m in runs_])),
+            "cpu_s": float(np.median([m.get("cpu_s", np.nan) for m in runs_])),
+            "peak_rss_mb": float(max(m["peak_rss_mb"] for m in runs_)),
+            "wall_s_runs": [round(m["wall_s"], 2) for m in runs_],
+        }
+
+    return results
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--units", type=int, default=200_000)
@@ -280,6 +342,12 @@ def main(argv=None) -> None:
     ap.add_argument("--peers", default="", help="comma list or 'all' (default: none)")
     ap.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON)
     ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per implementation, interleaved (ratios use the medians)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -304,42 +372,7 @@ def main(argv=None) -> None:
             runs.append((p, a.peer_python))
         else:
             print(f"  {p}: not installed in {a.peer_python}; skipped")
-    results = {}
-    for name, py in runs:
-        out = str(tmp / name)
-        cmd = [
-            py,
-            __file__,
-            "--worker",
-            name,
-            "--data",
-            str(data),
-            "--out",
-            out,
-            "--biters",
-            str(a.biters),
-        ]
-        t1 = time.perf_counter()
-        try:
-            pr = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
-        except subprocess.TimeoutExpired:
-            print(f"  {name}: timed out after {a.timeout}s")
-            continue
-        if pr.returncode != 0:
-            print(f"  {name}: failed ({pr.returncode}): {pr.stderr.strip()[-800:]}")
-            continue
-        meta = json.loads(Path(out + ".json").read_text())
-        meta["process_s"] = time.perf_counter() - t1
-        results[name] = {
-            "meta": meta,
-            "gt": pd.read_csv(out + ".gt.csv"),
-            "ev": pd.read_csv(out + ".ev.csv"),
-        }
-        print(
-            f"  {name}: {meta['wall_s']:.2f}s estimation (CPU {meta.get('cpu_s', 0):.1f}s), "
-            f"peak RSS {meta['peak_rss_mb']:.0f} MB (after reading the data "
-            f"{meta.get('data_rss_mb', 0):.0f} MB; process {meta['process_s']:.1f}s)"
-        )
+    results = _run_all(runs, data, tmp, a)
 
     if "ours" not in results:
         raise SystemExit("our run failed")
@@ -354,6 +387,7 @@ def main(argv=None) -> None:
             "rss_after_data_mb": round(r["meta"].get("data_rss_mb", np.nan)),
             "time_ratio_vs_ours": round(r["meta"]["wall_s"] / ours["meta"]["wall_s"], 1),
             "rss_ratio_vs_ours": round(r["meta"]["peak_rss_mb"] / ours["meta"]["peak_rss_mb"], 2),
+            "wall_s_runs": r["meta"]["wall_s_runs"],
         }
         if name != "ours":
             row.update(_compare(ours, r))
@@ -382,6 +416,7 @@ def main(argv=None) -> None:
                     "units": a.units,
                     "periods": a.periods,
                     "biters": a.biters,
+                    "repeats": a.repeats,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "rows": rows,
                 }
