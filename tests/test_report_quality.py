@@ -240,7 +240,8 @@ def test_sensitivity_caveat_with_and_without_its_tables():
     c = cv.sensitivity_caveat(_rb(), None)
     assert c.status == cv.NOT_ASSESSED and "0.30" not in c.text and "Not assessed" in c.text
     sens = {
-        "sensitivity_ovb": pd.DataFrame({"rv_q": [0.21], "rv_qa": [0.12], "note": [None]}),
+        "sensitivity_ovb": pd.DataFrame({"rv_q": [0.21], "rv_qa": [0.12], "estimate": [9.93],
+                                         "note": [None]}),
         "sensitivity_rosenbaum": pd.DataFrame({"row": ["gamma grid", "breakdown"],
                                                "gamma": [1.0, 2.35], "note": [None, None]}),
         "sensitivity_honestdid": pd.DataFrame({
@@ -251,6 +252,8 @@ def test_sensitivity_caveat_with_and_without_its_tables():
     c2 = cv.sensitivity_caveat(_rb(mbar=0.3), sens)
     assert c2.status == cv.OK and "Not assessed" not in c2.text
     assert "21.0%" in c2.text and "12.0%" in c2.text  # robustness values
+    # ... of the estimate they belong to, which is not the headline's
+    assert "student-level form of the estimate" in c2.text and "+9.9 points" in c2.text
     assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text
     # the smoothness bound is in the sensitivity section, not on the first page
     assert "M = 0.80" not in c2.text
