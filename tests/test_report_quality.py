@@ -253,7 +253,7 @@ def test_sensitivity_caveat_with_and_without_its_tables():
     assert c2.status == cv.OK and "Not assessed" not in c2.text
     assert "21.0%" in c2.text and "12.0%" in c2.text  # robustness values
     # ... of the estimate they belong to, which is not the headline's
-    assert "student-level form of the estimate" in c2.text and "+9.9 points" in c2.text
+    assert "student-level form of the estimate (+9.9 points; robustness value" in c2.text
     assert "Γ = 2.35" in c2.text and "M̄ = 1.40" in c2.text
     # the smoothness bound is in the sensitivity section, not on the first page
     assert "M = 0.80" not in c2.text

@@ -192,14 +192,12 @@ def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None]
     if ovb is not None and pd.notna(ovb["rv_q"]):
         assessed = True
         est = ovb.get("estimate")
-        form = ("a simpler student-level form of the estimate (one regression on each "
-                "student's average after the visit"
-                + (f": {fmt_num(est, 1, signed=True)} points)" if est is not None
-                   and pd.notna(est) else ")"))
+        est = f"{fmt_num(est, 1, signed=True)} points; " if est is not None and pd.notna(est) else ""
         parts.append(
             "A hidden confounder would have to explain "
             f"{fmt_pct(100 * float(ovb['rv_q']), nd=1)} of the remaining variation of both "
-            f"the visit and attendance to remove {form} (robustness value; "
+            "the visit and attendance to remove a simpler, student-level form of the "
+            f"estimate ({est}robustness value; "
             f"{fmt_pct(100 * float(ovb['rv_qa']), nd=1)} to make it insignificant).")
     elif ovb is not None:
         parts.append(f"The robustness value could not be computed: {_note(ovb)}.")
