@@ -17,13 +17,17 @@ attempt (``itt``), each replication records the matched ANCOVA's window average 
 ``ipcw``      the censoring weights (the pipeline's setting, untruncated);
 ``oracle``    untreated attendance for the censored rows, no weights;
 ``drop``      censored rows dropped, no weights;
+``ice``       censored rows' untreated attendance predicted by iterated conditional
+              expectations from the history before their censoring
+              (:func:`pipeline.censoring_ice.ice_impute`), no weights;
 
 the truth over the same matched students (:func:`pipeline.synth.effects.itt_truth_for`)
 and, per event time, the comparison group's mean attendance under ``ipcw``, ``oracle`` and
 ``drop`` and the share of comparison rows censored.
 
 Writes ``benchmarks/results/censoring_oracle.csv`` (one row per replication, design and
-event time) and prints the mean of ``ipcw − oracle`` with its Monte Carlo standard error.
+event time) and prints the means of ``ipcw − oracle`` and ``ice − oracle`` with their Monte
+Carlo standard errors.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from pipeline.analysis.simulation import (
 )
 from pipeline.attempts import itt_design
 from pipeline.censoring import ipcw_weights
+from pipeline.censoring_ice import ice_impute
 from pipeline.did.ancova import matched_ancova
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
 from pipeline.synth.effects import itt_truth_for
@@ -93,6 +98,7 @@ def _design_rows(m: pd.DataFrame, y0: pd.Series, truth: float | None) -> list[di
         "ipcw": _window(m),
         "oracle": _window(oracle),
         "drop": _window(m.assign(ipcw=1.0)),
+        "ice": _window(ice_impute(m, "attendance_rate")[0]),
     }
     rows = []
     comp = (m["role"] == "comparison").to_numpy()
@@ -165,11 +171,13 @@ def main() -> None:
     per_rep = df[df["event_time"] == WINDOW[0]]
     for d, g in per_rep.groupby("design"):
         n = len(g)
-        for name in ("ipcw", "oracle", "drop"):
+        for name in ("ipcw", "oracle", "drop", "ice"):
             e = g[f"window_{name}"] - g["truth_window"]
             print(f"{d:9s} {name:6s} bias {e.mean():+.3f} (MC SE {e.std() / np.sqrt(n):.3f})")
-        diff = g["window_ipcw"] - g["window_oracle"]
-        print(f"{d:9s} ipcw - oracle {diff.mean():+.3f} (MC SE {diff.std() / np.sqrt(n):.3f})")
+        for name in ("ipcw", "ice"):
+            diff = g[f"window_{name}"] - g["window_oracle"]
+            se = diff.std() / np.sqrt(n)
+            print(f"{d:9s} {name} - oracle {diff.mean():+.3f} (MC SE {se:.3f})")
     by_k = df.groupby(["design", "event_time"])[["censored_share", "mean_ipcw", "mean_oracle",
                                                   "mean_drop"]].mean()  # fmt: skip
     print(by_k.round(3).to_string())

@@ -1,0 +1,184 @@
+"""Untreated attendance of censored comparison rows by iterated conditional expectations.
+
+The alternative to the censoring weights of :mod:`pipeline.censoring`. A comparison student
+reached (or, for the intent to treat, attempted) at stack event time ``c`` no longer shows
+untreated attendance from ``c`` on. Instead of dropping those rows and weighting up the
+students who resemble them, each censored row at event time ``k ≥ c`` gets a prediction of
+its untreated attendance from the history recorded before ``c``, by the sequential
+regression (iterated conditional expectations) form of the g-formula (Robins 1986; Bang &
+Robins 2005):
+
+* for the target event time ``k``: regress ``Y_k`` on the history before ``k`` (the rates of
+  the three previous school months, the prior-year rate, missing flags) among the comparison
+  rows uncensored at ``k``; the prediction is ``Q_k``;
+* for ``l = k − 1, …, 1``: regress ``Q_{l+1}``, evaluated at the history through ``l``
+  (``Y_l`` and the two months before it), on the history before ``l`` among the rows
+  uncensored at ``l``; the prediction is ``Q_l``;
+* a comparison row censored at ``c`` gets ``Q_c`` at its own history before ``c``.
+
+Under the assumption the weights also make — referral depends on recorded history — and a
+correct outcome model, ``Q_c`` is the expected untreated attendance at ``k`` of a student
+with that history, averaged over the later referrals of students like them, so no
+weights are needed and the lowest-attendance students, whom referral reaches almost
+surely, are predicted rather than left out (``benchmarks/diagnose_censoring.py`` compares
+both with the generator's untreated outcomes). The regressions are linear and fitted by
+event time on all comparison rows (one per matched set and student), with the matching
+weights. Treated rows and rows before event time 1 are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+#: The history a regression conditions on: the three previous months' rates.
+LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
+
+
+def _features(lags: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Intercept, each lag (0 where missing) with a missing flag, the prior-year rate the
+    same. (Squares were tried: they extrapolate worse into the low-attendance rows that
+    referral censors, ``benchmarks/diagnose_censoring.py``.)"""
+    cols = [np.ones(len(prior))]
+    for x in (*lags.T, prior):
+        miss = np.isnan(x)
+        cols += [np.where(miss, 0.0, x), miss.astype(float)]
+    return np.column_stack(cols)
+
+
+def _fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    sw = np.sqrt(w)
+    beta, *_ = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)
+    return beta
+
+
+def ice_impute(
+    stacked: pd.DataFrame,
+    yname: str,
+    *,
+    role: str = "role",
+    event_time: str = "stack_event_time",
+    censored: str = "censored",
+    match_weight: str | None = "weight",
+    prior: str = "prior_year_rate",
+    lags: Sequence[str] = LAGS,
+    max_event_time: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stacked rows with censored comparison outcomes imputed.
+
+    Parameters
+    ----------
+    stacked : DataFrame
+        Stacked matched panels with ``yname``, ``censored``, the lag columns and
+        ``prior`` (``matched.parquet`` with outcomes).
+    yname : str
+        The outcome to impute (e.g. ``attendance_rate``).
+    max_event_time : int, optional
+        Impute event times up to this one (default: the largest in the data).
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        The rows, with the censored comparison rows' ``yname`` replaced by their
+        prediction, ``censored`` set to False for them and an ``ipcw`` column of 1 (so
+        that estimators that read the weights use none); and per event time the comparison
+        rows, the rows imputed and the mean imputed value.
+
+    Raises
+    ------
+    KeyError
+        A column the imputation needs is missing.
+    ValueError
+        An event time has no uncensored comparison row to learn from.
+    """
+    need = [role, event_time, censored, yname, prior, *lags]
+    missing = [c for c in need if c not in stacked.columns]
+    if missing:
+        raise KeyError(f"ice_impute: column(s) {missing} missing from the stacked data")
+    comp = (stacked[role] == "comparison").to_numpy()
+    et = stacked[event_time].to_numpy()
+    cen = stacked[censored].to_numpy(dtype=bool) & comp
+    y = stacked[yname].to_numpy(dtype=float)
+    L = stacked[list(lags)].to_numpy(dtype=float)
+    pr = stacked[prior].to_numpy(dtype=float)
+    w = (
+        stacked[match_weight].to_numpy(dtype=float)
+        if match_weight and match_weight in stacked.columns
+        else np.ones(len(stacked))
+    )
+    before = _features(L, pr)  # history before the row's month
+    # history through the row's month: its own outcome and the two months before it
+    through = _features(np.column_stack([y, L[:, 0], L[:, 1]]), pr)
+    rows = {int(k): np.flatnonzero(comp & (et == k)) for k in np.unique(et[comp]) if k >= 1}
+    kmax = max(rows) if rows else 0
+    if max_event_time is not None:
+        kmax = min(kmax, int(max_event_time))
+    out_y = y.copy()
+    diag = []
+    for k in range(1, kmax + 1):
+        if k not in rows:
+            continue
+        target = rows[k][cen[rows[k]]]
+        if target.size == 0:
+            diag.append({"event_time": k, "comparison_rows": int(rows[k].size), "imputed": 0,
+                         "mean_imputed": np.nan})  # fmt: skip
+            continue
+        # Q_j for j = k, k−1, …, 1 (a row censored at k was censored from some c ≤ k on,
+        # and gets Q_c: _impute_rows)
+        beta = None
+        q_at: dict[int, np.ndarray] = {}
+        for j in range(k, 0, -1):
+            idx = rows.get(j)
+            if idx is None:
+                continue
+            live = idx[~cen[idx]]
+            if j == k:
+                resp = y[live]
+                ok = ~np.isnan(resp)
+            else:  # Q_{j+1} at the history through j
+                resp = through[live] @ beta
+                ok = np.isfinite(resp) & ~np.isnan(y[live])
+            if ok.sum() < before.shape[1]:
+                raise ValueError(
+                    f"ice_impute: event time {j} has too few uncensored comparison rows "
+                    f"to predict event time {k}"
+                )
+            beta = _fit(before[live[ok]], resp[ok], w[live[ok]])
+            q_at[j] = beta
+        imputed = _impute_rows(stacked, target, cen, et, before, q_at)
+        out_y[target] = imputed
+        diag.append({"event_time": k, "comparison_rows": int(rows[k].size),
+                     "imputed": int(target.size), "mean_imputed": float(np.mean(imputed))})  # fmt: skip
+    out = stacked.copy()
+    out[yname] = out_y
+    out[censored] = stacked[censored].to_numpy(dtype=bool) & ~cen
+    out["ipcw"] = 1.0
+    return out, pd.DataFrame(diag)
+
+
+def _impute_rows(stacked, target, cen, et, before, q_at) -> np.ndarray:
+    """Each target row's prediction: the model ``Q_c`` of its unit's first censored event
+    time ``c``, at the history before ``c`` (the unit's row at ``c``)."""
+    codes = pd.factorize(
+        pd.MultiIndex.from_arrays(
+            [stacked["match_id"].to_numpy(), stacked["student_key"].to_numpy()]
+        )
+    )[0]
+    cen_rows = np.flatnonzero(cen & (et >= 1))
+    cr = cen_rows[np.lexsort((et[cen_rows], codes[cen_rows]))]
+    first = np.ones(cr.size, dtype=bool)
+    first[1:] = codes[cr[1:]] != codes[cr[:-1]]
+    first_row = pd.Series(cr[first], index=codes[cr[first]])
+    c_rows = first_row.reindex(codes[target]).to_numpy()
+    cs = et[c_rows]
+    out = np.empty(target.size)
+    for c in np.unique(cs):
+        # a chain with no model at c (no comparison row there): the nearest later one
+        beta = q_at.get(int(c))
+        if beta is None:
+            beta = q_at[min(j for j in q_at if j >= c)]
+        sel = cs == c
+        out[sel] = before[c_rows[sel]] @ beta
+    return out
