@@ -17,6 +17,9 @@ attempt (``itt``), each replication records the matched ANCOVA's window average 
 ``ipcw``      the censoring weights (the pipeline's setting, untruncated);
 ``oracle``    untreated attendance for the censored rows, no weights;
 ``drop``      censored rows dropped, no weights;
+``by_month``  the censoring weights from a hazard fitted separately in each school month
+              (its own slopes on the recent months; district and grade band within it):
+              a more flexible hazard than the pipeline's;
 ``ice``       censored rows' untreated attendance predicted by iterated conditional
               expectations from the history before their censoring
               (:func:`pipeline.censoring_ice.ice_impute`), no weights;
@@ -26,8 +29,8 @@ and, per event time, the comparison group's mean attendance under ``ipcw``, ``or
 ``drop`` and the share of comparison rows censored.
 
 Writes ``benchmarks/results/censoring_oracle.csv`` (one row per replication, design and
-event time) and prints the means of ``ipcw − oracle`` and ``ice − oracle`` with their Monte
-Carlo standard errors.
+event time) and prints the means of ``ipcw − oracle``, ``by_month − oracle`` and
+``ice − oracle`` with their Monte Carlo standard errors.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from pipeline.analysis.simulation import (
     synthetic_panel_truth,
 )
 from pipeline.attempts import itt_design
-from pipeline.censoring import ipcw_weights
+from pipeline.censoring import DEFAULT_HISTORY, _design, fit_hazard, ipcw_weights
 from pipeline.censoring_ice import ice_impute
 from pipeline.did.ancova import matched_ancova
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
@@ -81,6 +84,42 @@ def _untreated(units: pd.DataFrame, panel: pd.DataFrame) -> pd.Series:
     return pd.Series(rate.to_numpy(), index=pd.MultiIndex.from_arrays([units["student_id"], sm]))
 
 
+def by_month_weights(m: pd.DataFrame) -> np.ndarray:
+    """Stabilized censoring weights as :func:`pipeline.censoring.ipcw_weights` computes them
+    (untruncated), but with the hazard fitted separately in each school month."""
+    comp = (m["role"] == "comparison").to_numpy()
+    k = m["stack_event_time"].to_numpy()
+    first = m["first_visit_school_month"].to_numpy(dtype=float, na_value=np.nan)
+    sm = m["school_month"].to_numpy(dtype=float)
+    censored = comp & ~np.isnan(first) & (first <= sm)
+    event = comp & ~np.isnan(first) & (first == sm) & (k >= 1)
+    at_risk = comp & (k >= 1) & (~censored | event)
+    risk = m.loc[at_risk]
+    y = event[at_risk].astype(int)
+    h = np.zeros(len(risk))
+    month = risk["school_month"].to_numpy()
+    for g in np.unique(month):
+        i = month == g
+        if y[i].sum() == 0:
+            continue
+        X, D = _design(risk.loc[i], DEFAULT_HISTORY, ("district_code", "grade_band"),
+                       "prior_year_rate")  # fmt: skip
+        X = X[:, X.std(axis=0) > 0]
+        b = fit_hazard(X, D, y[i])
+        h[i] = 1 / (1 + np.exp(-(b[0] + X @ b[1 : 1 + X.shape[1]] + D @ b[1 + X.shape[1] :])))
+    kk = k[at_risk]
+    num = 1.0 - pd.Series(y).groupby(kk).mean().reindex(kk).to_numpy()
+    ratio = np.where(event[at_risk], 1.0, num / np.clip(1.0 - h, 1e-6, None))
+    key = pd.DataFrame({"m": risk["match_id"].to_numpy(), "u": risk["student_key"].to_numpy(),
+                        "k": kk, "r": ratio, "pos": np.flatnonzero(at_risk)})  # fmt: skip
+    key = key.sort_values(["m", "u", "k"], kind="stable")
+    key["W"] = key.groupby(["m", "u"], sort=False)["r"].cumprod()
+    w = np.ones(len(m))
+    w[key["pos"].to_numpy()] = key["W"].to_numpy()
+    w[censored] = 0.0
+    return w
+
+
 def _design_rows(m: pd.DataFrame, y0: pd.Series, truth: float | None) -> list[dict]:
     w, _ = ipcw_weights(m, truncate=None)
     m = m.assign(ipcw=w.to_numpy())
@@ -98,6 +137,7 @@ def _design_rows(m: pd.DataFrame, y0: pd.Series, truth: float | None) -> list[di
         "ipcw": _window(m),
         "oracle": _window(oracle),
         "drop": _window(m.assign(ipcw=1.0)),
+        "by_month": _window(m.assign(ipcw=by_month_weights(m))),
         "ice": _window(ice_impute(m, "attendance_rate")[0]),
     }
     rows = []
@@ -171,10 +211,10 @@ def main() -> None:
     per_rep = df[df["event_time"] == WINDOW[0]]
     for d, g in per_rep.groupby("design"):
         n = len(g)
-        for name in ("ipcw", "oracle", "drop", "ice"):
+        for name in ("ipcw", "oracle", "drop", "by_month", "ice"):
             e = g[f"window_{name}"] - g["truth_window"]
             print(f"{d:9s} {name:6s} bias {e.mean():+.3f} (MC SE {e.std() / np.sqrt(n):.3f})")
-        for name in ("ipcw", "ice"):
+        for name in ("ipcw", "by_month", "ice"):
             diff = g[f"window_{name}"] - g["window_oracle"]
             se = diff.std() / np.sqrt(n)
             print(f"{d:9s} {name} - oracle {diff.mean():+.3f} (MC SE {se:.3f})")
