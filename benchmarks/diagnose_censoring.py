@@ -52,7 +52,15 @@ from pipeline.analysis.simulation import (
     synthetic_panel_truth,
 )
 from pipeline.attempts import itt_design
-from pipeline.censoring import DEFAULT_HISTORY, _design, fit_hazard, ipcw_weights
+from pipeline.censoring import (
+    DEFAULT_HISTORY,
+    _design,
+    cumulative_weights,
+    fit_hazard,
+    hazard_probabilities,
+    ipcw_weights,
+    risk_sets,
+)
 from pipeline.censoring_ice import ice_impute
 from pipeline.did.ancova import matched_ancova
 from pipeline.matching.riskset import RiskSetSpec, riskset_match, stack_panels
@@ -68,13 +76,12 @@ def _window(m: pd.DataFrame) -> dict[int, float]:
     return {int(a): float(b) for a, b in zip(td["event_time"], td["estimate"], strict=True)}
 
 
-def _untreated(units: pd.DataFrame, panel: pd.DataFrame) -> pd.Series:
+def _untreated(units: pd.DataFrame, attempts: pd.DataFrame) -> pd.Series:
     """Untreated attendance rate by (student_key, school_month) for attempted students; the
-    generator's month index is mapped to school months through the first attempts."""
+    generator's month index is mapped to school months through the first attempts
+    (``attempts``: the panel with the first attempt as the event, ``ITTDesign.panel``)."""
     fa = units.groupby("student_id")["first_attempt_t"].first()
-    from pipeline.attempts import attempt_panel
-
-    fv = attempt_panel(panel).groupby("student_key")["first_visit_school_month"].first().dropna()
+    fv = attempts.groupby("student_key")["first_visit_school_month"].first().dropna()
     common = fa.index.intersection(fv.index)
     off = (fv[common].astype(float) - fa[common].astype(float)).round()
     if off.nunique() != 1:
@@ -90,10 +97,7 @@ def by_month_weights(m: pd.DataFrame) -> np.ndarray:
     comp = (m["role"] == "comparison").to_numpy()
     k = m["stack_event_time"].to_numpy()
     first = m["first_visit_school_month"].to_numpy(dtype=float, na_value=np.nan)
-    sm = m["school_month"].to_numpy(dtype=float)
-    censored = comp & ~np.isnan(first) & (first <= sm)
-    event = comp & ~np.isnan(first) & (first == sm) & (k >= 1)
-    at_risk = comp & (k >= 1) & (~censored | event)
+    censored, event, at_risk = risk_sets(comp, k, first, m["school_month"].to_numpy(float))
     risk = m.loc[at_risk]
     y = event[at_risk].astype(int)
     h = np.zeros(len(risk))
@@ -105,17 +109,12 @@ def by_month_weights(m: pd.DataFrame) -> np.ndarray:
         X, D = _design(risk.loc[i], DEFAULT_HISTORY, ("district_code", "grade_band"),
                        "prior_year_rate")  # fmt: skip
         X = X[:, X.std(axis=0) > 0]
-        b = fit_hazard(X, D, y[i])
-        h[i] = 1 / (1 + np.exp(-(b[0] + X @ b[1 : 1 + X.shape[1]] + D @ b[1 + X.shape[1] :])))
-    kk = k[at_risk]
-    num = 1.0 - pd.Series(y).groupby(kk).mean().reindex(kk).to_numpy()
-    ratio = np.where(event[at_risk], 1.0, num / np.clip(1.0 - h, 1e-6, None))
-    key = pd.DataFrame({"m": risk["match_id"].to_numpy(), "u": risk["student_key"].to_numpy(),
-                        "k": kk, "r": ratio, "pos": np.flatnonzero(at_risk)})  # fmt: skip
-    key = key.sort_values(["m", "u", "k"], kind="stable")
-    key["W"] = key.groupby(["m", "u"], sort=False)["r"].cumprod()
+        h[i] = hazard_probabilities(fit_hazard(X, D, y[i]), X, D)
     w = np.ones(len(m))
-    w[key["pos"].to_numpy()] = key["W"].to_numpy()
+    w[at_risk] = cumulative_weights(
+        risk["match_id"].to_numpy(), risk["student_key"].to_numpy(), k[at_risk],
+        event[at_risk], h,
+    )  # fmt: skip
     w[censored] = 0.0
     return w
 
@@ -173,8 +172,9 @@ def replication(args: tuple[str, int, int, int]) -> pd.DataFrame:
             synth_config(ValidateConfig(n_students=n_students), scenario, seed)
         )
         units = truth[ITT_UNITS]
-        y0 = _untreated(units, panel)
         spec = RiskSetSpec()
+        itt = itt_design(panel, spec)  # its attempt panel maps the generator's months too
+        y0 = _untreated(units, itt.panel)
         res = riskset_match(panel, spec)
         designs = {
             "completed": (
@@ -183,7 +183,7 @@ def replication(args: tuple[str, int, int, int]) -> pd.DataFrame:
                     first_attempt_t=lambda u: u["first_completed_t"]
                 ),
             ),
-            "itt": (itt_design(panel, spec).matched, units),
+            "itt": (itt.matched, units),
         }
         out = []
         for name, (m, u) in designs.items():

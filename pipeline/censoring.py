@@ -173,9 +173,7 @@ def ipcw_weights(
     k = df[event_time].to_numpy()
     first = df[own_first].to_numpy(dtype=float, na_value=np.nan)
     sm = df[school_month].to_numpy(dtype=float)
-    censored = comp & ~np.isnan(first) & (first <= sm)
-    event = comp & ~np.isnan(first) & (first == sm) & (k >= 1)
-    at_risk = comp & (k >= 1) & (~censored | event)
+    censored, event, at_risk = risk_sets(comp, k, first, sm)
     w = np.ones(len(df))
     w[censored] = 0.0
     mw = (
@@ -203,30 +201,14 @@ def ipcw_weights(
     names = [n for n, v in zip(names, varies, strict=True) if v]
     X = X[:, varies]
     beta = fit_hazard(X, dummies, y)
-    with np.errstate(over="ignore"):
-        h = 1.0 / (1.0 + np.exp(-(beta[0] + X @ beta[1 : 1 + X.shape[1]]
-                                   + dummies @ beta[1 + X.shape[1]:])))  # fmt: skip
+    h = hazard_probabilities(beta, X, dummies)
     if not np.all(np.isfinite(h)):
         raise RuntimeError("ipcw_weights: the censoring model gave non-finite probabilities")
-    # marginal hazard by event time for stabilization
-    kk = k[at_risk]
-    h0 = pd.Series(y).groupby(kk).mean()
-    num = 1.0 - h0.reindex(kk).to_numpy() if stabilize else np.ones(kk.size)
-    ratio = np.where(event[at_risk], 1.0, num / np.clip(1.0 - h, 1e-6, None))
-    # cumulative product over each comparison's rows in its stack, in event-time order
-    key = pd.DataFrame(
-        {
-            "m": risk[match_id].to_numpy(),
-            "u": risk[unit].to_numpy(),
-            "k": kk,
-            "r": ratio,
-            "pos": np.flatnonzero(at_risk),
-        }
-    )
-    key = key.sort_values(["m", "u", "k"], kind="stable")
-    key["W"] = key.groupby(["m", "u"], sort=False)["r"].cumprod()
-    W = key["W"].to_numpy()
-    pos = key["pos"].to_numpy()
+    W = cumulative_weights(
+        risk[match_id].to_numpy(), risk[unit].to_numpy(), k[at_risk], y.astype(bool), h,
+        stabilize,
+    )  # fmt: skip
+    pos = np.flatnonzero(at_risk)
     trunc = np.zeros(len(df), dtype=bool)
     live_pos = ~censored[pos]
     if W.size and live_pos.any() and (lo_q is not None or hi_q is not None):
@@ -251,6 +233,49 @@ def ipcw_weights(
     return pd.Series(w, index=stacked.index, name="ipcw"), CensoringModel(
         int(y.size), n_events, coef, summary, _diagnostics(k, comp, censored, event, w, mw, trunc)
     )
+
+
+def risk_sets(
+    comp: np.ndarray, k: np.ndarray, first: np.ndarray, sm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks over stacked rows: comparison rows censored (at or after the student's own
+    first visit ``first``, NaN for none), censoring events (the row of that month, at event
+    time ``k ≥ 1``) and rows at risk of one (comparison rows at ``k ≥ 1`` not yet censored,
+    or censored there). ``sm``: each row's school month."""
+    censored = comp & ~np.isnan(first) & (first <= sm)
+    event = comp & ~np.isnan(first) & (first == sm) & (k >= 1)
+    at_risk = comp & (k >= 1) & (~censored | event)
+    return censored, event, at_risk
+
+
+def hazard_probabilities(beta: np.ndarray, X: np.ndarray, dummies: sp.csr_matrix) -> np.ndarray:
+    """The hazard's probabilities from :func:`fit_hazard`'s coefficients (intercept, ``X``'s
+    columns, then the dummies')."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-(beta[0] + X @ beta[1 : 1 + X.shape[1]]
+                                     + dummies @ beta[1 + X.shape[1]:])))  # fmt: skip
+
+
+def cumulative_weights(
+    match_id: np.ndarray,
+    unit: np.ndarray,
+    k: np.ndarray,
+    event: np.ndarray,
+    h: np.ndarray,
+    stabilize: bool = True,
+) -> np.ndarray:
+    """The censoring weight of each row at risk (the arguments are those rows', in any
+    order; the weights come back in the same order): ``Π_{l ≤ k} (1 − h0[l]) / (1 − h[l])``
+    over the comparison's rows in its stack up to its event time ``k``, a factor of 1 at an
+    event row; ``h0`` is the share of events at each event time (1 without ``stabilize``)."""
+    h0 = pd.Series(event.astype(int)).groupby(k).mean()
+    num = 1.0 - h0.reindex(k).to_numpy() if stabilize else np.ones(k.size)
+    ratio = np.where(event, 1.0, num / np.clip(1.0 - h, 1e-6, None))
+    key = pd.DataFrame({"m": match_id, "u": unit, "k": k, "r": ratio})
+    key = key.sort_values(["m", "u", "k"], kind="stable")
+    W = np.empty(k.size)
+    W[key.index.to_numpy()] = key.groupby(["m", "u"], sort=False)["r"].cumprod().to_numpy()
+    return W
 
 
 def _truncation(truncate) -> tuple[float | None, float | None]:
