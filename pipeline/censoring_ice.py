@@ -115,6 +115,7 @@ def ice_impute(
     kmax = max(rows) if rows else 0
     if max_event_time is not None:
         kmax = min(kmax, int(max_event_time))
+    c_row = _first_censored_rows(stacked, cen, et)
     out_y = y.copy()
     diag = []
     for k in range(1, kmax + 1):
@@ -126,7 +127,7 @@ def ice_impute(
                          "mean_imputed": np.nan})  # fmt: skip
             continue
         # Q_j for j = k, k−1, …, 1 (a row censored at k was censored from some c ≤ k on,
-        # and gets Q_c: _impute_rows)
+        # and gets Q_c: _predict)
         beta = None
         q_at: dict[int, np.ndarray] = {}
         for j in range(k, 0, -1):
@@ -147,7 +148,7 @@ def ice_impute(
                 )
             beta = _fit(before[live[ok]], resp[ok], w[live[ok]])
             q_at[j] = beta
-        imputed = _impute_rows(stacked, target, cen, et, before, q_at)
+        imputed = _predict(c_row[target], et, before, q_at)
         out_y[target] = imputed
         diag.append({"event_time": k, "comparison_rows": int(rows[k].size),
                      "imputed": int(target.size), "mean_imputed": float(np.mean(imputed))})  # fmt: skip
@@ -158,9 +159,9 @@ def ice_impute(
     return out, pd.DataFrame(diag)
 
 
-def _impute_rows(stacked, target, cen, et, before, q_at) -> np.ndarray:
-    """Each target row's prediction: the model ``Q_c`` of its unit's first censored event
-    time ``c``, at the history before ``c`` (the unit's row at ``c``)."""
+def _first_censored_rows(stacked: pd.DataFrame, cen: np.ndarray, et: np.ndarray) -> np.ndarray:
+    """For each censored row, the row of its unit's (matched set and student's) first
+    censored event time; -1 for the other rows."""
     codes = pd.factorize(
         pd.MultiIndex.from_arrays(
             [stacked["match_id"].to_numpy(), stacked["student_key"].to_numpy()]
@@ -170,10 +171,16 @@ def _impute_rows(stacked, target, cen, et, before, q_at) -> np.ndarray:
     cr = cen_rows[np.lexsort((et[cen_rows], codes[cen_rows]))]
     first = np.ones(cr.size, dtype=bool)
     first[1:] = codes[cr[1:]] != codes[cr[:-1]]
-    first_row = pd.Series(cr[first], index=codes[cr[first]])
-    c_rows = first_row.reindex(codes[target]).to_numpy()
+    out = np.full(len(stacked), -1, dtype=np.int64)
+    out[cen_rows] = pd.Series(cr[first], index=codes[cr[first]]).reindex(codes[cen_rows])
+    return out
+
+
+def _predict(c_rows: np.ndarray, et: np.ndarray, before: np.ndarray, q_at: dict) -> np.ndarray:
+    """Each target row's prediction: the model ``Q_c`` of its unit's first censored event
+    time ``c``, at the history before ``c`` (``c_rows``: the unit's row at ``c``)."""
     cs = et[c_rows]
-    out = np.empty(target.size)
+    out = np.empty(c_rows.size)
     for c in np.unique(cs):
         # a chain with no model at c (no comparison row there): the nearest later one
         beta = q_at.get(int(c))
