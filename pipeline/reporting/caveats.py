@@ -191,8 +191,8 @@ def sensitivity_caveat(rb: pd.DataFrame, sens: Mapping[str, pd.DataFrame | None]
     ovb = _first(sens.get("sensitivity_ovb"))
     if ovb is not None and pd.notna(ovb["rv_q"]):
         assessed = True
-        est = ovb.get("estimate")
-        est = f"{fmt_num(est, 1, signed=True)} points; " if est is not None and pd.notna(est) else ""
+        v = ovb.get("estimate")
+        est = f"{fmt_num(v, 1, signed=True)} points; " if v is not None and pd.notna(v) else ""
         parts.append(
             "A hidden confounder would have to explain "
             f"{fmt_pct(100 * float(ovb['rv_q']), nd=1)} of the remaining variation of both "
