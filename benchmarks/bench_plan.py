@@ -4,7 +4,8 @@ For each size (students in the synthetic state; the validation study's world oth
 8 districts, 4 running the program, 12% of their students served, the ``dip`` scenario)
 and each replication: generate an extract, ingest it, build the panel, match, and fit the
 primary design as the estimate stage runs it (matched ANCOVA, errors clustered as
-``estimate.cluster`` in params.yaml says: by home school) with untruncated censoring
+``estimate.cluster`` in params.yaml says: by home school; effects by
+``estimate.effect_strata``, grade band, averaged over the visited mix) with untruncated censoring
 weights (``estimate.ipcw_truncate: null``, the pipeline's setting) and, beside it, weights
 truncated at the 1st/99th percentiles; record its window average, standard error and the
 truth.  On the same replication the planner's inputs:
@@ -82,10 +83,12 @@ def simulate(n_students: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, fl
     return panel, matched, float(truth)
 
 
-def shipped_cluster() -> str:
-    """The primary design's error clusters as the estimate stage runs it (params.yaml,
-    validated as the stage reads it: :func:`pipeline.settings.stage_settings`)."""
-    return str(stage_settings().estimate.cluster)
+def shipped_cluster() -> tuple[str, str | None, str]:
+    """The primary design's error clusters, effect strata and covariance as the estimate
+    stage runs it (params.yaml, validated as the stage reads it:
+    :func:`pipeline.settings.stage_settings`)."""
+    est = stage_settings().estimate
+    return str(est.cluster), est.effect_strata, str(est.vcov)
 
 
 def load_or_simulate(n_students: int, rep: int, seed: int, cache: Path | None):
@@ -123,7 +126,7 @@ def replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
 
 
 def _replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
-    n_students, rep, seed, cache, cluster = job
+    n_students, rep, seed, cache, (cluster, strata, vcov) = job
     logging.getLogger("pipeline").setLevel(logging.WARNING)
     panel, matched, truth = load_or_simulate(n_students, rep, seed, Path(cache) if cache else None)
     matched = add_home_clusters(matched, home_clusters(panel))  # as the estimate stage does
@@ -146,12 +149,18 @@ def _replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
             fit = primary(
                 m,
                 "attendance_rate",
-                EstimateConfig(wild_bootstrap=False, cluster=cluster),
+                EstimateConfig(
+                    wild_bootstrap=False, cluster=cluster, effect_strata=strata, vcov=vcov
+                ),
                 bootstrap=False,
             )
         avg = fit.average((1, 6))
-        dec = decompose_std_error(m, cluster=cluster)
+        dec = decompose_std_error(m, cluster=cluster, effect_strata=strata)
         de = dec.design_effects_for(vc)  # as the planner's formula uses them
+        # beside it, the split of the design with one effect (no strata): the gap is the
+        # strata's differing effects counted as noise between clusters
+        one = decompose_std_error(m, cluster=cluster) if strata else dec
+        win = m[m["stack_event_time"].between(1, 6) & ~m["censored"].astype(bool)]
         own = mde(
             vc,
             dec.n_treated,
@@ -163,6 +172,8 @@ def _replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
             {
                 **common,
                 "cluster": cluster,
+                "effect_strata": strata or "",
+                "vcov": vcov,
                 "weights": label,
                 "weight_max": info.get("weight_max", 1.0),
                 "estimate": avg.estimate,
@@ -177,6 +188,9 @@ def _replicate(job: tuple[int, int, int, str | None, str]) -> list[dict]:
                 "design_effect_treated_realized_sigma2": dec.design_effects.treated,
                 "design_effect_comparison_realized_sigma2": dec.design_effects.comparison,
                 "analytic_std_error_own_de": own["std_error"],
+                "decomposed_std_error_one_effect": one.std_error,
+                "clusters_treated": int(win.loc[win["role"] == "treated", cluster].nunique()),
+                "clusters_comparison": int(win.loc[win["role"] == "comparison", cluster].nunique()),
             }
         )
     return rows

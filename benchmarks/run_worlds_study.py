@@ -78,6 +78,18 @@ def main() -> None:
         "has the other designs and the diagnostics already",
     )
     ap.add_argument(
+        "--effect-strata",
+        default="params",
+        help="the primary's effect strata (a column, or 'none'); default: params.yaml's "
+        "estimate.effect_strata",
+    )
+    ap.add_argument(
+        "--vcov",
+        choices=["params", "CR1", "CR2"],
+        default="params",
+        help="the primary's covariance; default: params.yaml's estimate.vcov",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="recompute the tables and verdicts from --out/replications.csv (no new runs)",
@@ -92,6 +104,10 @@ def main() -> None:
     cfg = ValidateConfig(
         cluster=est.cluster,
         ipcw_truncate=est.ipcw_truncate,
+        effect_strata=est.effect_strata
+        if a.effect_strata == "params"
+        else (None if a.effect_strata == "none" else a.effect_strata),
+        vcov=est.vcov if a.vcov == "params" else a.vcov,
         seed=a.seed,
         n_reps=a.reps,
         workers=a.workers,
@@ -125,6 +141,8 @@ def main() -> None:
         "n_students": a.n_students,
         "cluster": cfg.cluster,
         "ipcw_truncate": None if cfg.ipcw_truncate is None else list(cfg.ipcw_truncate),
+        "effect_strata": cfg.effect_strata,
+        "vcov": cfg.vcov,
         "inference": a.inference,
         "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,
@@ -160,6 +178,10 @@ def command(a: argparse.Namespace, out: Path) -> str:
         parts.append("--primary-only")
     if a.inference:
         parts.append(f"--inference --boot-draws {a.boot_draws} --wild-draws {a.wild_draws}")
+    if a.effect_strata != "params":
+        parts.append(f"--effect-strata {a.effect_strata}")
+    if a.vcov != "params":
+        parts.append(f"--vcov {a.vcov}")
     return " ".join([*parts, f"--out {out}"])
 
 

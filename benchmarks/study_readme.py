@@ -40,6 +40,15 @@ LABELS = {
 }
 
 
+def labels_for(timing: dict) -> dict[str, str]:
+    """:data:`LABELS`, the primary's row named by the clusters the study gave it."""
+    cl = str(timing.get("cluster", "student_key"))
+    if cl == "student_key":
+        return LABELS
+    name = cl.removesuffix("_code").replace("_", " ")
+    return {**LABELS, "matched_ancova": f"primary, analytic SE clustered by {name} (the study's own)"}
+
+
 def _pct(x) -> str:
     return "" if pd.isna(x) else f"{100 * float(x):.0f}%"
 
@@ -61,21 +70,23 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def inference_table(v: pd.DataFrame) -> list[str]:
+def inference_table(v: pd.DataFrame, labels: dict[str, str] = LABELS) -> list[str]:
     out = [
         "| world | estimand / interval | reps | truth | bias (MC SE) | coverage | SE ratio |",
         "|---|---|---|---|---|---|---|",
     ]
     for _, r in v.iterrows():
         out.append(
-            f"| {r['scenario']} | {LABELS.get(r['estimator'], r['estimator'])} | {r['n_reps']} "
+            f"| {r['scenario']} | {labels.get(r['estimator'], r['estimator'])} | {r['n_reps']} "
             f"| {_num(r['truth_mean'], '.2f')} | {_bias(r)} | {_pct(r['coverage'])} "
             f"| {_num(r['se_ratio'], '.2f')} |"
         )
     return out
 
 
-def inference_targets(v: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
+def inference_targets(
+    v: pd.DataFrame, verdicts: pd.DataFrame, labels: dict[str, str] = LABELS
+) -> list[str]:
     """Issue 17's targets, one line each, computed from the table."""
     get = v.set_index(["scenario", "estimator"])
     out = []
@@ -109,7 +120,7 @@ def inference_targets(v: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
         if ("shared_shocks", est) in get.index:
             r = get.loc[("shared_shocks", est)]
             out.append(
-                f"* Shared-shocks world, {LABELS[est]}: coverage {_pct(r['coverage'])} "
+                f"* Shared-shocks world, {labels[est]}: coverage {_pct(r['coverage'])} "
                 f"(target {_pct(COVERAGE_TARGET[0])}-{_pct(COVERAGE_TARGET[1])}): "
                 f"{_mark(_covers(r['coverage']))}."
             )
@@ -151,6 +162,7 @@ def render(folder: Path) -> str:
     v = pd.read_csv(folder / "validation.csv")
     verdicts = pd.read_csv(folder / "verdicts.csv")
     timing = json.loads((folder / "timing.json").read_text())
+    labels = labels_for(timing)
     inference = bool(timing.get("inference"))
     n = int(v["n_reps"].min())
     cov_mcse = math.sqrt(0.95 * 0.05 / n)
@@ -166,8 +178,10 @@ def render(folder: Path) -> str:
         f"    {timing['command']}",
         "",
         f"at {timing['n_students']:,} students per replication's state; the primary's error "
-        f"clustering `{timing.get('cluster', 'student_key')}` and censoring-weight truncation "
-        f"`{timing.get('ipcw_truncate')}` as the estimate stage runs them (params.yaml). "
+        f"clustering `{timing.get('cluster', 'student_key')}`, censoring-weight truncation "
+        f"`{timing.get('ipcw_truncate')}`, effect strata `{timing.get('effect_strata')}` and "
+        f"covariance `{timing.get('vcov', 'CR1')}` as the study ran them (params.yaml, or the "
+        "command's flags). "
         f"Replications summed {timing['replication_seconds_total']:,.0f} s of worker time "
         f"({timing['replication_seconds_total'] / max(1, len(v.drop_duplicates('scenario'))) / n:.1f} s "
         "per replication and world); the last invocation's wall time was "
@@ -180,8 +194,8 @@ def render(folder: Path) -> str:
     ]
     if inference:
         lines += ["## Every estimand and interval against its own truth", ""]
-        lines += inference_table(v)
-        lines += ["", "## Issue 17's targets", ""] + inference_targets(v, verdicts)
+        lines += inference_table(v, labels)
+        lines += ["", "## Issue 17's targets", ""] + inference_targets(v, verdicts, labels)
     else:
         lines += ["## Verdict per world and design", ""]
         lines += worlds_table(verdicts)

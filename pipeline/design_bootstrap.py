@@ -344,6 +344,12 @@ class DesignBootstrap:
         re-fitting); ``k > 0``: ``k`` damped Newton steps with the draw's own Hessian.
     ipcw : bool
         Censoring weights (``False``: censored comparison rows are dropped, others weigh 1).
+    effect_strata : str, optional
+        Column of effect strata (``estimate.effect_strata``, e.g. ``grade_band``): as
+        :func:`pipeline.did.ancova.matched_ancova` with ``effect_strata``, each draw's
+        effect is the average of the strata's effects over the *full sample's* visited
+        mix at each event time (time effects per district × stratum), so the draws hold
+        the mix fixed as the analytic standard error does.
     ps_cache : PropensityCache, optional
         A cache (:class:`pipeline.matching.riskset.PropensityCache`) already holding the
         full-sample propensity fit of a :func:`~pipeline.matching.riskset.riskset_match`
@@ -362,6 +368,7 @@ class DesignBootstrap:
         newton_steps: int = 0,
         ipcw: bool = True,
         ps_cache: PropensityCache | None = None,
+        effect_strata: str | None = None,
     ):
         self.spec = spec = RiskSetSpec() if spec is None else spec
         self.window = (int(att_window[0]), int(att_window[1]))
@@ -435,6 +442,14 @@ class DesignBootstrap:
             ]
         )
         self.work_fe = pd.factorize(p["district_code"].astype(str).to_numpy()[rs.idx])[0]
+        self.work_st: np.ndarray | None = None
+        self.n_strata = 1
+        self._mix: dict[int, np.ndarray] = {}  # the full sample's visited mix per event time
+        if effect_strata is not None:
+            if effect_strata not in p.columns:
+                raise KeyError(f"design bootstrap: panel has no column {effect_strata!r}")
+            st, levels = pd.factorize(p[effect_strata].astype(str).to_numpy()[rs.idx], sort=True)
+            self.work_st, self.n_strata = st.astype(np.int64), max(len(levels), 1)
 
         # --- student x month row table, outcome, own first visit, hazard design --------
         self.m0 = int(sm.min())
@@ -520,6 +535,7 @@ class DesignBootstrap:
         at_risk = comp & (~censored | event)
         W = self._censoring_weights(rows, at_risk, event, censored, mem_om, ks)
         # --- ANCOVA per event time --------------------------------------------------
+        full = bool(np.all(omega == 1))
         betas = []
         for j, kk in enumerate(ks):
             if kk < self.window[0] or kk > self.window[1]:
@@ -534,8 +550,28 @@ class DesignBootstrap:
             D = mem_treated[use].astype(float)
             X = np.column_stack([D, self.base_cov[mem_row[use]]])
             fe = self.work_fe[t_rows[mem_set[use]]]
+            if self.work_st is not None:
+                st = self.work_st[t_rows[mem_set[use]]]
+                fe = fe * self.n_strata + st
+                X = np.column_stack([X, self._interactions(D, st, wt[use], int(kk), full)])
             betas.append(wls_within(yk, X, wt[use], fe)[0])
         return float(np.mean(betas))
+
+    def _interactions(
+        self, D: np.ndarray, st: np.ndarray, w: np.ndarray, k: int, full: bool
+    ) -> np.ndarray:
+        """``D × (stratum indicators − the visited mix)`` (strata after the first), the mix
+        being the full sample's at event time ``k`` (set by the full-sample estimate; a
+        draw before it, or a stratum without visited rows in the draw, uses the draw's)."""
+        onehot = (st[:, None] == np.arange(self.n_strata)[None, :]).astype(float)
+        t = D > 0
+        own = np.average(onehot[t], axis=0, weights=w[t])
+        if full or k not in self._mix:
+            self._mix[k] = own
+        mix = self._mix[k]
+        present = onehot[t].any(axis=0)
+        out = D[:, None] * (onehot - mix[None, :])
+        return out[:, 1:][:, present[1:]]
 
     def _censoring_weights(self, rows, at_risk, event, censored, mem_om, ks) -> np.ndarray:
         n_mem, K = rows.shape

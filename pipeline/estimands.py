@@ -76,6 +76,8 @@ class EstimandsConfig:
     att_window: tuple[int, int] = (1, 6)
     event_window: tuple[int, int] = (-6, 12)
     ancova_fe: str | None = "district_code"
+    effect_strata: str | None = None
+    vcov: str = "CR1"
     alpha: float = 0.05
     seed: int = 20210403
     design_bootstrap_draws: int = 199
@@ -108,7 +110,8 @@ def _ancova(m: pd.DataFrame, cfg: EstimandsConfig, cluster: str):
         warnings.simplefilter("ignore")
         r = matched_ancova(
             m, yname="attendance_rate", window=cfg.event_window, fe=cfg.ancova_fe,
-            cluster=cluster, alpha=cfg.alpha,
+            effect_strata=cfg.effect_strata, vcov_type=cfg.vcov, cluster=cluster,
+            alpha=cfg.alpha,
         )  # fmt: skip
     return r.average(cfg.att_window, cfg.alpha)
 
@@ -161,7 +164,8 @@ def estimands(
     def district():
         d = district_wild_check(
             m, window=cfg.event_window, att_window=cfg.att_window, fe=cfg.ancova_fe,
-            B=cfg.district_wild_draws, seed=cfg.seed, alpha=cfg.alpha,
+            effect_strata=cfg.effect_strata, B=cfg.district_wild_draws, seed=cfg.seed,
+            alpha=cfg.alpha,
         ).iloc[0]  # fmt: skip
         rows.append(_row("completed visit", "wild cluster bootstrap by district",
                          d["estimate"], d["std_error"], d["ci_low"], d["ci_high"], n_t,
@@ -171,7 +175,8 @@ def estimands(
 
     def design():
         bs = DesignBootstrap(panel, spec, att_window=cfg.att_window,
-                             truncate=cfg.censoring_truncate)  # fmt: skip
+                             truncate=cfg.censoring_truncate,
+                             effect_strata=cfg.effect_strata)  # fmt: skip
         r = bs.run(cfg.design_bootstrap_draws, seed=cfg.seed, workers=cfg.bootstrap_workers,
                    alpha=cfg.alpha)  # fmt: skip
         lo, hi = r.conf_int()

@@ -29,6 +29,7 @@ def district_wild_check(
     window: tuple[int, int] = (-6, 12),
     att_window: tuple[int, int] = (1, 6),
     fe: str | None = "district_code",
+    effect_strata: str | None = None,
     district: str = DISTRICT,
     B: int = 9999,
     seed: int | None = None,
@@ -45,7 +46,7 @@ def district_wild_check(
     G = int(matched[district].nunique())
     kind = choose_weights(G)
     r = matched_ancova(
-        matched, yname=yname, window=window, fe=fe, cluster=district,
+        matched, yname=yname, window=window, fe=fe, cluster=district, effect_strata=effect_strata,
         average_window=att_window, wild_bootstrap=True, B=B, seed=seed,
         bootstrap_weights=kind, alpha=alpha,
     )  # fmt: skip

@@ -383,6 +383,8 @@ class EstimateSettings(Section):
     reference: tuple[Int, ...] = (-1,)
     design: Design = "ancova"
     ancova_fe: Str | None = "district_code"
+    effect_strata: Str | None = None
+    vcov: Literal["CR1", "CR2"] = "CR1"
     time_effects: Literal["matched_set", "stratum"] = "matched_set"
     cluster: Str = "home_school_code"
     ipcw: Bool = True

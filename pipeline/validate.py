@@ -120,6 +120,8 @@ def main() -> runner.Summary:
         design=s.estimate.design,
         cluster=s.estimate.cluster,
         ipcw_truncate=s.estimate.ipcw_truncate,
+        effect_strata=s.estimate.effect_strata,
+        vcov=s.estimate.vcov,
         **s.validate_section.kwargs(),
     )
     summary, reps = run(cfg, project_root())

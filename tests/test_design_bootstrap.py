@@ -20,24 +20,48 @@ def panel():
     return build_panel(small_config())[0]
 
 
-def _stage(panel, ipcw):
+def _stage(panel, ipcw, strata=None):
     spec = RiskSetSpec()
     res = riskset_match(panel, spec)
     m, _ = with_censoring_weights(add_outcomes(stack_panels(panel, res.matches, spec.window)), ipcw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = primary(m, "attendance_rate", EstimateConfig(wild_bootstrap=False), bootstrap=False)
+        cfg = EstimateConfig(wild_bootstrap=False, effect_strata=strata)
+        r = primary(m, "attendance_rate", cfg, bootstrap=False)
     return r.average((1, 6)).estimate
 
 
+@pytest.mark.parametrize("strata", [None, "grade_band"])
 @pytest.mark.parametrize("ipcw", [False, True])
-def test_full_sample_draw_is_the_stage_estimate(panel, ipcw):
-    bs = DesignBootstrap(panel, ipcw=ipcw)
+def test_full_sample_draw_is_the_stage_estimate(panel, ipcw, strata):
+    bs = DesignBootstrap(panel, ipcw=ipcw, effect_strata=strata)
     ones = np.ones(bs.n_students, dtype=np.int64)
     # without censoring weights the same regression (to rounding); with them the hazard
     # is re-fitted by another solver (to its tolerance)
     tol = 1e-8 if not ipcw else 1e-4
-    assert bs.estimate(ones) == pytest.approx(_stage(panel, ipcw), abs=tol)
+    assert bs.estimate(ones) == pytest.approx(_stage(panel, ipcw, strata), abs=tol)
+
+
+def test_draws_hold_the_full_samples_visited_mix(panel):
+    """With effect strata a draw's effect averages its strata's effects over the full
+    sample's visited mix: centring at the draw's own mix gives another number."""
+    bs = DesignBootstrap(panel, ipcw=False, effect_strata="grade_band")
+    ones = np.ones(bs.n_students, dtype=np.int64)
+    bs.estimate(ones)
+    mix = {k: v.copy() for k, v in bs._mix.items()}
+    assert mix and all(abs(v.sum() - 1) < 1e-12 and (v > 0).sum() >= 2 for v in mix.values())
+    diffs = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        omega = school_multiplicities(bs.school_district, rng)[bs.student_school]
+        held = bs.estimate(omega)
+        assert all(np.array_equal(bs._mix[k], mix[k]) for k in mix)  # a draw does not move it
+        bs._mix.clear()
+        own = bs.estimate(omega)  # centred at the draw's own mix
+        bs._mix.update(mix)
+        diffs.append(abs(held - own))
+    # equal only in draws whose visited students fall in one stratum (the stratum's effect)
+    assert max(diffs) > 1e-6
 
 
 def test_school_draws_stay_within_districts():

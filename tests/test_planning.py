@@ -242,6 +242,10 @@ def test_decomposition_by_cluster_reproduces_the_clustered_design():
     r = mde(vc, both.n_treated, both.n_comparison / both.n_treated, 4,
             design_effects=both.design_effects_for(vc))
     assert r["std_error"] == pytest.approx(both.std_error, rel=1e-12)
+    # or another standard error (the design's reported one, with its small-sample factor)
+    r = mde(vc, both.n_treated, both.n_comparison / both.n_treated, 4,
+            design_effects=both.design_effects_for(vc, 1.1 * both.std_error))
+    assert r["std_error"] == pytest.approx(1.1 * both.std_error, rel=1e-12)
 
 
 def test_comparison_design_effect_trend():
@@ -299,3 +303,26 @@ def test_pseudo_visits_censor_at_the_students_own_visit():
     never = d[d["first_visit_school_month"].isna()]
     assert (never["n_months"] == np.minimum(6, 23 - never["school_month"])).all()
 
+
+
+def test_decomposition_with_effect_strata_reproduces_the_stratified_design():
+    """With effect strata the split follows the design's interacted fit: its SE is the
+    stratified design's (to the CR1 factors), not the unstratified one's, where the
+    strata's effects differ and clusters lie within strata."""
+    from pipeline.analysis.planning import decompose_std_error
+    from pipeline.did.ancova import matched_ancova
+
+    data, _, _ = _reused_comparisons(seed=5)
+    band = data.groupby("match_id")["match_id"].transform("first") % 3
+    data["grade_band"] = band.map({0: "PK-5", 1: "6-8", 2: "9-12"})
+    post = (data["role"] == "treated") & (data["stack_event_time"] >= 1)
+    data.loc[post, "attendance_rate"] += 6.0 * band[post]  # effects 0, 6, 12 by band
+    data["school"] = data["grade_band"] + (data["match_id"] % 10).astype(str)
+    for strata in (None, "grade_band"):
+        dec = decompose_std_error(data, cluster="school", effect_strata=strata)
+        fit = matched_ancova(data, yname="attendance_rate", window=(0, 6), cluster="school",
+                             effect_strata=strata).average((1, 6))  # fmt: skip
+        assert dec.std_error == pytest.approx(fit.std_error, rel=0.03)
+        if strata is None:
+            plain = dec.std_error
+    assert dec.std_error < plain / 2  # the bands' differing effects were counted as noise

@@ -491,6 +491,15 @@ def test_study_settings_are_read_and_compared_with_the_estimate(tmp_path):
             "censoring": {"truncate": [0.01, 0.99]}}
     assert study_settings_note(new, same).endswith(", as this report's estimate does.")
     assert study_settings_note(None, ours) is None
+    # effect strata and the small-sample correction are part of how the estimate ran: a
+    # study that did not record them ran neither, and is not this report's estimate
+    strat = {"design_settings": {"cluster": "home_school_code", "effect_strata": "grade_band",
+                                 "vcov": "CR2"}, "censoring": {"truncate": [0.01, 0.99]}}
+    text = study_settings_note(new, strat)
+    assert "not that of this report's interval" in text
+    assert "Bell-McCaffrey small-sample correction" in text and "within each grade band" in text
+    rec = {**new, "effect_strata": "grade_band", "vcov": "CR2"}
+    assert study_settings_note(rec, strat).endswith(", as this report's estimate does.")
     (tmp_path / "timing.json").write_text('{"cluster": "student_key"}')
     with pytest.raises(ReportInputError, match="timing.json: needs the keys"):
         read_study_settings(tmp_path)

@@ -292,6 +292,12 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
     m2 = {"att": {"estimate": 1.0, "design_bootstrap": {"ci_low": 0.1, "ci_high": 2.0}},
           "design_settings": {"cluster": "school_code"}}
     assert cv.inference_caveat(m2).status == cv.OK
+    assert cv.inference_caveat(m2).text.startswith("Errors are clustered by school. ")
+    m3 = {**m2, "design_settings": {"cluster": "school_code", "vcov": "CR2",
+                                    "effect_strata": "grade_band"}}
+    text = cv.inference_caveat(m3).text
+    assert text.startswith("Errors are clustered by school, with the Bell-McCaffrey")
+    assert "effects are estimated within each grade band and averaged" in text
     wwc = pd.DataFrame({"item": ["baseline equivalence", "rating"],
                         "category": ["satisfied", "meets_with_reservations"],
                         "reason": ["", "a quasi-experimental design"]})

@@ -85,7 +85,13 @@ def ancova(
 ) -> EventStudyResult:
     """The matched ANCOVA (``matched_ancova``) on the matched stacks (``ipcw`` weights)."""
     return matched_ancova(
-        matched, yname=y, window=cfg.event_window, fe=cfg.ancova_fe, **_inference(cfg, bootstrap)
+        matched,
+        yname=y,
+        window=cfg.event_window,
+        fe=cfg.ancova_fe,
+        effect_strata=cfg.effect_strata,
+        vcov_type=cfg.vcov,
+        **_inference(cfg, bootstrap),
     )
 
 

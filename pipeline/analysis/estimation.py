@@ -100,6 +100,8 @@ def run_estimation(
         "design": cfg.design,
         "design_settings": {
             "ancova_fe": cfg.ancova_fe,
+            "effect_strata": cfg.effect_strata,
+            "vcov": cfg.vcov,
             "time_effects": cfg.time_effects,
             "reference": list(cfg.reference),
             "cluster": cfg.cluster,
@@ -159,6 +161,8 @@ def run_estimation(
         att_window=cfg.att_window,
         event_window=cfg.event_window,
         ancova_fe=cfg.ancova_fe,
+        effect_strata=cfg.effect_strata,
+        vcov=cfg.vcov,
         alpha=cfg.alpha,
         seed=cfg.seed,
         censoring_truncate=cfg.ipcw_truncate,

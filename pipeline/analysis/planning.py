@@ -244,7 +244,9 @@ class SEDecomposition:
             comparison=self.var_comparison * self.n_comparison / self.sigma2_comparison,
         )
 
-    def design_effects_for(self, vc: VarianceComponents) -> DesignEffects:
+    def design_effects_for(
+        self, vc: VarianceComponents, std_error: float | None = None
+    ) -> DesignEffects:
         """The arms' design effects *as the planner's formula uses them*.
 
         Each arm's variance over ``(1 - R²) σ² / n`` with the planner's residual variance
@@ -253,9 +255,13 @@ class SEDecomposition:
         proportion to their variances. So on the evaluation they come from,
         :func:`mde` with them gives the design's standard error exactly; what a planner
         carries to another size is then only how the design effects change with it.
+        ``std_error``: the standard error to reproduce instead of :attr:`std_error` (the
+        design's reported one, e.g. with its CR2 or CR1 small-sample correction, which the
+        split leaves out); the arms keep their shares.
         """
         rv = vc.residual_variance
-        scale = self.std_error**2 / (self.var_treated + self.var_comparison)
+        target = self.std_error if std_error is None else float(std_error)
+        scale = target**2 / (self.var_treated + self.var_comparison)
         return DesignEffects(
             treated=self.var_treated * scale * self.n_treated / rv,
             comparison=self.var_comparison * scale * self.n_comparison / rv,
@@ -504,9 +510,11 @@ def _ancova_rows(
     fe: str,
     weights: str,
     cluster: str = "student_key",
+    effect_strata: str | None = None,
 ):
-    """The primary design's analysed rows at event times in ``window``, with weights and
-    their cluster (``_cl``)."""
+    """The primary design's analysed rows at event times in ``window``, with weights,
+    their cluster (``_cl``) and, with ``effect_strata``, the matched set's stratum
+    (``_st``)."""
     need = [
         "match_id",
         "student_key",
@@ -518,6 +526,7 @@ def _ancova_rows(
         fe,
         y,
         cluster,
+        *([effect_strata] if effect_strata else []),
         *COVARIATES,
     ]
     missing = [c for c in need if c not in matched.columns]
@@ -527,7 +536,10 @@ def _ancova_rows(
     base = matched.loc[et == 0, ["match_id", "student_key", *COVARIATES]]
     base = base.rename(columns={c: f"_b_{c}" for c in COVARIATES})
     at0 = matched[(et == 0) & (matched["role"] == "treated").to_numpy()]
-    base["_fe"] = base["match_id"].map(at0.drop_duplicates("match_id").set_index("match_id")[fe])
+    at0 = at0.drop_duplicates("match_id").set_index("match_id")
+    base["_fe"] = base["match_id"].map(at0[fe])
+    if effect_strata:
+        base["_st"] = base["match_id"].map(at0[effect_strata]).astype(str)
     rows = (et >= window[0]) & (et <= window[1]) & ~matched["censored"].astype(bool).to_numpy()
     d = matched.loc[rows, ["match_id", "student_key", "role", "stack_event_time", y]].assign(
         _w=matched.loc[rows, "weight"].to_numpy(float) * matched.loc[rows, weights].to_numpy(float),
@@ -546,6 +558,7 @@ def decompose_std_error(
     fe: str = "district_code",
     weights: str = "ipcw",
     cluster: str = "student_key",
+    effect_strata: str | None = None,
 ) -> SEDecomposition:
     """The primary design's standard error of the window average, split by arm.
 
@@ -578,19 +591,31 @@ def decompose_std_error(
         effects therefore include the school clustering at the evaluation's students
         per school, and the cross-arm covariance within schools stays in ``std_error``
         only.
+    effect_strata
+        The design's effect strata (``estimate.effect_strata``): time effects per ``fe``
+        × stratum and the treated indicator interacted with the strata, centred at the
+        visited mix, as :func:`pipeline.did.ancova.matched_ancova` fits them.
 
     Returns
     -------
     SEDecomposition
     """
-    d = _ancova_rows(matched, y, window, fe, weights, cluster)
+    d = _ancova_rows(matched, y, window, fe, weights, cluster, effect_strata)
     parts = []
     for k, g in d.groupby("stack_event_time", sort=True):
         treat = (g["role"] == "treated").to_numpy(dtype=float)
         if not 0 < treat.sum() < len(g):
             continue
+        cell = g["_fe"].astype(str)
+        inter = np.empty((len(g), 0))
+        if effect_strata:
+            cell = cell + "|" + g["_st"]
+            h = pd.get_dummies(g["_st"]).to_numpy(float)
+            t = treat > 0
+            mix = np.average(h[t], axis=0, weights=g["_w"].to_numpy(float)[t])
+            inter = (treat[:, None] * (h - mix))[:, 1:]
         z = np.column_stack(
-            [design_covariates(g, "_b_"), pd.get_dummies(g["_fe"].astype(str)).to_numpy(float)]
+            [design_covariates(g, "_b_"), inter, pd.get_dummies(cell).to_numpy(float)]
         )
         z = z[:, z.std(axis=0) > 0]
         z = np.column_stack([np.ones(len(g)), z])

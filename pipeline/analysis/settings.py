@@ -26,6 +26,11 @@ class EstimateConfig:
     cluster: str = "student_key"
     design: str = "ancova"
     ancova_fe: str | None = "district_code"
+    #: the matched ANCOVA's effects by this stratum (e.g. ``grade_band``), averaged over the
+    #: visited students' mix (:func:`pipeline.did.ancova.matched_ancova`); None: one effect
+    effect_strata: str | None = None
+    #: the matched ANCOVA's cluster-robust covariance: ``CR1`` or Bell-McCaffrey ``CR2``
+    vcov: str = "CR1"
     time_effects: str = "matched_set"
     ipcw: bool = True
     wild_bootstrap: bool = True

@@ -82,9 +82,10 @@ class ValidateConfig:
     n_students, n_districts, n_program_districts, served_share
         Size of each replication's extract (``few_districts`` overrides the number of
         program districts).
-    cluster, ipcw_truncate
-        The primary's error clustering and censoring-weight truncation
-        (``estimate.cluster``, ``estimate.ipcw_truncate``): the study validates the
+    cluster, ipcw_truncate, effect_strata, vcov
+        The primary's error clustering, censoring-weight truncation, effect strata and
+        covariance (``estimate.cluster``, ``estimate.ipcw_truncate``,
+        ``estimate.effect_strata``, ``estimate.vcov``): the study validates the
         configuration the estimate stage runs.
     design
         The primary design (``estimate.design``): the study runs it, its two censoring
@@ -116,6 +117,8 @@ class ValidateConfig:
     design: str = "ancova"
     cluster: str = "student_key"
     ipcw_truncate: tuple[float, float] | None = None
+    effect_strata: str | None = None
+    vcov: str = "CR1"
     estimators: tuple[str, ...] | None = None
     att_window: tuple[int, int] = (1, 6)
     alpha: float = 0.05
@@ -256,6 +259,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         comparators=tuple(e for e in cfg.estimators if e in COMPARATORS),
         cluster=cfg.cluster,
         ipcw_truncate=None if cfg.ipcw_truncate is None else tuple(cfg.ipcw_truncate),
+        effect_strata=cfg.effect_strata,
+        vcov=cfg.vcov,
     )
     spec = RiskSetSpec(**cfg.match)
     panel, truths = synthetic_panel_truth(scfg)
@@ -297,6 +302,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
                 y,
                 window=ecfg.event_window,
                 fe=ecfg.ancova_fe,
+                effect_strata=ecfg.effect_strata,
+                vcov_type=ecfg.vcov,
                 cluster=ecfg.cluster,
                 average_window=w,
                 alpha=cfg.alpha,

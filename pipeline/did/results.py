@@ -147,6 +147,10 @@ class EventStudyResult:
     ci_bounds: tuple[np.ndarray, np.ndarray] | None = None
     p_values: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: degrees of freedom of a contrast (weights over ``event_time``) for its t quantile,
+    #: when they depend on it (Bell-McCaffrey's, :class:`pipeline.did.ancova.BellMcCaffreyDF`);
+    #: ``None``: ``df`` for every contrast.  ``df`` stays clusters − 1 for the Wald tests.
+    df_contrast: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.event_time = np.asarray(self.event_time, dtype=np.int64)
@@ -178,6 +182,12 @@ class EventStudyResult:
     def crit(self, alpha: float | None = None) -> float:
         return _crit(self.alpha if alpha is None else alpha, self.df)
 
+    def contrast_df(self, weights: np.ndarray) -> float | None:
+        """Degrees of freedom for the t quantile of ``Σ weights · estimate``."""
+        if self.df_contrast is None:
+            return self.df
+        return float(self.df_contrast(np.asarray(weights, dtype=float)))
+
     def conf_int(self, alpha: float | None = None, *, uniform: bool = False) -> pd.DataFrame:
         """Confidence intervals by event time (pointwise, or uniform bands if available)."""
         a = self.alpha if alpha is None else alpha
@@ -189,6 +199,9 @@ class EventStudyResult:
                 if self.crit_uniform is None:
                     raise ValueError(f"{self.estimator}: no uniform critical value computed")
                 c = self.crit_uniform
+            elif self.df_contrast is not None:
+                eye = np.eye(self.event_time.size)
+                c = np.array([_crit(a, self.contrast_df(eye[j])) for j in range(eye.shape[0])])
             else:
                 c = self.crit(a)
             low, high = self.estimate - c * se, self.estimate + c * se
@@ -230,10 +243,13 @@ class EventStudyResult:
         w = np.full(idx.size, 1.0 / idx.size)
         est = float(w @ self.estimate[idx])
         se = float(np.sqrt(max(w @ self.vcov[np.ix_(idx, idx)] @ w, 0.0)))
-        c = self.crit(alpha)
+        full = np.zeros(self.event_time.size)
+        full[idx] = w
+        df = self.contrast_df(full)
+        c = _crit(self.alpha if alpha is None else alpha, df)
         if se > 0:
             z = est / se
-            p = float(2 * (stats.t.sf(abs(z), self.df) if self.df else stats.norm.sf(abs(z))))
+            p = float(2 * (stats.t.sf(abs(z), df) if df else stats.norm.sf(abs(z))))
         else:
             p = float("nan")
         n = int(self.n_treated[idx].max()) if self.n_treated is not None else None

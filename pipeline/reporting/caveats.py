@@ -543,7 +543,18 @@ def inference_caveat(
         parts.append("Errors are clustered by student, not by school or district, although "
                      "students share schools.")
     elif cluster:
-        parts.insert(0, f"Errors are clustered by {CLUSTERS.get(cluster, 'group')}.")
+        ds = metrics.get("design_settings") or {}
+        extra = []
+        if ds.get("vcov") == "CR2":
+            extra.append("with the Bell-McCaffrey small-sample correction of the variance "
+                         "and of its degrees of freedom (few schools per district)")  # fmt: skip
+        if ds.get("effect_strata"):
+            extra.append("effects are estimated within each "
+                         f"{str(ds['effect_strata']).replace('_', ' ')} and averaged over the "
+                         "visited students, so effects that differ between them are not "
+                         "counted as chance differences between schools")  # fmt: skip
+        text = f"Errors are clustered by {CLUSTERS.get(cluster, 'group')}"
+        parts.insert(0, text + (", " + "; ".join(extra) if extra else "") + ".")
     cens = metrics.get("censoring") or {}
     window = tuple(metrics["att_window"]) if metrics.get("att_window") else None
     end_row = window_end_weights(censoring_diagnostics, window) if window else None

@@ -46,27 +46,52 @@ def _within(fe: str | None) -> str:
     return "within district" if fe == "district_code" else f"within the same {labels.words(fe).lower()}"
 
 
-def _settings_words(cluster: str | None, truncate) -> tuple[str, str]:
+def _strata(col: str | None) -> str:
+    """How the report names the strata the effects are estimated in (``estimate.effect_strata``)."""
+    return f"each {labels.words(col).lower()}" if col else ""
+
+
+def _settings_words(
+    cluster: str | None, truncate, strata: str | None = None, vcov: str | None = None
+) -> tuple[str, str]:
+    """``(clusters, weights)`` in words; the effect strata and a bias-reduced covariance
+    (``estimate.effect_strata``, ``estimate.vcov``; a study that did not record them ran
+    neither) are named with them."""
     if str(cluster) in ("student_key", "student"):
         cl = "by student"
     else:
         cl = "by " + cv.CLUSTERS.get(str(cluster), "another grouping")
+    if str(vcov or "CR1") == "CR2":
+        cl += " with the Bell-McCaffrey small-sample correction"
     qs = cv.truncation_percentiles(truncate)
-    if not qs:
-        return cl, "untruncated censoring weights"
-    return cl, f"censoring weights truncated at the {join_words(qs)} percentiles"
+    tr = (
+        f"censoring weights truncated at the {join_words(qs)} percentiles"
+        if qs
+        else "untruncated censoring weights"
+    )
+    if strata:
+        tr += f", effects estimated within {_strata(strata)} and averaged"
+    return cl, tr
 
 
 def _study_words(settings: Mapping[str, Any]) -> tuple[str, str]:
     """How a simulation study ran the primary (its recorded settings), in words."""
-    return _settings_words(settings.get("cluster"), settings.get("ipcw_truncate"))
+    return _settings_words(
+        settings.get("cluster"),
+        settings.get("ipcw_truncate"),
+        settings.get("effect_strata"),
+        settings.get("vcov"),
+    )
 
 
 def _estimate_words(metrics: Mapping) -> tuple[str, str]:
     """How this report's estimate ran (metrics.json), in the same words."""
+    ds = metrics.get("design_settings") or {}
     return _settings_words(
-        (metrics.get("design_settings") or {}).get("cluster"),
+        ds.get("cluster"),
         (metrics.get("censoring") or {}).get("truncate"),
+        ds.get("effect_strata"),
+        ds.get("vcov"),
     )
 
 
@@ -439,6 +464,7 @@ def build_context(
         "pretrend_f": pretrend_f(m["pretrend_test"]),
         "design": m["design"],  # chosen by estimate.design; estimate writes it
         "ancova_within": _within((m.get("design_settings") or {}).get("ancova_fe")),
+        "effect_strata": _strata((m.get("design_settings") or {}).get("effect_strata")),
         "pretrend_ok": bool(m["pretrend_test"]["p_value"] >= 0.05),
         "sizes": sizes,
         "sizes_table": sizes_df,

@@ -115,7 +115,7 @@ def district_wild(
     """
     return district_wild_check(
         matched, window=ecfg.event_window, att_window=ecfg.att_window, fe=ecfg.ancova_fe,
-        B=draws, seed=seed, alpha=ecfg.alpha,
+        effect_strata=ecfg.effect_strata, B=draws, seed=seed, alpha=ecfg.alpha,
     )  # fmt: skip
 
 
@@ -137,7 +137,12 @@ def design_bootstrap(
         The full-sample estimate, the draws, the bootstrap SE and percentile interval.
     """
     bs = DesignBootstrap(
-        panel, spec, att_window=ecfg.att_window, truncate=ecfg.ipcw_truncate, ps_cache=ps_cache
+        panel,
+        spec,
+        att_window=ecfg.att_window,
+        truncate=ecfg.ipcw_truncate,
+        ps_cache=ps_cache,
+        effect_strata=ecfg.effect_strata,
     )
     return bs.run(draws, seed=seed, workers=1, alpha=ecfg.alpha)
 
