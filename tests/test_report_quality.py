@@ -297,7 +297,9 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
                                     "effect_strata": "grade_band"}}
     text = cv.inference_caveat(m3).text
     assert text.startswith("Errors are clustered by school, with the Bell-McCaffrey")
-    assert "effects are estimated within each grade band and averaged" in text
+    assert text.startswith("Errors are clustered by school, with the Bell-McCaffrey "
+                           "small-sample correction; effects are estimated within each grade "
+                           "band and averaged.")
     wwc = pd.DataFrame({"item": ["baseline equivalence", "rating"],
                         "category": ["satisfied", "meets_with_reservations"],
                         "reason": ["", "a quasi-experimental design"]})

@@ -546,13 +546,10 @@ def inference_caveat(
         ds = metrics.get("design_settings") or {}
         extra = []
         if ds.get("vcov") == "CR2":
-            extra.append("with the Bell-McCaffrey small-sample correction of the variance "
-                         "and of its degrees of freedom (few schools per district)")  # fmt: skip
+            extra.append("with the Bell-McCaffrey small-sample correction")
         if ds.get("effect_strata"):
             extra.append("effects are estimated within each "
-                         f"{str(ds['effect_strata']).replace('_', ' ')} and averaged over the "
-                         "visited students, so effects that differ between them are not "
-                         "counted as chance differences between schools")  # fmt: skip
+                         f"{str(ds['effect_strata']).replace('_', ' ')} and averaged")  # fmt: skip
         text = f"Errors are clustered by {CLUSTERS.get(cluster, 'group')}"
         parts.insert(0, text + (", " + "; ".join(extra) if extra else "") + ".")
     cens = metrics.get("censoring") or {}
