@@ -58,6 +58,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.neighbors import NearestNeighbors
 
+from pipeline.did.ancova import _centred_interactions
+
 LAGS = ["rate_lag1", "rate_lag2", "rate_lag3"]
 COVARIATES = [*LAGS, "prior_year_rate"]
 #: Columns of the planner's table.
@@ -607,13 +609,14 @@ def decompose_std_error(
         if not 0 < treat.sum() < len(g):
             continue
         cell = g["_fe"].astype(str)
-        inter = np.empty((len(g), 0))
+        strata = None
         if effect_strata:
             cell = cell + "|" + g["_st"]
-            h = pd.get_dummies(g["_st"]).to_numpy(float)
-            t = treat > 0
-            mix = np.average(h[t], axis=0, weights=g["_w"].to_numpy(float)[t])
-            inter = (treat[:, None] * (h - mix))[:, 1:]
+            strata = pd.get_dummies(g["_st"]).to_numpy(float)[:, 1:]
+        # the treated indicator x (strata - the visited mix), as the design fits it
+        inter = _centred_interactions(
+            treat > 0, np.zeros(len(g), dtype=np.int64), g["_w"].to_numpy(float), strata
+        )
         z = np.column_stack(
             [design_covariates(g, "_b_"), inter, pd.get_dummies(cell).to_numpy(float)]
         )
