@@ -90,6 +90,13 @@ def main() -> None:
         help="the primary's covariance; default: params.yaml's estimate.vcov",
     )
     ap.add_argument(
+        "--itt-censoring",
+        choices=["params", "weights", "impute"],
+        default="params",
+        help="how the intent to treat (--inference) handles comparison students attempted "
+        "later; default: params.yaml's estimate.estimands.itt_censoring",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="recompute the tables and verdicts from --out/replications.csv (no new runs)",
@@ -108,6 +115,9 @@ def main() -> None:
         if a.effect_strata == "params"
         else (None if a.effect_strata == "none" else a.effect_strata),
         vcov=est.vcov if a.vcov == "params" else a.vcov,
+        itt_censoring=est.estimands.itt_censoring
+        if a.itt_censoring == "params"
+        else a.itt_censoring,
         seed=a.seed,
         n_reps=a.reps,
         workers=a.workers,
@@ -143,6 +153,7 @@ def main() -> None:
         "ipcw_truncate": None if cfg.ipcw_truncate is None else list(cfg.ipcw_truncate),
         "effect_strata": cfg.effect_strata,
         "vcov": cfg.vcov,
+        "itt_censoring": cfg.itt_censoring if a.inference else None,
         "inference": a.inference,
         "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,
@@ -182,6 +193,8 @@ def command(a: argparse.Namespace, out: Path) -> str:
         parts.append(f"--effect-strata {a.effect_strata}")
     if a.vcov != "params":
         parts.append(f"--vcov {a.vcov}")
+    if a.itt_censoring != "params":
+        parts.append(f"--itt-censoring {a.itt_censoring}")
     return " ".join([*parts, f"--out {out}"])
 
 

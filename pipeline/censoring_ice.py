@@ -33,8 +33,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.censoring import ipcw_weights
+
 #: The history a regression conditions on: the three previous months' rates.
 LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
+#: How a design handles comparison students visited (or attempted) later: ``weights``,
+#: the censoring weights of :mod:`pipeline.censoring`; ``impute``, :func:`ice_impute`.
+CENSORING_METHODS = ("weights", "impute")
 
 
 def _features(lags: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -189,3 +194,43 @@ def _predict(c_rows: np.ndarray, et: np.ndarray, before: np.ndarray, q_at: dict)
         sel = cs == c
         out[sel] = before[c_rows[sel]] @ beta
     return out
+
+
+def adjust_for_censoring(
+    stacked: pd.DataFrame,
+    yname: str,
+    method: str = "weights",
+    *,
+    truncate: tuple[float, float] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stacked rows ready for the estimators, censoring handled by ``method``.
+
+    Parameters
+    ----------
+    stacked : DataFrame
+        Stacked matched panels with outcomes (see :func:`ice_impute`).
+    yname : str
+        The outcome (imputed under ``impute``; the weights do not depend on it).
+    method : {"weights", "impute"}
+        ``weights``: censored comparison rows are dropped by the estimators and the others
+        weighted by :func:`pipeline.censoring.ipcw_weights` (``truncate`` applies);
+        ``impute``: their untreated outcome is predicted by :func:`ice_impute` and no
+        weights are used.
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        The rows with an ``ipcw`` column, and per event time the weights' diagnostics
+        (:attr:`pipeline.censoring.CensoringModel.diagnostics`) or the imputation's.
+
+    Raises
+    ------
+    ValueError
+        ``method`` is not one of :data:`CENSORING_METHODS`.
+    """
+    if method == "weights":
+        w, model = ipcw_weights(stacked, truncate=truncate)
+        return stacked.assign(ipcw=w.to_numpy()), model.diagnostics
+    if method == "impute":
+        return ice_impute(stacked, yname)
+    raise ValueError(f"censoring method must be one of {list(CENSORING_METHODS)}, not {method!r}")

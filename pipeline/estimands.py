@@ -38,6 +38,7 @@ from pipeline.analysis.schemas import (
 from pipeline.attempts import bloom, itt_design, reach_shares
 from pipeline.attrition import attrition_table, lee_bounds_matched
 from pipeline.censoring import DEFAULT_TRUNCATE, CensoringModel, ipcw_weights
+from pipeline.censoring_ice import adjust_for_censoring
 from pipeline.chronic import STATE_MEASURE_NOTE, chronic_absence_rates, chronic_absence_yearly
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import DesignBootstrap
@@ -68,6 +69,14 @@ ESTIMAND_TABLES = ("estimands", "attrition", "censoring_diagnostics", "reach", "
 
 ESTIMAND_COLUMNS = ESTIMANDS_COLUMNS
 
+#: The intent to treat's note on how comparison students attempted later are handled.
+ITT_CENSORING_NOTES = {
+    "weights": "comparison students attempted later are left out from then on and the "
+    "others weighted up",
+    "impute": "comparison students attempted later keep their place, with attendance "
+    "predicted from their recorded months",
+}
+
 
 @dataclass(frozen=True)
 class EstimandsConfig:
@@ -84,6 +93,9 @@ class EstimandsConfig:
     bootstrap_workers: int = 2
     district_wild_draws: int = 9999
     itt: bool = True
+    #: comparison students attempted later: ``weights`` or ``impute``
+    #: (:func:`pipeline.censoring_ice.adjust_for_censoring`)
+    itt_censoring: str = "weights"
     attrition_boundary: str = "cautious"
     attrition_event_times: tuple[int, int] = (1, 12)
     chronic_min_enrolled_days: int = 1
@@ -192,15 +204,16 @@ def estimands(
 
     def itt():
         des = itt_design(panel, spec)
-        mi = des.matched.assign(ipcw=ipcw_weights(des.matched, truncate=cfg.censoring_truncate)[0]
-                                .to_numpy())  # fmt: skip
+        mi, _ = adjust_for_censoring(des.matched, "attendance_rate", cfg.itt_censoring,
+                                     truncate=cfg.censoring_truncate)  # fmt: skip
         mi = add_home_clusters(mi, homes)
         a = _ancova(mi, cfg, SCHOOL)
         n_i = int(mi.loc[mi["role"] == "treated", "student_key"].nunique())
         rows.append(_row("first attempted visit (intent to treat)",
                          "analytic, clustered by school", a.estimate, a.std_error,
                          a.ci_low, a.ci_high, n_i,
-                         "students matched when first attempted, reached or not"))  # fmt: skip
+                         "students matched when first attempted, reached or not; "
+                         + ITT_CENSORING_NOTES[cfg.itt_censoring]))  # fmt: skip
         sh = reach_shares(mi, window=cfg.att_window)
         b = bloom(a.estimate, a.std_error, sh, alpha=cfg.alpha)
         rows.append(_row("families reached (ITT / share reached)", "delta method",
@@ -215,6 +228,7 @@ def estimands(
             # of them the design could match, and its estimand is their effect
             "n_attempted": int(des.panel.loc[fa.notna(), "student_key"].nunique()),
             "dropped_sets_attempt_month_unknown": des.n_dropped_inexact,
+            "censoring": cfg.itt_censoring,
         }
         metrics["reached"] = {k: _plain(v) for k, v in b.__dict__.items()}
 

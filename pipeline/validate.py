@@ -122,6 +122,7 @@ def main() -> runner.Summary:
         ipcw_truncate=s.estimate.ipcw_truncate,
         effect_strata=s.estimate.effect_strata,
         vcov=s.estimate.vcov,
+        itt_censoring=s.estimate.estimands.itt_censoring,
         **s.validate_section.kwargs(),
     )
     summary, reps = run(cfg, project_root())

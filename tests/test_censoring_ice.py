@@ -114,3 +114,17 @@ def test_selection_on_later_months_is_handled_by_the_iteration():
     cen1 = r1["censored"].to_numpy()
     short = X[cen1] @ b - r3["truth"].to_numpy()[cen1]
     assert short.mean() > 1.0  # the shortcut leaves the survivors' selection in
+
+
+def test_adjust_for_censoring_dispatches_and_names_a_bad_method():
+    """``impute`` is :func:`ice_impute`; the weights' branch is the estimate stage's
+    default, checked in tests/test_estimands.py."""
+    from pipeline.censoring_ice import adjust_for_censoring
+
+    df = _stack(n=200)
+    m, diag = adjust_for_censoring(df, "attendance_rate", "impute")
+    expect, expect_diag = ice_impute(df, "attendance_rate")
+    pd.testing.assert_frame_equal(m, expect)
+    pd.testing.assert_frame_equal(diag, expect_diag)
+    with pytest.raises(ValueError, match="'weights', 'impute'.*'oracle'"):
+        adjust_for_censoring(df, "attendance_rate", "oracle")

@@ -73,3 +73,33 @@ def test_censoring_weights_given_are_those_computed():
     for name in ("estimands", "attrition", "censoring_diagnostics"):
         pd.testing.assert_frame_equal(fresh[name], given[name])
     assert fresh["metrics"] == given["metrics"]
+
+
+def test_itt_with_imputation_is_the_imputed_design():
+    """``itt_censoring: impute``: the intent to treat is the matched ANCOVA on the attempt
+    design's stacks with the censored comparison rows' outcomes imputed (no weights), and
+    differs from the weighted one."""
+    from pipeline.attempts import itt_design
+    from pipeline.censoring_ice import ice_impute
+    from pipeline.clusters import add_home_clusters, home_clusters
+    from pipeline.did.ancova import matched_ancova
+    from pipeline.inference import SCHOOL
+
+    panel, _, _ = build_panel(small_config(n_students=2000, program={"contact_rate": 0.6}))
+    spec = RiskSetSpec()
+    matched = stack_panels(panel, riskset_match(panel, spec).matches, spec.window)
+    kw = dict(design_bootstrap_draws=0, district_wild_draws=99)
+    out = {
+        how: estimands(panel[PANEL_COLUMNS], matched, spec,
+                       EstimandsConfig(itt_censoring=how, **kw))["metrics"]["itt"]
+        for how in ("weights", "impute")
+    }  # fmt: skip
+    assert out["impute"]["censoring"] == "impute"
+    m, diag = ice_impute(itt_design(panel[PANEL_COLUMNS], spec).matched, "attendance_rate")
+    assert diag["imputed"].sum() > 0
+    m = add_home_clusters(m, home_clusters(panel[PANEL_COLUMNS]))
+    direct = matched_ancova(m, yname="attendance_rate", window=(-6, 12), fe="district_code",
+                            cluster=SCHOOL).average((1, 6))  # fmt: skip
+    assert out["impute"]["estimate"] == pytest.approx(direct.estimate, abs=1e-9)
+    assert out["impute"]["std_error"] == pytest.approx(direct.std_error, abs=1e-9)
+    assert abs(out["impute"]["estimate"] - out["weights"]["estimate"]) > 1e-6

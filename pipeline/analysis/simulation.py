@@ -87,6 +87,9 @@ class ValidateConfig:
         covariance (``estimate.cluster``, ``estimate.ipcw_truncate``,
         ``estimate.effect_strata``, ``estimate.vcov``): the study validates the
         configuration the estimate stage runs.
+    itt_censoring
+        How the intent-to-treat design of the inference extras handles comparison students
+        attempted later (``estimate.estimands.itt_censoring``: ``weights`` or ``impute``).
     design
         The primary design (``estimate.design``): the study runs it, its two censoring
         variants and the other design (:func:`~pipeline.analysis.scenarios.estimators`).
@@ -119,6 +122,7 @@ class ValidateConfig:
     ipcw_truncate: tuple[float, float] | None = None
     effect_strata: str | None = None
     vcov: str = "CR1"
+    itt_censoring: str = "weights"
     estimators: tuple[str, ...] | None = None
     att_window: tuple[int, int] = (1, 6)
     alpha: float = 0.05
@@ -261,6 +265,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         ipcw_truncate=None if cfg.ipcw_truncate is None else tuple(cfg.ipcw_truncate),
         effect_strata=cfg.effect_strata,
         vcov=cfg.vcov,
+        estimands={"itt_censoring": cfg.itt_censoring},
     )
     spec = RiskSetSpec(**cfg.match)
     panel, truths = synthetic_panel_truth(scfg)

@@ -42,9 +42,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline import registry
-from pipeline.analysis.design import primary, with_censoring_weights
+from pipeline.analysis.design import primary
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.attempts import BloomEffect, bloom, itt_design, reach_shares
+from pipeline.censoring_ice import adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import BootstrapResult, DesignBootstrap
 from pipeline.did.results import EventStudyResult
@@ -160,12 +161,14 @@ def itt_first_attempt(
     -------
     result, shares, treated
         The primary estimator's event study on the students matched at their first attempt
-        (censoring weights at the comparison students' own first attempts), the share
+        (comparison students censored at their own first attempts, handled by
+        ``ecfg.estimands["itt_censoring"]``: weights, the default, or imputation), the share
         of them reached by each event time of the window (:func:`pipeline.attempts.reach_shares`)
         and the matched attempted students' keys.
     """
     des = itt_design(panel, spec)
-    m, _ = with_censoring_weights(des.matched, True, truncate=ecfg.ipcw_truncate)
+    method = ecfg.estimands.get("itt_censoring", "weights")
+    m, _ = adjust_for_censoring(des.matched, y, method, truncate=ecfg.ipcw_truncate)
     m = add_home_clusters(m, homes)
     res = primary(m, y, _school_cfg(ecfg), bootstrap=False)
     treated = pd.Index(m.loc[m["role"] == "treated", "student_key"].unique())
