@@ -71,6 +71,18 @@ def main() -> None:
         help="students per replication's extract",
     )
     ap.add_argument(
+        "--n-districts",
+        type=int,
+        default=ValidateConfig.n_districts,
+        help="districts per replication's state",
+    )
+    ap.add_argument(
+        "--n-program-districts",
+        type=int,
+        default=ValidateConfig.n_program_districts,
+        help="of them in the program (the district wild bootstrap's clusters)",
+    )
+    ap.add_argument(
         "--primary-only",
         action="store_true",
         help="run only the primary design (and the --inference extras), without the "
@@ -136,6 +148,8 @@ def main() -> None:
         figure=str(out / "validation"),
         verdicts=str(out / "verdicts.csv"),
         n_students=a.n_students,
+        n_districts=a.n_districts,
+        n_program_districts=a.n_program_districts,
         inference=a.inference,
         boot_draws=a.boot_draws,
         wild_draws=a.wild_draws,
@@ -149,6 +163,8 @@ def main() -> None:
         "seed": a.seed,
         "scenarios": list(a.scenarios),
         "n_students": a.n_students,
+        "n_districts": a.n_districts,
+        "n_program_districts": a.n_program_districts,
         "cluster": cfg.cluster,
         "ipcw_truncate": None if cfg.ipcw_truncate is None else list(cfg.ipcw_truncate),
         "effect_strata": cfg.effect_strata,
@@ -183,6 +199,11 @@ def command(a: argparse.Namespace, out: Path) -> str:
         f"--seed {a.seed}",
         f"--n-students {a.n_students}",
     ]
+    if (a.n_districts, a.n_program_districts) != (
+        ValidateConfig.n_districts,
+        ValidateConfig.n_program_districts,
+    ):
+        parts.append(f"--n-districts {a.n_districts} --n-program-districts {a.n_program_districts}")
     if list(a.scenarios) != list(SCENARIOS):
         parts.append("--scenarios " + " ".join(a.scenarios))
     if a.primary_only:

@@ -177,11 +177,25 @@ def render(folder: Path) -> str:
         "",
         f"    {timing['command']}",
         "",
-        f"at {timing['n_students']:,} students per replication's state; the primary's error "
+        f"at {timing['n_students']:,} students per replication's state"
+        + (
+            f" ({timing['n_districts']} districts, {timing['n_program_districts']} of them in "
+            "the program)"
+            if "n_districts" in timing
+            else ""
+        )
+        + "; the primary's error "
         f"clustering `{timing.get('cluster', 'student_key')}`, censoring-weight truncation "
         f"`{timing.get('ipcw_truncate')}`, effect strata `{timing.get('effect_strata')}` and "
         f"covariance `{timing.get('vcov', 'CR1')}` as the study ran them (params.yaml, or the "
-        "command's flags). "
+        "command's flags)"
+        + (
+            f"; the intent to treat's comparison students attempted later handled by "
+            f"`{timing.get('itt_censoring') or 'weights'}` (`estimate.estimands.itt_censoring`)"
+            if inference
+            else ""
+        )
+        + ". "
         f"Replications summed {timing['replication_seconds_total']:,.0f} s of worker time "
         f"({timing['replication_seconds_total'] / max(1, len(v.drop_duplicates('scenario'))) / n:.1f} s "
         "per replication and world); the last invocation's wall time was "
