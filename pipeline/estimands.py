@@ -95,7 +95,7 @@ class EstimandsConfig:
     itt: bool = True
     #: comparison students attempted later: ``weights`` or ``impute``
     #: (:func:`pipeline.censoring_ice.adjust_for_censoring`)
-    itt_censoring: str = "weights"
+    itt_censoring: str = "impute"
     attrition_boundary: str = "cautious"
     attrition_event_times: tuple[int, int] = (1, 12)
     chronic_min_enrolled_days: int = 1

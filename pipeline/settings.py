@@ -343,7 +343,7 @@ class EstimandsSettings(Section):
     bootstrap_workers: PosInt = 2
     district_wild_draws: NonNegInt = 9999  # 0: no district-level wild bootstrap
     itt: Bool = True
-    itt_censoring: Literal["weights", "impute"] = "weights"  # pipeline/censoring_ice.py
+    itt_censoring: Literal["weights", "impute"] = "impute"  # pipeline/censoring_ice.py
     attrition_boundary: Literal["cautious", "optimistic"] = "cautious"
     attrition_event_times: Window = (1, 12)
     chronic_min_enrolled_days: PosInt = 1

@@ -122,7 +122,7 @@ class ValidateConfig:
     ipcw_truncate: tuple[float, float] | None = None
     effect_strata: str | None = None
     vcov: str = "CR1"
-    itt_censoring: str = "weights"
+    itt_censoring: str = "impute"
     estimators: tuple[str, ...] | None = None
     att_window: tuple[int, int] = (1, 6)
     alpha: float = 0.05

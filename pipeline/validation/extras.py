@@ -162,12 +162,12 @@ def itt_first_attempt(
     result, shares, treated
         The primary estimator's event study on the students matched at their first attempt
         (comparison students censored at their own first attempts, handled by
-        ``ecfg.estimands["itt_censoring"]``: weights, the default, or imputation), the share
+        ``ecfg.estimands["itt_censoring"]``: imputation, the default, or weights), the share
         of them reached by each event time of the window (:func:`pipeline.attempts.reach_shares`)
         and the matched attempted students' keys.
     """
     des = itt_design(panel, spec)
-    method = ecfg.estimands.get("itt_censoring", "weights")
+    method = ecfg.estimands.get("itt_censoring", "impute")
     m, _ = adjust_for_censoring(des.matched, y, method, truncate=ecfg.ipcw_truncate)
     m = add_home_clusters(m, homes)
     res = primary(m, y, _school_cfg(ecfg), bootstrap=False)
