@@ -31,7 +31,7 @@ SE_RATIO_TARGET = 0.10
 LABELS = {
     "matched_ancova": "primary, analytic SE clustered by student",
     "matched_ancova_school_clustered": "primary, analytic SE clustered by home school",
-    "matched_ancova_district_wild": "primary, wild cluster bootstrap by district (Webb)",
+    "matched_ancova_district_wild": "primary, wild cluster bootstrap by district (Webb weights below 12)",
     "matched_ancova_design_bootstrap": "primary, design bootstrap (schools within districts)",
     "itt_first_attempt": "intent to treat at the first attempted visit (school-clustered)",
     "reached_families": "families reached (ITT / share reached, Bloom)",
