@@ -109,6 +109,14 @@ def main() -> None:
         "later; default: params.yaml's estimate.estimands.itt_censoring",
     )
     ap.add_argument(
+        "--primary-censoring",
+        choices=["weights", "impute"],
+        default="weights",
+        help="how the primary (and extended) design handles comparison students visited "
+        "later: the censoring weights the estimate stage uses, or imputation (a study "
+        "variant the estimate stage cannot yet run)",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="recompute the tables and verdicts from --out/replications.csv (no new runs)",
@@ -130,6 +138,7 @@ def main() -> None:
         itt_censoring=est.estimands.itt_censoring
         if a.itt_censoring == "params"
         else a.itt_censoring,
+        primary_censoring=a.primary_censoring,
         seed=a.seed,
         n_reps=a.reps,
         workers=a.workers,
@@ -170,6 +179,7 @@ def main() -> None:
         "effect_strata": cfg.effect_strata,
         "vcov": cfg.vcov,
         "itt_censoring": cfg.itt_censoring if a.inference else None,
+        "primary_censoring": cfg.primary_censoring,
         "inference": a.inference,
         "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,
@@ -214,6 +224,8 @@ def command(a: argparse.Namespace, out: Path) -> str:
         parts.append(f"--effect-strata {a.effect_strata}")
     if a.vcov != "params":
         parts.append(f"--vcov {a.vcov}")
+    if a.primary_censoring != "weights":
+        parts.append(f"--primary-censoring {a.primary_censoring}")
     if a.itt_censoring != "params":
         parts.append(f"--itt-censoring {a.itt_censoring}")
     return " ".join([*parts, f"--out {out}"])

@@ -190,6 +190,12 @@ def render(folder: Path) -> str:
         f"covariance `{timing.get('vcov', 'CR1')}` as the study ran them (params.yaml, or the "
         "command's flags)"
         + (
+            "; the primary's comparison students visited later **imputed**, not weighted "
+            "(a variant the estimate stage cannot yet run)"
+            if timing.get("primary_censoring", "weights") != "weights"
+            else ""
+        )
+        + (
             f"; the intent to treat's comparison students attempted later handled by "
             f"`{timing.get('itt_censoring') or 'weights'}` (`estimate.estimands.itt_censoring`)"
             if inference

@@ -164,3 +164,32 @@ def test_replications_use_the_estimate_stages_weights_and_clusters(monkeypatch):
     # and the params default is what the stage passes: no truncation, student clusters
     est = stage_settings().estimate
     assert est.ipcw_truncate is None and est.cluster == "home_school_code"
+
+
+def test_primary_censoring_impute_fits_the_imputed_stacks(monkeypatch):
+    """``primary_censoring="impute"``: the primary is fitted on the stacks with the
+    censored comparison rows' outcome imputed (no weights), and its estimate differs from
+    the weighted one."""
+    import pipeline.analysis.simulation as sim
+
+    seen = []
+    real_primary = sim.primary
+
+    def primary(m, y, ecfg, **kw):
+        seen.append((bool(m["censored"].astype(bool).any()), float(m["ipcw"].max()), len(m)))
+        return real_primary(m, y, ecfg, **kw)
+
+    monkeypatch.setattr(sim, "primary", primary)
+    base = {**SMALL, "n_reps": 1, "n_students": 3000, "estimators": (PRIMARY,)}
+    seed = replication_seeds(20210404, 1)[0]
+    out = {
+        how: sim.run_replication(
+            ValidateConfig(**base, diagnostics=False, primary_censoring=how), "dip", 0, seed
+        )
+        for how in ("weights", "impute")
+    }
+    (cen_w, wmax_w, n_w), (cen_i, wmax_i, n_i) = seen
+    assert cen_w and wmax_w > 1  # weighted: censored rows present, weights above one
+    assert not cen_i and wmax_i == 1 and n_i == n_w  # imputed: none censored, no weights
+    est = {k: float(v.loc[v["estimator"] == PRIMARY, "estimate"].iloc[0]) for k, v in out.items()}
+    assert abs(est["impute"] - est["weights"]) > 1e-6

@@ -43,6 +43,7 @@ from pipeline.analysis.scenarios import (
     estimators,
 )
 from pipeline.analysis.settings import EstimateConfig
+from pipeline.censoring_ice import adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
@@ -90,6 +91,11 @@ class ValidateConfig:
     itt_censoring
         How the intent-to-treat design of the inference extras handles comparison students
         attempted later (``estimate.estimands.itt_censoring``: ``weights`` or ``impute``).
+    primary_censoring
+        How the primary and the extended design handle comparison students visited later:
+        ``weights`` (the estimate stage's only method) or ``impute``
+        (:func:`pipeline.censoring_ice.ice_impute`), a study variant the estimate stage
+        cannot yet run. The censoring-weight diagnostics are the weights' either way.
     design
         The primary design (``estimate.design``): the study runs it, its two censoring
         variants and the other design (:func:`~pipeline.analysis.scenarios.estimators`).
@@ -123,6 +129,7 @@ class ValidateConfig:
     effect_strata: str | None = None
     vcov: str = "CR1"
     itt_censoring: str = "impute"
+    primary_censoring: str = "weights"
     estimators: tuple[str, ...] | None = None
     att_window: tuple[int, int] = (1, 6)
     alpha: float = 0.05
@@ -155,6 +162,11 @@ class ValidateConfig:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
         if bad:
             raise ValueError(f"validate.scenarios: unknown {bad}; choose from {list(SCENARIOS)}")
+        if self.primary_censoring != "weights" and self.inference and self.boot_draws > 0:
+            raise ValueError(
+                "primary_censoring 'impute' with the design bootstrap: the bootstrap re-fits "
+                "the censoring weights, not the imputation (set boot_draws to 0)"
+            )
 
 
 def synth_config(cfg: ValidateConfig, scenario: str, seed: int) -> SynthConfig:
@@ -298,6 +310,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     other = registry.DESIGNS[registry.other_design(cfg.design)]
     other_fit = {"ancova": ancova, "differences": differences}[registry.other_design(cfg.design)]
     m_ipcw, w_info = with_censoring_weights(matched, True, ecfg.ipcw_truncate)
+    if cfg.primary_censoring != "weights":
+        m_ipcw, _ = adjust_for_censoring(matched, y, cfg.primary_censoring)
     attempt(prim, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
     for name in extended:  # the stress-test redesign (registry.extensions)
         attempt(
