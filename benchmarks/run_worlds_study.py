@@ -189,7 +189,7 @@ def main() -> None:
         "ran over several); replication_seconds_total sums every replication's own wall time "
         "(in its worker process, on a shared machine)",
         "replication_seconds_total": _replication_seconds(out / "checkpoint.csv"),
-        "command": command(a, out),
+        "command": command(a, out, itt_censoring=cfg.itt_censoring),
     }
     (out / "timing.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info))
@@ -202,8 +202,10 @@ def _replication_seconds(path: Path) -> float | None:
     return round(float(d["seconds"].sum()), 1)
 
 
-def command(a: argparse.Namespace, out: Path) -> str:
-    """The command line that reproduces the run (every setting that changes the results)."""
+def command(a: argparse.Namespace, out: Path, itt_censoring: str | None = None) -> str:
+    """The command line that reproduces the run (every setting that changes the results;
+    the intent to treat's censoring method as resolved, ``itt_censoring``, whatever
+    params.yaml says later)."""
     parts = [
         f"nice python benchmarks/run_worlds_study.py --reps {a.reps} --workers {a.workers}",
         f"--seed {a.seed}",
@@ -226,8 +228,9 @@ def command(a: argparse.Namespace, out: Path) -> str:
         parts.append(f"--vcov {a.vcov}")
     if a.primary_censoring != "weights":
         parts.append(f"--primary-censoring {a.primary_censoring}")
-    if a.itt_censoring != "params":
-        parts.append(f"--itt-censoring {a.itt_censoring}")
+    if a.inference and (itt_censoring or a.itt_censoring != "params"):
+        resolved = itt_censoring or a.itt_censoring
+        parts.append(f"--itt-censoring {resolved}")
     return " ".join([*parts, f"--out {out}"])
 
 

@@ -20,8 +20,9 @@ first attempt the event:
   that row on, which is exact for the rows the analysis uses.
 * :func:`itt_design` runs the whole matched design on that panel: students matched at
   their first attempt, reached or not, to students not yet attempted; comparison rows
-  censored at the comparison student's own first attempt (with the censoring weights);
-  the primary estimator on top. Its window average is the **intent-to-treat effect**.
+  censored at the comparison student's own first attempt (the stage then imputes their
+  later attendance or weights the others, ``estimate.estimands.itt_censoring``,
+  :func:`pipeline.censoring_ice.adjust_for_censoring`); the primary estimator on top. Its window average is the **intent-to-treat effect**.
 * :func:`bloom` divides the ITT by the share of attempted students reached by each
   event time (Bloom 1984): the **effect on families reached**, under the assumption that
   an attempt without contact changes nothing (exclusion), with a delta-method standard

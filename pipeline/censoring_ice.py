@@ -122,6 +122,7 @@ def ice_impute(
         kmax = min(kmax, int(max_event_time))
     c_row = _first_censored_rows(stacked, cen, et)
     out_y = y.copy()
+    imputed_rows = np.zeros(len(stacked), dtype=bool)
     diag = []
     for k in range(1, kmax + 1):
         if k not in rows:
@@ -155,11 +156,13 @@ def ice_impute(
             q_at[j] = beta
         imputed = _predict(c_row[target], et, before, q_at)
         out_y[target] = imputed
+        imputed_rows[target] = True
         diag.append({"event_time": k, "comparison_rows": int(rows[k].size),
                      "imputed": int(target.size), "mean_imputed": float(np.mean(imputed))})  # fmt: skip
     out = stacked.copy()
     out[yname] = out_y
-    out[censored] = stacked[censored].to_numpy(dtype=bool) & ~cen
+    # rows left censored (beyond max_event_time) keep the flag, so estimators drop them
+    out[censored] = stacked[censored].to_numpy(dtype=bool) & ~imputed_rows
     out["ipcw"] = 1.0
     return out, pd.DataFrame(diag)
 
@@ -199,7 +202,7 @@ def _predict(c_rows: np.ndarray, et: np.ndarray, before: np.ndarray, q_at: dict)
 def adjust_for_censoring(
     stacked: pd.DataFrame,
     yname: str,
-    method: str = "weights",
+    method: str,
     *,
     truncate: tuple[float, float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

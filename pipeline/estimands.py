@@ -74,7 +74,7 @@ ITT_CENSORING_NOTES = {
     "weights": "comparison students attempted later are left out from then on and the "
     "others weighted up",
     "impute": "comparison students attempted later keep their place, with attendance "
-    "predicted from their recorded months",
+    "predicted from their recorded months (the interval treats the predictions as observed)",
 }
 
 
@@ -204,8 +204,8 @@ def estimands(
 
     def itt():
         des = itt_design(panel, spec)
-        mi, _ = adjust_for_censoring(des.matched, "attendance_rate", cfg.itt_censoring,
-                                     truncate=cfg.censoring_truncate)  # fmt: skip
+        mi, cdiag = adjust_for_censoring(des.matched, "attendance_rate", cfg.itt_censoring,
+                                         truncate=cfg.censoring_truncate)  # fmt: skip
         mi = add_home_clusters(mi, homes)
         a = _ancova(mi, cfg, SCHOOL)
         n_i = int(mi.loc[mi["role"] == "treated", "student_key"].nunique())
@@ -229,6 +229,8 @@ def estimands(
             "n_attempted": int(des.panel.loc[fa.notna(), "student_key"].nunique()),
             "dropped_sets_attempt_month_unknown": des.n_dropped_inexact,
             "censoring": cfg.itt_censoring,
+            # comparison rows whose attendance was imputed (0 under weights)
+            "imputed_rows": int(cdiag["imputed"].sum()) if "imputed" in cdiag else 0,
         }
         metrics["reached"] = {k: _plain(v) for k, v in b.__dict__.items()}
 

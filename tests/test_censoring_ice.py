@@ -117,8 +117,8 @@ def test_selection_on_later_months_is_handled_by_the_iteration():
 
 
 def test_adjust_for_censoring_dispatches_and_names_a_bad_method():
-    """``impute`` is :func:`ice_impute`; the weights' branch is the estimate stage's
-    default, checked in tests/test_estimands.py."""
+    """``impute`` is :func:`ice_impute` (the weights' branch needs a full stacked panel:
+    tests/test_estimands.py::test_itt_with_imputation_is_the_imputed_design)."""
     from pipeline.censoring_ice import adjust_for_censoring
 
     df = _stack(n=200)

@@ -80,26 +80,41 @@ def test_itt_with_imputation_is_the_imputed_design():
     design's stacks with the censored comparison rows' outcomes imputed (no weights), and
     differs from the weighted one."""
     from pipeline.attempts import itt_design
-    from pipeline.censoring_ice import ice_impute
+    from pipeline.censoring import ipcw_weights
+    from pipeline.censoring_ice import adjust_for_censoring, ice_impute
     from pipeline.clusters import add_home_clusters, home_clusters
     from pipeline.did.ancova import matched_ancova
+    from pipeline.estimands import ITT_CENSORING_NOTES
     from pipeline.inference import SCHOOL
 
     panel, _, _ = build_panel(small_config(n_students=2000, program={"contact_rate": 0.6}))
     spec = RiskSetSpec()
     matched = stack_panels(panel, riskset_match(panel, spec).matches, spec.window)
     kw = dict(design_bootstrap_draws=0, district_wild_draws=99)
-    out = {
+    res = {
         how: estimands(panel[PANEL_COLUMNS], matched, spec,
-                       EstimandsConfig(itt_censoring=how, **kw))["metrics"]["itt"]
+                       EstimandsConfig(itt_censoring=how, censoring_truncate=None, **kw))
         for how in ("weights", "impute")
     }  # fmt: skip
+    out = {how: r["metrics"]["itt"] for how, r in res.items()}
+    tables = {how: r["estimands"] for how, r in res.items()}
     assert out["impute"]["censoring"] == "impute"
-    m, diag = ice_impute(itt_design(panel[PANEL_COLUMNS], spec).matched, "attendance_rate")
+    stacks = itt_design(panel[PANEL_COLUMNS], spec).matched
+    homes = home_clusters(panel[PANEL_COLUMNS])
+    m, diag = ice_impute(stacks, "attendance_rate")
     assert diag["imputed"].sum() > 0
-    m = add_home_clusters(m, home_clusters(panel[PANEL_COLUMNS]))
-    direct = matched_ancova(m, yname="attendance_rate", window=(-6, 12), fe="district_code",
-                            cluster=SCHOOL).average((1, 6))  # fmt: skip
-    assert out["impute"]["estimate"] == pytest.approx(direct.estimate, abs=1e-9)
-    assert out["impute"]["std_error"] == pytest.approx(direct.std_error, abs=1e-9)
+    assert out["impute"]["imputed_rows"] == int(diag["imputed"].sum())
+    # the weights' branch: ipcw_weights with the truncation passed on
+    w, _ = ipcw_weights(stacks, truncate=(0.05, 0.95))
+    mw, _ = adjust_for_censoring(stacks, "attendance_rate", "weights", truncate=(0.05, 0.95))
+    np.testing.assert_array_equal(mw["ipcw"].to_numpy(), w.to_numpy())
+    mw = stacks.assign(ipcw=ipcw_weights(stacks)[0].to_numpy())
+    for how, frame in (("impute", m), ("weights", mw)):
+        direct = matched_ancova(add_home_clusters(frame, homes), yname="attendance_rate",
+                                window=(-6, 12), fe="district_code",
+                                cluster=SCHOOL).average((1, 6))  # fmt: skip
+        assert out[how]["estimate"] == pytest.approx(direct.estimate, abs=1e-9), how
+        assert out[how]["std_error"] == pytest.approx(direct.std_error, abs=1e-9), how
+        row = tables[how].loc[tables[how]["estimand"].str.startswith("first attempted")]
+        assert row["note"].iloc[0].endswith(ITT_CENSORING_NOTES[how])
     assert abs(out["impute"]["estimate"] - out["weights"]["estimate"]) > 1e-6

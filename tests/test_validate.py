@@ -169,7 +169,8 @@ def test_replications_use_the_estimate_stages_weights_and_clusters(monkeypatch):
 def test_primary_censoring_impute_fits_the_imputed_stacks(monkeypatch):
     """``primary_censoring="impute"``: the primary is fitted on the stacks with the
     censored comparison rows' outcome imputed (no weights), and its estimate differs from
-    the weighted one."""
+    the weighted one; the diagnostics (attrition counts the censored rows as lost) stay
+    the weighted design's."""
     import pipeline.analysis.simulation as sim
 
     seen = []
@@ -182,14 +183,19 @@ def test_primary_censoring_impute_fits_the_imputed_stacks(monkeypatch):
     monkeypatch.setattr(sim, "primary", primary)
     base = {**SMALL, "n_reps": 1, "n_students": 3000, "estimators": (PRIMARY,)}
     seed = replication_seeds(20210404, 1)[0]
-    out = {
-        how: sim.run_replication(
-            ValidateConfig(**base, diagnostics=False, primary_censoring=how), "dip", 0, seed
+    out, first = {}, {}
+    for how in ("weights", "impute"):
+        first[how] = len(seen)  # the primary is the replication's first fit
+        out[how] = sim.run_replication(
+            ValidateConfig(**base, primary_censoring=how), "dip", 0, seed
         )
-        for how in ("weights", "impute")
-    }
-    (cen_w, wmax_w, n_w), (cen_i, wmax_i, n_i) = seen
+    (cen_w, wmax_w, n_w), (cen_i, wmax_i, n_i) = seen[first["weights"]], seen[first["impute"]]
     assert cen_w and wmax_w > 1  # weighted: censored rows present, weights above one
     assert not cen_i and wmax_i == 1 and n_i == n_w  # imputed: none censored, no weights
     est = {k: float(v.loc[v["estimator"] == PRIMARY, "estimate"].iloc[0]) for k, v in out.items()}
     assert abs(est["impute"] - est["weights"]) > 1e-6
+    for col in ("attrition_p", "censoring_weight_max"):
+        a, b = (float(v[col].iloc[0]) for v in out.values())
+        assert np.isfinite(a) and a == b, col
+    with pytest.raises(ValueError, match="primary_censoring.*'oracle'"):
+        ValidateConfig(**base, primary_censoring="oracle")

@@ -43,7 +43,7 @@ from pipeline.analysis.scenarios import (
     estimators,
 )
 from pipeline.analysis.settings import EstimateConfig
-from pipeline.censoring_ice import adjust_for_censoring
+from pipeline.censoring_ice import CENSORING_METHODS, adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
@@ -92,10 +92,12 @@ class ValidateConfig:
         How the intent-to-treat design of the inference extras handles comparison students
         attempted later (``estimate.estimands.itt_censoring``: ``weights`` or ``impute``).
     primary_censoring
-        How the primary and the extended design handle comparison students visited later:
-        ``weights`` (the estimate stage's only method) or ``impute``
+        How the primary, the extended and the other design (and the inference extras of
+        the completed-visit design) handle comparison students visited later: ``weights``
+        (the estimate stage's only method for the completed visit) or ``impute``
         (:func:`pipeline.censoring_ice.ice_impute`), a study variant the estimate stage
-        cannot yet run. The censoring-weight diagnostics are the weights' either way.
+        cannot yet run. The diagnostics (the attrition test, the censoring-weight
+        diagnostics) and the placebo date's re-matched design stay the weighted ones.
     design
         The primary design (``estimate.design``): the study runs it, its two censoring
         variants and the other design (:func:`~pipeline.analysis.scenarios.estimators`).
@@ -162,6 +164,12 @@ class ValidateConfig:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
         if bad:
             raise ValueError(f"validate.scenarios: unknown {bad}; choose from {list(SCENARIOS)}")
+        for key in ("itt_censoring", "primary_censoring"):
+            if getattr(self, key) not in CENSORING_METHODS:
+                raise ValueError(
+                    f"validate {key}: must be one of {list(CENSORING_METHODS)}, "
+                    f"not {getattr(self, key)!r}"
+                )
         if self.primary_censoring != "weights" and self.inference and self.boot_draws > 0:
             raise ValueError(
                 "primary_censoring 'impute' with the design bootstrap: the bootstrap re-fits "
@@ -309,7 +317,8 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     no_ipcw, keep_censored = registry.variants(cfg.design)
     other = registry.DESIGNS[registry.other_design(cfg.design)]
     other_fit = {"ancova": ancova, "differences": differences}[registry.other_design(cfg.design)]
-    m_ipcw, w_info = with_censoring_weights(matched, True, ecfg.ipcw_truncate)
+    m_weighted, w_info = with_censoring_weights(matched, True, ecfg.ipcw_truncate)
+    m_ipcw = m_weighted  # the stacks the designs are fitted on
     if cfg.primary_censoring != "weights":
         m_ipcw, _ = adjust_for_censoring(matched, y, cfg.primary_censoring)
     attempt(prim, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
@@ -357,7 +366,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         values = diag.replication_diagnostics(
             placebo_ci=_placebo_ci(panel, spec, ecfg, y, homes),
             balance=res.balance,
-            matched=m_ipcw,
+            matched=m_weighted,  # attrition counts censored rows as lost, whatever the fit
             weight_info=w_info,
             window=w,
         )

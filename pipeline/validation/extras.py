@@ -17,7 +17,8 @@ With ``validate.inference`` on, every replication of the study adds these rows (
     percentile interval.
 ``itt_first_attempt``
     The intent-to-treat effect at the first attempted visit
-    (:func:`pipeline.attempts.itt_design`, the primary estimator with censoring weights,
+    (:func:`pipeline.attempts.itt_design`, the primary estimator, comparison students
+    attempted later imputed or weighted as ``estimate.estimands.itt_censoring`` says,
     errors clustered by home school); truth: ``itt_window`` over the attempted students
     the design matched (:func:`matched_itt_truth`; the generator's ``truth["itt_window"]``
     averages over every attempted student, about a quarter of whom cannot be matched and
