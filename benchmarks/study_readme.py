@@ -119,11 +119,51 @@ def inference_targets(
     for est in ("matched_ancova_school_clustered", "matched_ancova_district_wild", "matched_ancova"):
         if ("shared_shocks", est) in get.index:
             r = get.loc[("shared_shocks", est)]
-            out.append(
+            line = (
                 f"* Shared-shocks world, {labels[est]}: coverage {_pct(r['coverage'])} "
                 f"(target {_pct(COVERAGE_TARGET[0])}-{_pct(COVERAGE_TARGET[1])}): "
-                f"{_mark(_covers(r['coverage']))}."
+                f"{_mark(_covers(r['coverage']))}"
             )
+            cm = r.get("coverage_matched", float("nan"))
+            if pd.notna(cm) and r["truth_matched_mean"] != r["truth_mean"]:
+                line += (
+                    f"; of the effect on the visited students the design matched, "
+                    f"{_pct(cm)}: {_mark(_covers(cm))}"
+                )
+            out.append(line + ".")
+    return out
+
+
+def matched_table(v: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    """The completed-visit rows judged against the effect on the visited students the
+    design matched as well as on every visited student (empty when the study did not
+    record it); the attempt rows are left out, their truth is already the matched one."""
+    if "bias_matched" not in v:
+        return []
+    rows = v[v["bias_matched"].notna() & (v["truth_matched_mean"] != v["truth_mean"])]
+    if rows.empty:
+        return []
+    out = [
+        "## Against the effect on the visited students the design matched",
+        "",
+        "The truth above is the effect on every visited student; the matched design "
+        "estimates it on the visited students it could match. The difference between the "
+        "two truths is the part of the bias that comes from the students left out; the "
+        "bias against the matched students' effect is the design's own.",
+        "",
+        "| world | estimand / interval | truth: every visited student | truth: matched "
+        "students | bias (MC SE) | bias against matched students (MC SE) | coverage | "
+        "coverage of matched students' effect |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in rows.iterrows():
+        mcse = float(r["sd_error_matched"]) / math.sqrt(r["n_reps"])
+        out.append(
+            f"| {r['scenario']} | {labels.get(r['estimator'], r['estimator'])} "
+            f"| {_num(r['truth_mean'], '.2f')} | {_num(r['truth_matched_mean'], '.2f')} "
+            f"| {_bias(r)} | {_num(r['bias_matched'])} ({_num(mcse, '.2f')}) "
+            f"| {_pct(r['coverage'])} | {_pct(r['coverage_matched'])} |"
+        )
     return out
 
 
@@ -229,6 +269,9 @@ def render(folder: Path) -> str:
             "",
         ]
         lines += worlds_targets(verdicts)
+    matched = matched_table(v, labels)
+    if matched:
+        lines += ["", *matched]
     notes = folder / "NOTES.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.synth import generate
 from pipeline.synth import worlds as wd
-from pipeline.synth.effects import itt_truth_for, itt_truth_tables
+from pipeline.synth.effects import completed_truth_for, itt_truth_for, itt_truth_tables
 from tests.conftest import small_config
 
 TINY = dict(n_students=2500, n_districts=6, n_program_districts=3)
@@ -88,10 +88,9 @@ def test_zero_effect_world_has_zero_itt_truth():
     assert tr["itt_window"] == 0.0 and tr["reached_window"] == 0.0
 
 
-def test_itt_truth_over_some_students_by_hand():
-    """``itt_truth_for`` on the four students above, keeping students 0 and 1 only: e = 1
-    has student 0 (20 points) and student 1 (0), e = 2 student 0 (10) and student 1 (0)."""
-    units = pd.DataFrame(
+def _three_students() -> pd.DataFrame:
+    """Students a and c first reached at t 4, b attempted at t 5 and never reached."""
+    return pd.DataFrame(
         {
             "student_id": ["a", "a", "a", "b", "b", "c", "c"],
             "t": [3, 4, 5, 6, 7, 5, 6],
@@ -102,6 +101,12 @@ def test_itt_truth_over_some_students_by_hand():
             "first_completed_t": [4, 4, 4, -1, -1, 4, 4],
         }
     )
+
+
+def test_itt_truth_over_some_students_by_hand():
+    """``itt_truth_for`` on the four students above, keeping students 0 and 1 only: e = 1
+    has student 0 (20 points) and student 1 (0), e = 2 student 0 (10) and student 1 (0)."""
+    units = _three_students()
     tr = itt_truth_for(units, ["a", "b"], (1, 2))
     assert tr["itt_by_event_time"]["1"]["itt"] == pytest.approx(10.0)
     assert tr["itt_by_event_time"]["2"]["itt"] == pytest.approx(5.0)
@@ -126,3 +131,31 @@ def test_itt_truth_over_every_attempted_student_is_the_generators():
     # a strict subset has its own (different) truth
     half = u["student_id"].unique()[::2]
     assert itt_truth_for(u, half, (1, 6))["itt_window"] != tr["itt_window"]
+
+
+def test_completed_truth_over_some_students_by_hand():
+    """Event time counts from the first completed visit (t 4 for a and c). e = 0: a at t 4,
+    100 (16 − 12) / 20 = 20; e = 1: a at t 5, 100 (6 − 5) / 10 = 10, and c at t 5,
+    100 (9 − 8) / 10 = 10; e = 2: c at t 6, 0. Student b, never reached, is never in it."""
+    u = _three_students()
+    assert completed_truth_for(u, ["a", "c"], (0, 1)) == pytest.approx((20 + 10) / 2)
+    assert completed_truth_for(u, ["a", "c"], (1, 2)) == pytest.approx((10 + 0) / 2)
+    assert completed_truth_for(u, ["a", "b", "c"], (1, 2)) == pytest.approx(5.0)
+    assert completed_truth_for(u, ["c"], (1, 2)) == pytest.approx((10 + 0) / 2)
+    # a alone is not observed at e = 2: the window's average does not exist
+    assert completed_truth_for(u, ["a"], (1, 2)) is None
+    assert completed_truth_for(u, ["b"], (0, 1)) is None
+
+
+def test_completed_truth_over_every_visited_student_is_the_generators():
+    """Over every student with a completed visit the matched design's truth is the
+    generator's ``att_window``; over a part of them it is that part's own."""
+    ex = generate(small_config(**TINY))
+    u = ex.itt_units
+    ids = u["student_id"].unique()
+    assert completed_truth_for(u, ids, (1, 6)) == pytest.approx(ex.truth["att_window"], abs=1e-12)
+    visited = u.loc[u["first_completed_t"] >= 0, "student_id"].unique()
+    assert completed_truth_for(u, visited, (1, 6)) == pytest.approx(
+        ex.truth["att_window"], abs=1e-12
+    )
+    assert completed_truth_for(u, visited[::2], (1, 6)) != pytest.approx(ex.truth["att_window"])

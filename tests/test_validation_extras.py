@@ -21,10 +21,10 @@ from pipeline.analysis.simulation import (
     verdicts,
 )
 from pipeline.attempts import itt_design
-from pipeline.matching.riskset import RiskSetSpec
+from pipeline.matching.riskset import RiskSetSpec, riskset_match
 from pipeline.settings import ValidateSettings
 from pipeline.synth import generate
-from pipeline.synth.effects import itt_truth_for
+from pipeline.synth.effects import completed_truth_for, itt_truth_for
 from pipeline.validation import extras as ex
 from pipeline.validation.extras import ITT_UNITS
 from pipeline.validation.verdicts import ATTEMPT_DESIGN, bracketing_rate, verdict_table
@@ -112,6 +112,37 @@ def test_summaries_and_verdicts_judge_the_extras(study):
     prim = table[table["design"] == "primary"].iloc[0]
     assert not prim["targets_apply"]
     assert summary.loc[summary["estimator"] == "itt_first_attempt", "verdict"].notna().all()
+
+
+def test_rows_carry_the_truth_over_the_students_their_design_matched(study):
+    """``truth_matched``: the completed-visit rows get the effect on the visited students
+    the risk-set matching kept (hand-recomputed from the generator's potential outcomes),
+    the attempt rows their own truth (already over the students matched at the attempt);
+    the summary's bias and coverage against it are the replications' means."""
+    cfg, reps = study
+    r0 = reps[reps["rep"] == 0].set_index("estimator")
+    panel, tr = synthetic_panel_truth(synth_config(cfg, "reachability", int(r0["seed"].iloc[0])))
+    res = riskset_match(panel, RiskSetSpec(**cfg.match))
+    keys = res.matches.loc[res.matches["role"] == "treated", "student_key"].unique()
+    mine = completed_truth_for(tr[ITT_UNITS], keys, tuple(cfg.att_window))
+    assert 0 < len(keys) < tr[ITT_UNITS]["student_id"].nunique()
+    assert mine != pytest.approx(r0.loc["matched_ancova", "truth"])  # fewer students
+    for name in ("matched_ancova", "matched_stacked", *EXTRAS[:3]):
+        assert r0.loc[name, "truth_matched"] == pytest.approx(mine, abs=1e-12), name
+    for name in EXTRAS[3:]:
+        assert r0.loc[name, "truth_matched"] == r0.loc[name, "truth"]
+    summary = summarize(reps, cfg.alpha).set_index("estimator")
+    p = reps[reps["estimator"] == "matched_ancova"]
+    row = summary.loc["matched_ancova"]
+    assert row["bias_matched"] == pytest.approx((p["estimate"] - p["truth_matched"]).mean())
+    assert row["truth_matched_mean"] == pytest.approx(p["truth_matched"].mean())
+    inside = (p["ci_low"] <= p["truth_matched"]) & (p["truth_matched"] <= p["ci_high"])
+    assert row["coverage_matched"] == pytest.approx(inside.mean())
+    sd = (p["estimate"] - p["truth_matched"]).std(ddof=1)
+    assert row["sd_error_matched"] == pytest.approx(sd)
+    # a study without the column (committed before it existed) summarizes to NaN
+    old = summarize(reps.drop(columns="truth_matched"), cfg.alpha)
+    assert old["bias_matched"].isna().all() and old["coverage_matched"].isna().all()
 
 
 def test_a_failing_extra_is_an_error_row_not_a_crash():

@@ -86,6 +86,11 @@ TABLE_COLUMNS = [
     # which rule decided the verdict (pipeline.validation.verdicts.decide)
     *VERDICT_BASIS_COLUMNS,
     "verdict_reason",
+    # against the effect on the visited students the design matched (``truth_matched``)
+    "truth_matched_mean",
+    "bias_matched",
+    "sd_error_matched",
+    "coverage_matched",
 ]
 REP_COLUMNS = [
     "scenario",
@@ -93,6 +98,8 @@ REP_COLUMNS = [
     "seed",
     "estimator",
     "truth",
+    # the estimand's truth over the students the design matched (simulation.run_replication)
+    "truth_matched",
     "estimate",
     "std_error",
     "ci_low",

@@ -52,9 +52,10 @@ from pipeline.panel_build import write_panel
 from pipeline.pseudonym import pseudonymize, resolve_key
 from pipeline.runner import progress
 from pipeline.synth import SynthConfig, generate, write_extract
+from pipeline.synth.effects import completed_truth_for
 from pipeline.synth.worlds import WorldConfig
 from pipeline.validation import diagnostics as diag
-from pipeline.validation.extras import ITT_UNITS, inference_rows
+from pipeline.validation.extras import ATTEMPT_ROWS, ITT_UNITS, inference_rows
 from pipeline.validation.history import extended_ancova, with_history
 from pipeline.validation.scenarios import spec_of
 from pipeline.validation.verdicts import ATTEMPT_DESIGN, VERDICT_BASIS_COLUMNS, verdict_table
@@ -376,9 +377,36 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     out["rep"] = rep
     out["seed"] = seed
     out["truth"] = out["truth"].astype(float).fillna(np.nan if truth is None else float(truth))
+    out["truth_matched"] = matched_truths(out, truths, res.matches, w)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     order = {e: i for i, e in enumerate(STUDY_ORDER)}
     out = out.sort_values("estimator", key=lambda s: s.map(order)).reset_index(drop=True)
+    return out
+
+
+def matched_truths(
+    rows: pd.DataFrame, truths: dict, matches: pd.DataFrame, window: tuple[int, int]
+) -> pd.Series:
+    """Each row's truth over the students its design matched (``truth_matched``).
+
+    ``truth`` is the effect on *every* visited student (``att_window``); the matched
+    designs estimate it on the visited students they could match, and the two differ when
+    those left out (no comparison student close enough, no recorded months) gain more or
+    less than the rest. The completed-visit rows get :func:`~pipeline.synth.effects.
+    completed_truth_for` over the treated students of ``matches``; the intent-to-treat
+    rows keep their own truth, which is already over the students matched at the first
+    attempt (:func:`pipeline.validation.extras.matched_itt_truth`). NaN without the
+    generator's potential outcomes (``truths[ITT_UNITS]``).
+    """
+    units = truths.get(ITT_UNITS)
+    out = pd.Series(np.nan, index=rows.index, dtype=float)
+    if units is None:
+        return out
+    treated = pd.Index(matches.loc[matches["role"] == "treated", "student_key"].unique())
+    t = completed_truth_for(units, treated, tuple(window))
+    own = rows["estimator"].isin(ATTEMPT_ROWS).to_numpy()
+    out[~own] = np.nan if t is None else float(t)
+    out[own] = rows.loc[own, "truth"].astype(float)
     return out
 
 
@@ -500,7 +528,11 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     in ``n_failed`` and left out of the rest. ``pretrend_rejection`` is the share of
     replications whose joint pre-trend test rejects at ``alpha`` (near ``alpha`` when the
     design's assumption holds before the visit; missing for estimators without
-    pre-periods).
+    pre-periods). ``truth_matched_mean``, ``bias_matched``, ``sd_error_matched`` and
+    ``coverage_matched`` judge the same estimates against ``truth_matched``, the effect on
+    the students the design matched (:func:`matched_truths`), so the bias splits into the
+    part from the students left out (``bias − bias_matched``) and the design's own; NaN
+    unless every replication has it (studies made before the column existed).
     """
     rows = []
     scen_order = {s: i for i, s in enumerate(SCENARIOS)}
@@ -509,6 +541,10 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         ok = g[g["estimate"].notna() & g["truth"].notna()]
         err = ok["estimate"] - ok["truth"]
         covered = (ok["ci_low"] <= ok["truth"]) & (ok["truth"] <= ok["ci_high"])
+        tm = ok["truth_matched"] if "truth_matched" in ok else pd.Series(np.nan, index=ok.index)
+        okm = ok[tm.notna()]
+        tm = tm[tm.notna()]
+        covered_m = (okm["ci_low"] <= tm) & (tm <= okm["ci_high"])
         reject = (ok["ci_low"] > 0) | (ok["ci_high"] < 0)
         n = len(ok)
         # diagnostics of the replications, judged with this estimator's pre-trend test
@@ -535,6 +571,13 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 ),
                 "n_failed": int(len(g) - n),
                 "targets_apply": _targets_apply(scen, est),
+                # only where every replication has the matched students' truth
+                "truth_matched_mean": tm.mean() if n and len(tm) == n else np.nan,
+                "bias_matched": (okm["estimate"] - tm).mean() if n and len(tm) == n else np.nan,
+                "sd_error_matched": (
+                    (okm["estimate"] - tm).std(ddof=1) if n > 1 and len(tm) == n else np.nan
+                ),
+                "coverage_matched": covered_m.mean() if n and len(tm) == n else np.nan,
                 **{
                     c.replace("fires_", "rate_"): (
                         float(f[c].mean()) if f[c].notna().any() else np.nan

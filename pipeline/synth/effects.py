@@ -290,3 +290,42 @@ def itt_truth_for(
         {"student": codes, **{c: units[c].to_numpy() for c in ("t", "n", "y0", "y1")}}
     )
     return itt_truth_tables(rows, fa, fc, window, event_range)
+
+
+def completed_truth_for(
+    units: pd.DataFrame,
+    student_ids,
+    window: tuple[int, int],
+    event_range: tuple[int, int] = (-12, 1000),
+) -> float | None:
+    """The completed-visit truth (``att_window``) over some of the visited students only.
+
+    The generator's ``att_window`` averages over *every* student with a completed visit;
+    a matched design estimates the effect on the visited students it could match (those
+    with the recorded months and a comparison student close enough in their stratum), and
+    the two differ when the students left out gain more or less than the rest. This is the
+    truth of the matched design's own estimand: the equal-weight mean over the window's
+    event times (relative to the first completed visit) of the mean realized effect
+    ``100 (y1 − y0) / n`` over the listed students observed at each, from the same
+    potential outcomes (``SyntheticExtract.itt_units``, which hold every visited student,
+    since a completed visit is an attempt). Over every visited student it equals the
+    generator's ``att_window``.
+
+    Parameters
+    ----------
+    units : DataFrame
+        As in :func:`itt_truth_for`.
+    student_ids : iterable of str
+        The students to average over (others, and students never visited, are left out).
+    window, event_range : (int, int)
+        As in :func:`itt_truth_tables`.
+
+    Returns
+    -------
+    float or None
+        ``None`` unless every event time of the window is observed.
+    """
+    # the ITT table keyed on the first *completed* visit is the completed-visit truth
+    # (every listed student is "reached" from event time 0 on)
+    as_attempt = units.assign(first_attempt_t=units["first_completed_t"])
+    return itt_truth_for(as_attempt, student_ids, window, event_range)["itt_window"]

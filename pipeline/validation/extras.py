@@ -64,12 +64,14 @@ __all__ = [
 ]
 
 (SCHOOL_ROW, WILD_ROW, BOOT_ROW, ITT_ROW, REACHED_ROW) = registry.INFERENCE_EXTRAS
-#: The truth key of ``truth.json`` each extra is judged against.
 #: Key of the truth dict holding the attempted students' potential outcomes (a frame whose
 #: ``student_id`` is the panel's ``student_key``; :func:`pipeline.analysis.simulation.
 #: synthetic_panel_truth`); not part of ``truth.json``.
 ITT_UNITS = "_itt_units"
 
+#: The extras whose truth is already over the students matched at the first attempt.
+ATTEMPT_ROWS = (ITT_ROW, REACHED_ROW)
+#: The truth key of ``truth.json`` each extra is judged against.
 TRUTH_KEYS = {
     SCHOOL_ROW: "att_window",
     WILD_ROW: "att_window",
