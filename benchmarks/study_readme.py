@@ -127,8 +127,8 @@ def inference_targets(
             cm = r.get("coverage_matched", float("nan"))
             if pd.notna(cm) and r["truth_matched_mean"] != r["truth_mean"]:
                 line += (
-                    f"; of the effect on the visited students the design matched, "
-                    f"{_pct(cm)}: {_mark(_covers(cm))}"
+                    f" (for reference, not the target: of the effect on the visited students "
+                    f"the design matched, {_pct(cm)})"
                 )
             out.append(line + ".")
     return out
@@ -149,7 +149,9 @@ def matched_table(v: pd.DataFrame, labels: dict[str, str]) -> list[str]:
         "The truth above is the effect on every visited student; the matched design "
         "estimates it on the visited students it could match. The difference between the "
         "two truths is the part of the bias that comes from the students left out; the "
-        "bias against the matched students' effect is the design's own.",
+        "bias against the matched students' effect is the design's own. The issues' "
+        "targets are judged against every visited student. A row whose matched students' "
+        "truth is missing in any replication is left out of this table.",
         "",
         "| world | estimand / interval | truth: every visited student | truth: matched "
         "students | bias (MC SE) | bias against matched students (MC SE) | coverage | "

@@ -159,3 +159,28 @@ def test_completed_truth_over_every_visited_student_is_the_generators():
         ex.truth["att_window"], abs=1e-12
     )
     assert completed_truth_for(u, visited[::2], (1, 6)) != pytest.approx(ex.truth["att_window"])
+
+
+def test_matched_truths_by_row_kind():
+    """``matched_truths``: the matched designs' rows get the effect over the treated
+    students of the matched sets (a and c: 5.0 over event times 1-2, by hand above), even
+    where ``b`` serves as a comparison student; the attempt rows keep their own truth; the
+    comparators, whose treated group is not the matched one, get NaN; without the
+    potential outcomes every row is NaN."""
+    from pipeline.analysis.simulation import matched_truths
+    from pipeline.validation.extras import ITT_UNITS
+
+    rows = pd.DataFrame(
+        {
+            "estimator": ["matched_ancova", "matched_stacked", "twfe", "itt_first_attempt"],
+            "truth": [9.0, 9.0, 9.0, 4.0],
+        }
+    )
+    matches = pd.DataFrame(
+        {"student_key": ["a", "b", "c", "b"], "role": ["treated", "comparison", "treated",
+                                                      "comparison"]}
+    )  # fmt: skip
+    got = matched_truths(rows, {ITT_UNITS: _three_students()}, matches, (1, 2))
+    assert got.tolist()[:2] == [pytest.approx(5.0), pytest.approx(5.0)]
+    assert np.isnan(got.iloc[2]) and got.iloc[3] == 4.0
+    assert matched_truths(rows, {}, matches, (1, 2)).isna().all()

@@ -77,7 +77,7 @@ def test_shared_shocks_target_lines_add_the_matched_students_coverage(sr):
     verdicts = pd.DataFrame(columns=["design", "verdict", "scenario"])
     (line,) = sr.inference_targets(v, verdicts)
     assert "coverage 88%" in line and "**not met**" in line
-    assert line.endswith("the design matched, 94%: met.")
+    assert line.endswith("(for reference, not the target: of the effect on the visited students the design matched, 94%).")
     # without the matched students' truth the line is the old one
     (old,) = sr.inference_targets(
         v.drop(columns=["truth_matched_mean", "coverage_matched"]), verdicts

@@ -140,6 +140,11 @@ def test_rows_carry_the_truth_over_the_students_their_design_matched(study):
     assert row["coverage_matched"] == pytest.approx(inside.mean())
     sd = (p["estimate"] - p["truth_matched"]).std(ddof=1)
     assert row["sd_error_matched"] == pytest.approx(sd)
+    # one replication without it: the whole row is NaN, not a mean over the others
+    part = reps.copy()
+    part.loc[part.index[0], "truth_matched"] = np.nan
+    first = summarize(part, cfg.alpha).set_index("estimator")
+    assert np.isnan(first.loc[part.loc[part.index[0], "estimator"], "bias_matched"])
     # a study without the column (committed before it existed) summarizes to NaN
     old = summarize(reps.drop(columns="truth_matched"), cfg.alpha)
     assert old["bias_matched"].isna().all() and old["coverage_matched"].isna().all()

@@ -392,11 +392,14 @@ def matched_truths(
     ``truth`` is the effect on *every* visited student (``att_window``); the matched
     designs estimate it on the visited students they could match, and the two differ when
     those left out (no comparison student close enough, no recorded months) gain more or
-    less than the rest. The completed-visit rows get :func:`~pipeline.synth.effects.
-    completed_truth_for` over the treated students of ``matches``; the intent-to-treat
-    rows keep their own truth, which is already over the students matched at the first
-    attempt (:func:`pipeline.validation.extras.matched_itt_truth`). NaN without the
-    generator's potential outcomes (``truths[ITT_UNITS]``).
+    less than the rest. The matched designs' completed-visit rows get
+    :func:`~pipeline.synth.effects.completed_truth_for` over the treated students of
+    ``matches``; the intent-to-treat rows keep their own truth, which is already over the
+    students matched at the first attempt (:func:`pipeline.validation.extras.
+    matched_itt_truth`). The comparators get NaN: they run on the matched students' panel
+    with each student's own first visit, so their treated group also holds comparison
+    students visited later. NaN everywhere without the generator's potential outcomes
+    (``truths[ITT_UNITS]``).
     """
     units = truths.get(ITT_UNITS)
     out = pd.Series(np.nan, index=rows.index, dtype=float)
@@ -405,7 +408,8 @@ def matched_truths(
     treated = pd.Index(matches.loc[matches["role"] == "treated", "student_key"].unique())
     t = completed_truth_for(units, treated, tuple(window))
     own = rows["estimator"].isin(ATTEMPT_ROWS).to_numpy()
-    out[~own] = np.nan if t is None else float(t)
+    comp = rows["estimator"].isin(COMPARATORS).to_numpy()
+    out[~own & ~comp] = np.nan if t is None else float(t)
     out[own] = rows.loc[own, "truth"].astype(float)
     return out
 

@@ -245,12 +245,13 @@ def attrition_caveat(
         if r in MATCH_REASONS and (pd.isna(n) or n > 0)
     ]
     parts[0] += f" ({'; '.join(why)})." if why else "."
-    if nm:
-        parts.append("The estimate is the effect on the matched students; the effect on those "
-                     "left out is not estimated and can be larger or smaller.")
     if no:
         parts.append(f"A further {fmt_int(no)} matched students were not observed after "
                      "their first visit.")
+    if nm or no:
+        parts.append("The estimate is of the effect on the matched students observed after "
+                     "their visit; the effect on those left out is not estimated and can be "
+                     "larger or smaller.")
     ms = match_summary[match_summary["treated"] > 0].copy()
     ms = ms[ms["treated"] >= 20] if len(ms) else ms
     overall = nm / v if v else 0.0
