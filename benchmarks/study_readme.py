@@ -57,9 +57,10 @@ def _num(x, fmt: str = "+.2f") -> str:
     return "" if pd.isna(x) else format(float(x), fmt)
 
 
-def _bias(row) -> str:
-    mcse = float(row["sd_error"]) / math.sqrt(row["n_reps"]) if row["n_reps"] > 1 else math.nan
-    return f"{_num(row['bias'])} ({_num(mcse, '.2f')})"
+def _bias(row, bias: str = "bias", sd: str = "sd_error") -> str:
+    """The bias in column ``bias`` with its Monte Carlo SE (``sd`` over √replications)."""
+    mcse = float(row[sd]) / math.sqrt(row["n_reps"]) if row["n_reps"] > 1 else math.nan
+    return f"{_num(row[bias])} ({_num(mcse, '.2f')})"
 
 
 def _covers(c: float) -> bool:
@@ -159,11 +160,10 @@ def matched_table(v: pd.DataFrame, labels: dict[str, str]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for _, r in rows.iterrows():
-        mcse = float(r["sd_error_matched"]) / math.sqrt(r["n_reps"])
         out.append(
             f"| {r['scenario']} | {labels.get(r['estimator'], r['estimator'])} "
             f"| {_num(r['truth_mean'], '.2f')} | {_num(r['truth_matched_mean'], '.2f')} "
-            f"| {_bias(r)} | {_num(r['bias_matched'])} ({_num(mcse, '.2f')}) "
+            f"| {_bias(r)} | {_bias(r, 'bias_matched', 'sd_error_matched')} "
             f"| {_pct(r['coverage'])} | {_pct(r['coverage_matched'])} |"
         )
     return out

@@ -543,14 +543,13 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     est_order = {e: i for i, e in enumerate(STUDY_ORDER)}
     for (scen, est), g in reps.groupby(["scenario", "estimator"], sort=False):
         ok = g[g["estimate"].notna() & g["truth"].notna()]
-        err = ok["estimate"] - ok["truth"]
-        covered = (ok["ci_low"] <= ok["truth"]) & (ok["truth"] <= ok["ci_high"])
-        tm = ok["truth_matched"] if "truth_matched" in ok else pd.Series(np.nan, index=ok.index)
-        okm = ok[tm.notna()]
-        tm = tm[tm.notna()]
-        covered_m = (okm["ci_low"] <= tm) & (tm <= okm["ci_high"])
+        err, covered = _against(ok, ok["truth"])
         reject = (ok["ci_low"] > 0) | (ok["ci_high"] < 0)
         n = len(ok)
+        # only where every replication has the matched students' truth
+        tm = ok["truth_matched"] if "truth_matched" in ok else None
+        matched = n > 0 and tm is not None and bool(tm.notna().all())
+        err_m, covered_m = _against(ok, tm) if matched else (None, None)
         # diagnostics of the replications, judged with this estimator's pre-trend test
         f = diag.fires(g.reindex(columns=["pretrend_p", *diag.DIAGNOSTIC_COLUMNS]), alpha)
         rows.append(
@@ -575,13 +574,10 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 ),
                 "n_failed": int(len(g) - n),
                 "targets_apply": _targets_apply(scen, est),
-                # only where every replication has the matched students' truth
-                "truth_matched_mean": tm.mean() if n and len(tm) == n else np.nan,
-                "bias_matched": (okm["estimate"] - tm).mean() if n and len(tm) == n else np.nan,
-                "sd_error_matched": (
-                    (okm["estimate"] - tm).std(ddof=1) if n > 1 and len(tm) == n else np.nan
-                ),
-                "coverage_matched": covered_m.mean() if n and len(tm) == n else np.nan,
+                "truth_matched_mean": tm.mean() if matched else np.nan,
+                "bias_matched": err_m.mean() if matched else np.nan,
+                "sd_error_matched": err_m.std(ddof=1) if matched and n > 1 else np.nan,
+                "coverage_matched": covered_m.mean() if matched else np.nan,
                 **{
                     c.replace("fires_", "rate_"): (
                         float(f[c].mean()) if f[c].notna().any() else np.nan
@@ -596,6 +592,12 @@ def summarize(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         key=lambda s: s.map(scen_order if s.name == "scenario" else est_order),
     )
     return out.reset_index(drop=True)
+
+
+def _against(ok: pd.DataFrame, truth: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each replication's error (``estimate − truth``) and whether its interval holds
+    ``truth``."""
+    return ok["estimate"] - truth, (ok["ci_low"] <= truth) & (truth <= ok["ci_high"])
 
 
 def _targets_apply(scenario: str, estimator: str) -> bool:
