@@ -275,12 +275,6 @@ def test_attrition_caveat_says_who_and_why():
     assert c.status == cv.CONCERN
     assert "165 (29%)" in c.text and "137 no comparison student close enough" in c.text
     assert "59% of visited students with prior-year attendance tier “not recorded”" in c.text
-    # the estimand: the matched students (the simulation studies' truth_matched)
-    assert "The estimate is of the effect on the matched students observed" in c.text
-    none = {"visited": 572, "not_matched": 0, "not_observed": 0}
-    assert "effect on the matched" not in cv.attrition_caveat(none, reasons.iloc[:0], ms, None).text
-    # the sentence follows the students not observed, who are not in the estimate either
-    assert c.text.index("were not observed") < c.text.index("The estimate is of")
     assert "Not assessed: differential attrition" in c.text
     att = pd.DataFrame({"event_time": [1, 2], "overall_attrition": [10.0, 14.0],
                         "differential_attrition": [2.0, -3.5], "boundary": "cautious",

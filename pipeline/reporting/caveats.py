@@ -248,10 +248,6 @@ def attrition_caveat(
     if no:
         parts.append(f"A further {fmt_int(no)} matched students were not observed after "
                      "their first visit.")
-    if nm or no:
-        parts.append("The estimate is of the effect on the matched students observed after "
-                     "their visit; the effect on those left out is not estimated and can be "
-                     "larger or smaller.")
     ms = match_summary[match_summary["treated"] > 0].copy()
     ms = ms[ms["treated"] >= 20] if len(ms) else ms
     overall = nm / v if v else 0.0
