@@ -8,8 +8,8 @@ primary design as the estimate stage runs it (matched ANCOVA, errors clustered a
 ``estimate.effect_strata``, grade band, averaged over the visited mix) with untruncated censoring
 weights (``estimate.ipcw_truncate: null``, the pipeline's setting) and, beside it, weights
 truncated at the 1st/99th percentiles and, with no weights, the censored comparison rows'
-attendance imputed (``imputed``: the intent to treat's method, which the estimate stage
-cannot yet apply to the completed-visit design); record its window average, standard
+attendance imputed (``imputed``: the intent to treat's method, the estimate stage's
+``estimate.censoring: impute``); record its window average, standard
 error and the truth.  On the same replication the planner's inputs:
 
 * the variance components, from the panel alone
@@ -74,8 +74,8 @@ from pipeline.settings import stage_settings
 
 OUT = Path("benchmarks/results")
 #: How censored comparison rows are handled (label: truncation quantiles of the weights,
-#: or ``"impute"``: their outcome imputed, :func:`pipeline.censoring_ice.ice_impute`, a
-#: variant the estimate stage cannot yet run for the completed-visit design).
+#: or ``"impute"``: their outcome imputed, :func:`pipeline.censoring_ice.ice_impute`, as
+#: ``estimate.censoring: impute`` does).
 WEIGHTINGS = {"untruncated": None, "truncated_p1_p99": (0.01, 0.99), "imputed": "impute"}
 
 

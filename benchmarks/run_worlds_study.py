@@ -113,8 +113,8 @@ def main() -> None:
         choices=["weights", "impute"],
         default="weights",
         help="how the primary (and extended) design handles comparison students visited "
-        "later: the censoring weights the estimate stage uses, or imputation (a study "
-        "variant the estimate stage cannot yet run)",
+        "later: the censoring weights (estimate.censoring's default) or imputation "
+        "(estimate.censoring: impute)",
     )
     ap.add_argument(
         "--rescore",

@@ -233,7 +233,7 @@ def render(folder: Path) -> str:
         "command's flags)"
         + (
             "; the primary's comparison students visited later **imputed**, not weighted "
-            "(a variant the estimate stage cannot yet run)"
+            "(`estimate.censoring: impute`; the estimate stage's default is the weights)"
             if timing.get("primary_censoring", "weights") != "weights"
             else ""
         )

@@ -315,4 +315,5 @@ def _diagnostics(k, comp, censored, event, w, mw, trunc) -> pd.DataFrame:
     s1, s2 = g["tw"].sum(), g["tw2"].sum()
     out["effective_sample_size"] = np.where(s2 > 0, s1**2 / s2.where(s2 > 0, 1.0), 0.0)
     out["max_weight"] = g["w"].max()
-    return out.reset_index()[list(DIAGNOSTIC_COLUMNS)]
+    # the imputation's columns (pipeline/censoring_ice.py) are left empty
+    return out.reset_index().reindex(columns=list(DIAGNOSTIC_COLUMNS))

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.analysis.schemas import CENSORING_DIAGNOSTICS_COLUMNS
 from pipeline.censoring import ipcw_weights
 
 #: The history a regression conditions on: the three previous months' rates.
@@ -70,6 +71,7 @@ def ice_impute(
     prior: str = "prior_year_rate",
     lags: Sequence[str] = LAGS,
     max_event_time: int | None = None,
+    history: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stacked rows with censored comparison outcomes imputed.
 
@@ -82,6 +84,12 @@ def ice_impute(
         The outcome to impute (e.g. ``attendance_rate``).
     max_event_time : int, optional
         Impute event times up to this one (default: the largest in the data).
+    history : str, optional
+        The rate whose value in a month joins the recorded history from the next month
+        on, as ``lags`` hold it (default: ``yname``). For an outcome that is not that rate
+        (e.g. the chronic-absence flag ``chronic_pp``) pass the rate the lags are of
+        (``attendance_rate``): the chain evaluates each month's model at the history
+        through that month, which must be what the next month's lags record.
 
     Returns
     -------
@@ -98,7 +106,8 @@ def ice_impute(
     ValueError
         An event time has no uncensored comparison row to learn from.
     """
-    need = [role, event_time, censored, yname, prior, *lags]
+    history = yname if history is None else history
+    need = [role, event_time, censored, yname, history, prior, *lags]
     missing = [c for c in need if c not in stacked.columns]
     if missing:
         raise KeyError(f"ice_impute: column(s) {missing} missing from the stacked data")
@@ -115,7 +124,8 @@ def ice_impute(
     )
     before = _features(L, pr)  # history before the row's month
     # history through the row's month: its own outcome and the two months before it
-    through = _features(np.column_stack([y, L[:, 0], L[:, 1]]), pr)
+    h = y if history == yname else stacked[history].to_numpy(dtype=float)
+    through = _features(np.column_stack([h, L[:, 0], L[:, 1]]), pr)
     rows = {int(k): np.flatnonzero(comp & (et == k)) for k in np.unique(et[comp]) if k >= 1}
     kmax = max(rows) if rows else 0
     if max_event_time is not None:
@@ -199,6 +209,38 @@ def _predict(c_rows: np.ndarray, et: np.ndarray, before: np.ndarray, q_at: dict)
     return out
 
 
+def imputation_diagnostics(stacked: pd.DataFrame, imputed: pd.DataFrame) -> pd.DataFrame:
+    """The imputation's diagnostics in the censoring diagnostics' columns.
+
+    Per event time ≥ 1: the comparison rows, those visited later (censored), the later
+    first visits in that month (when the rows carry the first visit's month), and from :func:`ice_impute`'s table (``imputed``) the rows
+    imputed and their mean imputed value; the weights' columns (effective rows, largest
+    and truncated weights) are left empty.
+    """
+    comp = (stacked["role"] == "comparison").to_numpy()
+    et = stacked["stack_event_time"].to_numpy()
+    sel = comp & (et >= 1)
+    d = pd.DataFrame(
+        {
+            "event_time": et[sel].astype(int),
+            "comparison_rows": 1,
+            "censored_rows": stacked["censored"].to_numpy(dtype=bool)[sel].astype(int),
+        }
+    )
+    if {"first_visit_school_month", "school_month"} <= set(stacked.columns):
+        fv = stacked["first_visit_school_month"].astype("float64").to_numpy()
+        sm = stacked["school_month"].astype("float64").to_numpy()
+        d["censoring_events"] = (fv[sel] == sm[sel]).astype(int)
+    out = d.groupby("event_time").sum().reset_index()
+    if len(imputed):
+        im = imputed.set_index("event_time")
+        out["imputed_rows"] = out["event_time"].map(im["imputed"]).fillna(0).astype(int)
+        out["mean_imputed"] = out["event_time"].map(im["mean_imputed"])
+    else:
+        out["imputed_rows"] = 0
+    return out.reindex(columns=CENSORING_DIAGNOSTICS_COLUMNS)
+
+
 def adjust_for_censoring(
     stacked: pd.DataFrame,
     yname: str,
@@ -224,7 +266,8 @@ def adjust_for_censoring(
     -------
     (DataFrame, DataFrame)
         The rows with an ``ipcw`` column, and per event time the weights' diagnostics
-        (:attr:`pipeline.censoring.CensoringModel.diagnostics`) or the imputation's.
+        (:attr:`pipeline.censoring.CensoringModel.diagnostics`) or the imputation's
+        (:func:`imputation_diagnostics`), in the same columns.
 
     Raises
     ------
@@ -235,5 +278,6 @@ def adjust_for_censoring(
         w, model = ipcw_weights(stacked, truncate=truncate)
         return stacked.assign(ipcw=w.to_numpy()), model.diagnostics
     if method == "impute":
-        return ice_impute(stacked, yname)
+        out, diag = ice_impute(stacked, yname)
+        return out, imputation_diagnostics(stacked, diag)
     raise ValueError(f"censoring method must be one of {list(CENSORING_METHODS)}, not {method!r}")

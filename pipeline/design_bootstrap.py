@@ -9,7 +9,9 @@ student belongs to their *home* school, :mod:`pipeline.clusters`) — and in eve
    built once; the draw's multiplicities are the weights),
 2. re-matches within the strata (district × month × grade band, greedy 3:1 on the logit
    score with the caliper re-computed),
-3. re-fits the censoring hazard and re-computes the censoring weights,
+3. re-fits the censoring hazard and re-computes the censoring weights (or, with
+   ``censoring="impute"``, re-fits the imputation of the comparison students visited
+   later, :mod:`pipeline.censoring_ice`),
 4. re-estimates the matched ANCOVA and its average over the headline window.
 
 How a draw is represented
@@ -58,6 +60,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from pipeline.censoring import DEFAULT_TRUNCATE, _truncation
+from pipeline.censoring_ice import CENSORING_METHODS, _features, _fit
 from pipeline.clusters import home_clusters
 from pipeline.did.within import wls_within
 from pipeline.matching.propensity import (
@@ -344,6 +347,12 @@ class DesignBootstrap:
         re-fitting); ``k > 0``: ``k`` damped Newton steps with the draw's own Hessian.
     ipcw : bool
         Censoring weights (``False``: censored comparison rows are dropped, others weigh 1).
+    censoring : {"weights", "impute"}
+        Comparison students visited later (``estimate.censoring``): ``weights`` as
+        ``ipcw`` says; ``impute``: in every draw their untreated attendance is predicted
+        from their recorded months by the iterated regressions of
+        :func:`pipeline.censoring_ice.ice_impute`, re-fitted on the draw (matching weights
+        × multiplicities), and no weights are used.
     effect_strata : str, optional
         Column of effect strata (``estimate.effect_strata``, e.g. ``grade_band``): as
         :func:`pipeline.did.ancova.matched_ancova` with ``effect_strata``, each draw's
@@ -369,6 +378,7 @@ class DesignBootstrap:
         ipcw: bool = True,
         ps_cache: PropensityCache | None = None,
         effect_strata: str | None = None,
+        censoring: str = "weights",
     ):
         self.spec = spec = RiskSetSpec() if spec is None else spec
         self.window = (int(att_window[0]), int(att_window[1]))
@@ -377,6 +387,12 @@ class DesignBootstrap:
         self.truncate = _truncation(truncate)
         self.newton_steps = int(newton_steps)
         self.ipcw = bool(ipcw)
+        if censoring not in CENSORING_METHODS:
+            raise ValueError(
+                f"design bootstrap: censoring must be one of {list(CENSORING_METHODS)}, "
+                f"not {censoring!r}"
+            )
+        self.censoring = censoring
         p = panel.reset_index(drop=True)
         # student codes in order of appearance (no array of Python strings: ~1 GB at
         # state scale); with the panel sorted by student, equal neighbours = equal keys
@@ -457,6 +473,15 @@ class DesignBootstrap:
         self.row_of = np.full((self.n_students, n_m), -1, dtype=np.int64)
         self.row_of[scode, sm - self.m0] = np.arange(len(p))
         self.y = p[yname].astype("float64").to_numpy()
+        if censoring == "impute":
+            # each row's recorded history for the imputation (pipeline/censoring_ice.py):
+            # before the row's month, and through it (its own outcome, two earlier months)
+            lag = p[list(LAGS)].to_numpy(dtype=float)
+            pr = p["prior_year_rate"].astype("float64").to_numpy()
+            self.h_before = _features(lag, pr)
+            # the history is the attendance rate the lags are of, whatever ``yname``
+            rate = p["attendance_rate"].astype("float64").to_numpy()
+            self.h_through = _features(np.column_stack([rate, lag[:, 0], lag[:, 1]]), pr)
         self.fv = p["first_visit_school_month"].astype("float64").to_numpy()
         self.sm = sm
         # the hazard's design only for the rows a draw can stack (the students of the
@@ -532,8 +557,14 @@ class DesignBootstrap:
         comp = ~mem_treated[:, None] & present
         censored = comp & ~np.isnan(fv) & (fv <= smr)
         event = comp & ~np.isnan(fv) & (fv == smr)
-        at_risk = comp & (~censored | event)
-        W = self._censoring_weights(rows, at_risk, event, censored, mem_om, ks)
+        if self.censoring == "impute":
+            Y = self._impute(rows, present, comp, censored, mem_w)
+            W = np.ones(rows.shape)
+            censored = np.zeros_like(censored)
+        else:
+            Y = None
+            at_risk = comp & (~censored | event)
+            W = self._censoring_weights(rows, at_risk, event, censored, mem_om, ks)
         # --- ANCOVA per event time --------------------------------------------------
         full = bool(np.all(omega == 1))
         betas = []
@@ -546,7 +577,7 @@ class DesignBootstrap:
             if not (use & mem_treated).any() or not (use & ~mem_treated).any():
                 return float("nan")
             r = rows[use, j]
-            yk = self.y[r]
+            yk = self.y[r] if Y is None else Y[use, j]
             D = mem_treated[use].astype(float)
             X = np.column_stack([D, self.base_cov[mem_row[use]]])
             fe = self.work_fe[t_rows[mem_set[use]]]
@@ -572,6 +603,53 @@ class DesignBootstrap:
         present = onehot[t].any(axis=0)
         out = D[:, None] * (onehot - mix[None, :])
         return out[:, 1:][:, present[1:]]
+
+    def _impute(self, rows, present, comp, censored, w) -> np.ndarray:
+        """The grid's outcomes with each censored comparison row's untreated attendance
+        imputed up to the headline window's end, as
+        :func:`pipeline.censoring_ice.ice_impute` does on the stage's stacks (event time
+        ``k`` is column ``k - 1``; ``w`` the members' matching weights in the draw)."""
+        r0 = np.maximum(rows, 0)
+        Y = np.where(present, self.y[r0], np.nan)
+        cen = censored & comp
+        if not cen.any():
+            return Y
+        n_mem, K = rows.shape
+        kmax = min(self.window[1], K)
+        # each member's first censored event time (column) and its row there
+        has = cen.any(axis=1)
+        c_col = np.where(has, np.argmax(cen, axis=1), -1)
+        c_row = np.where(has, rows[np.arange(n_mem), np.maximum(c_col, 0)], -1)
+        live = comp & present & ~cen
+        for k in range(1, kmax + 1):
+            target = np.flatnonzero(cen[:, k - 1])
+            if target.size == 0:
+                continue
+            q_at: dict[int, np.ndarray] = {}
+            beta = None
+            for j in range(k, 0, -1):
+                if not (comp[:, j - 1] & present[:, j - 1]).any():
+                    continue
+                mem = np.flatnonzero(live[:, j - 1])
+                rr = rows[mem, j - 1]
+                if j == k:
+                    resp = self.y[rr]
+                    ok = ~np.isnan(resp)
+                else:
+                    resp = self.h_through[rr] @ beta
+                    ok = np.isfinite(resp) & ~np.isnan(self.y[rr])
+                if ok.sum() < self.h_before.shape[1]:
+                    raise ValueError(f"design bootstrap: too few comparison rows at {j}")
+                beta = _fit(self.h_before[rr[ok]], resp[ok], w[mem[ok]])
+                q_at[j] = beta
+            cs = c_col[target] + 1
+            for c in np.unique(cs):
+                b = q_at.get(int(c))
+                if b is None:
+                    b = q_at[min(j for j in q_at if j >= c)]
+                sel = target[cs == c]
+                Y[sel, k - 1] = self.h_before[c_row[sel]] @ b
+        return Y
 
     def _censoring_weights(self, rows, at_risk, event, censored, mem_om, ks) -> np.ndarray:
         n_mem, K = rows.shape

@@ -100,6 +100,9 @@ class EstimandsConfig:
     attrition_event_times: tuple[int, int] = (1, 12)
     chronic_min_enrolled_days: int = 1
     censoring_truncate: tuple[float, float] | None = DEFAULT_TRUNCATE
+    #: the completed-visit design's comparison students visited later (``estimate.censoring``):
+    #: ``weights`` or ``impute``
+    censoring: str = "weights"
 
     @classmethod
     def from_params(cls, section: dict, **shared) -> EstimandsConfig:
@@ -134,26 +137,42 @@ def estimands(
     spec: RiskSetSpec,
     cfg: EstimandsConfig,
     censoring: tuple[pd.Series, CensoringModel] | None = None,
+    imputed: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Tables (``estimands``, ``attrition``, ``censoring_diagnostics``, ``reach``,
     ``chronic_yearly``) and ``metrics`` (see module docstring).
 
     ``matched`` are the stacked matched panels of the completed-visit design (the
-    ``match`` stage's output; censoring weights are computed here with
-    ``cfg.censoring_truncate``, unless ``censoring`` gives them: the weights (aligned
-    with ``matched``) and model :func:`pipeline.censoring.ipcw_weights` returns for
-    ``matched`` with that truncation).
+    ``match`` stage's output). Comparison students visited later are handled as
+    ``cfg.censoring`` says:
+
+    * ``weights``: censoring weights are computed here with ``cfg.censoring_truncate``,
+      unless ``censoring`` gives them: the weights (aligned with ``matched``) and model
+      :func:`pipeline.censoring.ipcw_weights` returns for ``matched`` with that truncation;
+    * ``impute``: their attendance is imputed here
+      (:func:`pipeline.censoring_ice.adjust_for_censoring`), unless ``imputed`` gives the
+      imputed stacks and their diagnostics.
+
+    Attrition and the Lee bounds always count the rows as recorded (imputed rows are not
+    retained ones).
     """
     rows: list[dict] = []
     metrics: dict[str, Any] = {}
     tables: dict[str, pd.DataFrame] = {}
     homes = home_clusters(panel)
-    if censoring is None:
-        w, model = ipcw_weights(matched, truncate=cfg.censoring_truncate)
+    if cfg.censoring == "impute":
+        if imputed is None:
+            imputed = adjust_for_censoring(matched, "attendance_rate", "impute")
+        m = add_home_clusters(imputed[0], homes)
+        tables["censoring_diagnostics"] = imputed[1]
+        observed = add_home_clusters(matched, homes)
     else:
-        w, model = censoring
-    m = add_home_clusters(matched.assign(ipcw=w.to_numpy()), homes)
-    tables["censoring_diagnostics"] = model.diagnostics
+        if censoring is None:
+            w, model = ipcw_weights(matched, truncate=cfg.censoring_truncate)
+        else:
+            w, model = censoring
+        m = observed = add_home_clusters(matched.assign(ipcw=w.to_numpy()), homes)
+        tables["censoring_diagnostics"] = model.diagnostics
     n_t = int(m.loc[m["role"] == "treated", "student_key"].nunique())
 
     def attempt(name: str, fn) -> None:
@@ -188,7 +207,8 @@ def estimands(
     def design():
         bs = DesignBootstrap(panel, spec, att_window=cfg.att_window,
                              truncate=cfg.censoring_truncate,
-                             effect_strata=cfg.effect_strata)  # fmt: skip
+                             effect_strata=cfg.effect_strata,
+                             censoring=cfg.censoring)  # fmt: skip
         r = bs.run(cfg.design_bootstrap_draws, seed=cfg.seed, workers=cfg.bootstrap_workers,
                    alpha=cfg.alpha)  # fmt: skip
         lo, hi = r.conf_int()
@@ -230,15 +250,15 @@ def estimands(
             "dropped_sets_attempt_month_unknown": des.n_dropped_inexact,
             "censoring": cfg.itt_censoring,
             # comparison rows whose attendance was imputed (0 under weights)
-            "imputed_rows": int(cdiag["imputed"].sum()) if "imputed" in cdiag else 0,
+            "imputed_rows": int(cdiag["imputed_rows"].fillna(0).sum()),
         }
         metrics["reached"] = {k: _plain(v) for k, v in b.__dict__.items()}
 
     def attrition():
         tables["attrition"] = attrition_table(
-            m, event_times=cfg.attrition_event_times, boundary=cfg.attrition_boundary
+            observed, event_times=cfg.attrition_event_times, boundary=cfg.attrition_boundary
         )
-        lb = lee_bounds_matched(m, window=cfg.att_window)
+        lb = lee_bounds_matched(observed, window=cfg.att_window)
         rows.append(_row("completed visit", "Lee (2009) bounds, unadjusted matched difference",
                          lb.naive, np.nan, lb.lower, lb.upper, n_t,
                          f"trims {lb.trim_share:.1%} of the {lb.trimmed_group} group"))  # fmt: skip

@@ -218,6 +218,8 @@ COLUMNS = {
     "effective_sample_size": "Effective rows",
     "max_weight": "Largest weight",
     "truncated_rows": "Weights truncated",
+    "imputed_rows": "Rows imputed",
+    "mean_imputed": "Mean imputed attendance (%)",
     "school_year": "School year",
     "leap_district": "LEAP district",
     "n_students": "Students",

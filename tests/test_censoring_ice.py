@@ -117,14 +117,39 @@ def test_selection_on_later_months_is_handled_by_the_iteration():
 
 
 def test_adjust_for_censoring_dispatches_and_names_a_bad_method():
-    """``impute`` is :func:`ice_impute` (the weights' branch needs a full stacked panel:
+    """``impute`` is :func:`ice_impute`, its diagnostics in the censoring diagnostics'
+    columns (the weights' branch needs a full stacked panel:
     tests/test_estimands.py::test_itt_with_imputation_is_the_imputed_design)."""
+    from pipeline.analysis.schemas import CENSORING_DIAGNOSTICS_COLUMNS
     from pipeline.censoring_ice import adjust_for_censoring
 
     df = _stack(n=200)
     m, diag = adjust_for_censoring(df, "attendance_rate", "impute")
     expect, expect_diag = ice_impute(df, "attendance_rate")
     pd.testing.assert_frame_equal(m, expect)
-    pd.testing.assert_frame_equal(diag, expect_diag)
+    assert list(diag.columns) == CENSORING_DIAGNOSTICS_COLUMNS
+    np.testing.assert_array_equal(diag["imputed_rows"], expect_diag["imputed"])
+    np.testing.assert_allclose(diag["mean_imputed"], expect_diag["mean_imputed"])
+    np.testing.assert_array_equal(diag["comparison_rows"], expect_diag["comparison_rows"])
+    # every row visited later is imputed; the weights' columns stay empty
+    np.testing.assert_array_equal(diag["censored_rows"], diag["imputed_rows"])
+    assert diag[["effective_sample_size", "max_weight", "censoring_events"]].isna().all().all()
     with pytest.raises(ValueError, match="'weights', 'impute'.*'oracle'"):
         adjust_for_censoring(df, "attendance_rate", "oracle")
+
+
+def test_an_outcome_other_than_the_rate_chains_on_the_rate_history():
+    """Imputing another outcome (as chronic absence is imputed beside attendance): the chain
+    evaluates each month's model at the history through that month, which is the rate the
+    lags record, not the outcome. With an outcome affine in the rate the imputation is the
+    same affine function of the true rate; chaining on the outcome itself is not."""
+    df = _stack()
+    df["other"] = 2.0 * df["attendance_rate"] + 3.0
+    cen = df["censored"].to_numpy()
+    out, _ = ice_impute(df, "other", history="attendance_rate")
+    np.testing.assert_allclose(out.loc[cen, "other"], 2.0 * df.loc[cen, "truth"] + 3.0, atol=1e-6)
+    wrong, _ = ice_impute(df, "other")  # the outcome's own values as the history
+    later = cen & (df["stack_event_time"] >= 2).to_numpy()
+    assert np.abs(wrong.loc[later, "other"] - (2.0 * df.loc[later, "truth"] + 3.0)).max() > 1.0
+    with pytest.raises(KeyError, match="'nope'"):
+        ice_impute(df, "other", history="nope")

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.analysis.design import add_outcomes, primary, with_censoring_weights
+from pipeline.analysis.design import (
+    add_outcomes,
+    censoring_adjusted,
+    primary,
+    with_censoring_weights,
+)
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import DesignBootstrap, school_multiplicities
@@ -40,6 +45,40 @@ def test_full_sample_draw_is_the_stage_estimate(panel, ipcw, strata):
     # is re-fitted by another solver (to its tolerance)
     tol = 1e-8 if not ipcw else 1e-4
     assert bs.estimate(ones) == pytest.approx(_stage(panel, ipcw, strata), abs=tol)
+
+
+@pytest.mark.parametrize("strata", [None, "grade_band"])
+def test_full_sample_draw_imputed_is_the_stage_estimate(panel, strata):
+    """With the comparison students visited later imputed (estimate.censoring: impute)
+    the bootstrap's own imputation on the grid gives the stage's estimate."""
+    spec = RiskSetSpec()
+    res = riskset_match(panel, spec)
+    cfg = EstimateConfig(wild_bootstrap=False, effect_strata=strata, censoring="impute")
+    stacks = add_outcomes(stack_panels(panel, res.matches, spec.window))
+    m, info, model, diag = censoring_adjusted(stacks, cfg)
+    assert model is None and info["imputed_rows"] > 0
+    assert info["imputed_rows"] == int(diag["imputed_rows"].sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stage = primary(m, "attendance_rate", cfg, bootstrap=False).average((1, 6)).estimate
+    bs = DesignBootstrap(panel, censoring="impute", effect_strata=strata)
+    ones = np.ones(bs.n_students, dtype=np.int64)
+    assert bs.estimate(ones) == pytest.approx(stage, abs=1e-8)
+    # and it is not the weighted estimate
+    assert abs(stage - _stage(panel, True, strata)) > 1e-3
+
+
+def test_imputed_draws_are_reproducible_and_vary(panel):
+    bs = DesignBootstrap(panel, censoring="impute")
+    a = bs.run(6, seed=3, workers=1)
+    b = bs.run(6, seed=3, workers=2)
+    np.testing.assert_array_equal(a.draws, b.draws)
+    assert np.isfinite(a.draws).all() and np.std(a.draws) > 0
+
+
+def test_unknown_censoring_method_is_refused(panel):
+    with pytest.raises(ValueError, match="censoring must be one of"):
+        DesignBootstrap(panel, censoring="drop")
 
 
 def test_draws_hold_the_full_samples_visited_mix(panel):

@@ -38,7 +38,7 @@ DIP_COMPARATORS = ("naive_before_after", "twfe")
 ROBUST_COMPARATORS = ("sun_abraham", "imputation", "callaway_santanna_unconditional")
 
 
-def _pipeline(tmp_path, comparators, **overrides):
+def _matched(tmp_path, **overrides):
     cfg = small_config(n_students=12000, n_districts=8, n_program_districts=4, **overrides)
     write_extract(generate(cfg), tmp_path / "raw")
     run_ingest(tmp_path / "raw", tmp_path / "interim", tmp_path / "dq.csv", synthetic=True)
@@ -48,8 +48,13 @@ def _pipeline(tmp_path, comparators, **overrides):
     res = riskset_match(panel, spec)
     matched = stack_panels(panel, res.matches, spec.window)
     meta = json.loads((tmp_path / "interim" / "extract_meta.json").read_text())
+    return panel, matched, res.balance, spec, meta
+
+
+def _pipeline(tmp_path, comparators, **overrides):
+    panel, matched, balance, spec, meta = _matched(tmp_path, **overrides)
     cfg = dataclasses.replace(CFG, comparators=comparators)
-    out = run(panel, matched, res.balance, spec, cfg, meta)
+    out = run(panel, matched, balance, spec, cfg, meta)
     return out, meta["truth"]
 
 
@@ -101,3 +106,45 @@ def test_robust_estimators_recover_truth_without_a_dip(tmp_path):
         assert abs(est - tw) < max(1.0, 3 * se), (name, est, tw)
     att = out["metrics"]["att"]
     assert att["ci_low"] - 0.5 <= tw <= att["ci_high"] + 0.5
+
+
+@pytest.mark.slow
+def test_imputed_censoring_runs_through_the_stage(tmp_path):
+    """estimate.censoring: impute — the primary, chronic absence, the robustness checks
+    and the estimands all fit on the imputed stacks; attrition still counts the rows as
+    recorded; the diagnostics are the imputation's."""
+    panel, matched, balance, spec, meta = _matched(tmp_path, program={"served_share": 0.12})
+    base = dataclasses.replace(CFG, comparators=(), ratios=(2,))
+    out_w = run(panel, matched, balance, spec, base, meta)
+    out_i = run(panel, matched, balance, spec, dataclasses.replace(base, censoring="impute"),
+                meta)
+    tw = meta["truth"]["att_window"]
+    mi, mw = out_i["metrics"], out_w["metrics"]
+    assert mw["censoring"]["method"] == "weights" and mw["censoring"]["ipcw"] is True
+    c = mi["censoring"]
+    assert c["method"] == "impute" and c["ipcw"] is False
+    assert 0 < c["imputed_rows"] <= c["censored_rows"] < c["comparison_rows"]
+    att = mi["att"]
+    assert att["ci_low"] <= tw <= att["ci_high"], (att, tw)
+    assert att["estimate"] != pytest.approx(mw["att"]["estimate"], abs=1e-6)
+    diag = out_i["censoring_diagnostics"]
+    assert list(diag.columns) == ESTIMATE_TABLES["censoring_diagnostics"]
+    assert int(diag["imputed_rows"].sum()) == c["imputed_rows"]
+    assert diag["effective_sample_size"].isna().all() and diag["mean_imputed"].notna().any()
+    assert out_w["censoring_diagnostics"]["imputed_rows"].isna().all()
+    # the rows visited later are those the weights' table counts, all of them imputed
+    cols = ["event_time", "comparison_rows", "censored_rows", "censoring_events"]
+    pd.testing.assert_frame_equal(diag[cols], out_w["censoring_diagnostics"][cols],
+                                  check_dtype=False)
+    assert (diag["imputed_rows"] == diag["censored_rows"]).all()
+    # attrition and the Lee bounds count recorded rows, whichever way censoring is handled
+    pd.testing.assert_frame_equal(out_i["attrition"], out_w["attrition"])
+    assert mi["estimands"]["lee_bounds"] == mw["estimands"]["lee_bounds"]
+    # the school-clustered estimand row is the primary itself
+    assert mi["estimands"]["att_school_clustered"]["estimate"] == pytest.approx(
+        att["estimate"], abs=1e-9)
+    rob_i = out_i["robustness"].set_index("check")
+    rob_w = out_w["robustness"].set_index("check")
+    assert np.isfinite(rob_i.loc["ratio 2:1", "estimate"])
+    assert rob_i.loc["ratio 2:1", "estimate"] != rob_w.loc["ratio 2:1", "estimate"]
+    assert np.isfinite(mi["att_chronic"]["estimate"])

@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.censoring import DEFAULT_TRUNCATE, CensoringModel, ipcw_weights
+from pipeline.censoring_ice import ice_impute, imputation_diagnostics
 from pipeline.did.ancova import matched_ancova
 from pipeline.did.results import EventStudyResult
 from pipeline.did.stacked import stacked_event_study
@@ -51,6 +52,55 @@ def censoring_weights_model(
     w, model = ipcw_weights(m, truncate=truncate)
     m["ipcw"] = w.to_numpy()
     return m, {"ipcw": True, **model.weight_summary}, model
+
+
+#: The outcomes the stage fits on the matched stacks (:func:`add_outcomes`).
+STAGE_OUTCOMES = ("attendance_rate", "chronic_pp")
+
+
+def censoring_adjusted(
+    matched: pd.DataFrame,
+    cfg: EstimateConfig,
+    outcomes: tuple[str, ...] = STAGE_OUTCOMES,
+) -> tuple[pd.DataFrame, dict, CensoringModel | None, pd.DataFrame]:
+    """The matched stacks ready for the designs, comparison students visited later handled
+    as ``cfg.censoring`` says.
+
+    ``weights``: :func:`censoring_weights_model` (``cfg.ipcw``, ``cfg.ipcw_truncate``);
+    the censored rows stay censored. ``impute``: each outcome of ``outcomes`` in the
+    censored comparison rows is replaced by its prediction from the student's recorded
+    months (:func:`pipeline.censoring_ice.ice_impute`; the same rows for every outcome),
+    the rows count as observed and every ``ipcw`` is 1.
+
+    Returns
+    -------
+    (DataFrame, dict, CensoringModel or None, DataFrame)
+        The stacks, the summary the stage records as ``metrics.censoring``, the weights'
+        model (``None`` under ``impute`` or without weights) and per event time the
+        diagnostics the report prints (the weights' or the imputation's).
+    """
+    if cfg.censoring == "weights":
+        m, info, model = censoring_weights_model(matched, cfg.ipcw, cfg.ipcw_truncate)
+        diag = model.diagnostics if model is not None else pd.DataFrame()
+        return m, {"method": "weights", **info}, model, diag
+    out, ice = ice_impute(matched, outcomes[0], history="attendance_rate")
+    diag = imputation_diagnostics(matched, ice)
+    for y in outcomes[1:]:
+        # the chain's history is the attendance rate whatever the outcome (the lags)
+        other, _ = ice_impute(matched, y, history="attendance_rate")
+        out[y] = other[y].to_numpy()
+    cen = matched["censored"].astype(bool).to_numpy()
+    comp = (matched["role"] == "comparison").to_numpy()
+    imputed = cen & ~out["censored"].astype(bool).to_numpy()
+    info = {
+        "method": "impute",
+        "ipcw": False,
+        "censored_rows": int((cen & comp).sum()),
+        "imputed_rows": int(imputed.sum()),
+        "imputed_students": int(matched.loc[imputed, "student_key"].nunique()),
+        "comparison_rows": int(comp.sum()),
+    }
+    return out, info, None, diag
 
 
 def _inference(cfg: EstimateConfig, bootstrap: bool) -> dict[str, Any]:

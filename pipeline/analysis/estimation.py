@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline.analysis.comparators import comparator_panel, comparators
 from pipeline.analysis.design import (
     add_outcomes,
-    censoring_weights_model,
+    censoring_adjusted,
     other_design,
     primary,
 )
@@ -64,9 +64,9 @@ def run_estimation(
     # matched sets they serve in), pipeline/clusters.py
     homes = panel_homes(panel)
     matched = add_home_clusters(matched, homes)
-    matched, ipcw_info, ipcw_model = censoring_weights_model(
-        add_outcomes(matched), cfg.ipcw, cfg.ipcw_truncate
-    )
+    recorded = add_outcomes(matched)
+    # comparison students visited later: weighted or imputed (estimate.censoring)
+    matched, cens_info, cens_model, cens_diag = censoring_adjusted(recorded, cfg)
     log.info(
         "primary design on %d stacked rows (%d matched sets)",
         len(matched),
@@ -124,7 +124,7 @@ def run_estimation(
             **{k: getattr(pt, k) for k in ("statistic", "df", "p_value", "clusters")},
             "event_times": list(pt.event_times),
         },
-        "censoring": ipcw_info,
+        "censoring": cens_info,
         "comparator_errors": {
             **errors,
             **{f"{k} (chronic)": v for k, v in errors_ch.items()},
@@ -166,10 +166,13 @@ def run_estimation(
         alpha=cfg.alpha,
         seed=cfg.seed,
         censoring_truncate=cfg.ipcw_truncate,
+        censoring=cfg.censoring,
     )
-    # the same censoring weights as the primary's (same stacks, same truncation): reused
-    same = (matched["ipcw"], ipcw_model) if ipcw_model is not None else None
-    extra = estimands(panel.columns(PANEL_COLUMNS), matched, match_spec, ecfg, censoring=same)
+    # the same censoring weights or imputed rows as the primary's: reused
+    same = (matched["ipcw"], cens_model) if cens_model is not None else None
+    imputed = (matched, cens_diag) if cfg.censoring == "impute" else None
+    extra = estimands(panel.columns(PANEL_COLUMNS), recorded, match_spec, ecfg,
+                      censoring=same, imputed=imputed)  # fmt: skip
     for name in ESTIMAND_TABLES:
         out[name] = extra[name]
     metrics["estimands"] = extra["metrics"]

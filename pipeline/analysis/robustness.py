@@ -18,10 +18,10 @@ from threadpoolctl import threadpool_limits
 from pipeline.analysis.design import (
     OTHER_DESIGN_LABELS,
     add_outcomes,
+    censoring_adjusted,
     other_design,
     other_design_note,
     primary,
-    with_censoring_weights,
 )
 from pipeline.analysis.schemas import ROBUSTNESS_COLUMNS
 from pipeline.analysis.settings import EstimateConfig
@@ -128,7 +128,7 @@ def check_row(
         return {"check": check, "note": "no matches"}
     if homes is not None and cfg.cluster in homes.columns and cfg.cluster not in m.columns:
         m = add_home_clusters(m, homes)
-    m, _ = with_censoring_weights(add_outcomes(m), cfg.ipcw, cfg.ipcw_truncate)
+    m = censoring_adjusted(add_outcomes(m), cfg, (y,))[0]
     try:
         avg = primary(m, y, cfg, bootstrap=False).average(window)
     except Exception as exc:  # noqa: BLE001 - reported in the table

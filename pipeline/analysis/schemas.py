@@ -61,6 +61,8 @@ CENSORING_DIAGNOSTICS_COLUMNS = [
     "effective_sample_size",
     "max_weight",
     "truncated_rows",
+    "imputed_rows",
+    "mean_imputed",
 ]
 REACH_COLUMNS = ["event_time", "n_treated", "n_reached", "share_reached"]
 CHRONIC_YEARLY_COLUMNS = ["school_year", "leap_district", "n_students", "n_chronic", "chronic_rate"]
@@ -116,6 +118,8 @@ OPTIONAL_COLUMNS: dict[str, list[str]] = {
     "truth_comparison": ["bias", "covered", "ci_low", "ci_high"],
     **{n: ["note"] for n, cols in SENSITIVITY_TABLES.items() if "note" in cols},
     "wwc": ["note", "required"],  # ``required``: absent from tables written before it
+    # the imputation's (estimate.censoring: impute); absent from tables written before it
+    "censoring_diagnostics": ["imputed_rows", "mean_imputed"],
 }
 
 

@@ -33,6 +33,9 @@ class EstimateConfig:
     vcov: str = "CR1"
     time_effects: str = "matched_set"
     ipcw: bool = True
+    #: comparison students visited later: ``weights`` (censoring weights, ``ipcw``) or
+    #: ``impute`` (their untreated attendance predicted, :mod:`pipeline.censoring_ice`)
+    censoring: str = "weights"
     wild_bootstrap: bool = True
     bootstrap_draws: int = 999
     seed: int = 11
@@ -68,6 +71,11 @@ class EstimateConfig:
             raise ValueError(
                 f"params.yaml estimate.design: must be one of {sorted(DESIGNS)},"
                 f" not {self.design!r}"
+            )
+        if self.censoring not in ("weights", "impute"):
+            raise ValueError(
+                "params.yaml estimate.censoring: must be 'weights' or 'impute',"
+                f" not {self.censoring!r}"
             )
         if self.time_effects not in ("matched_set", "stratum"):
             raise ValueError(

@@ -29,6 +29,7 @@ from pipeline.analysis.comparators import comparator_panel, comparators
 from pipeline.analysis.design import (
     add_outcomes,
     ancova,
+    censoring_adjusted,
     differences,
     primary,
     with_censoring_weights,
@@ -95,10 +96,11 @@ class ValidateConfig:
     primary_censoring
         How the primary, the extended and the other design (and the inference extras of
         the completed-visit design) handle comparison students visited later: ``weights``
-        (the estimate stage's only method for the completed visit) or ``impute``
-        (:func:`pipeline.censoring_ice.ice_impute`), a study variant the estimate stage
-        cannot yet run. The diagnostics (the attrition test, the censoring-weight
-        diagnostics) and the placebo date's re-matched design stay the weighted ones.
+        (``estimate.censoring``'s default) or ``impute``
+        (:func:`pipeline.censoring_ice.ice_impute`, ``estimate.censoring: impute``). The
+        placebo date's re-matched design follows it, as the stage's robustness check
+        does; the attrition test and the censoring-weight diagnostics stay the weighted
+        ones.
     design
         The primary design (``estimate.design``): the study runs it, its two censoring
         variants and the other design (:func:`~pipeline.analysis.scenarios.estimators`).
@@ -171,11 +173,6 @@ class ValidateConfig:
                     f"validate {key}: must be one of {list(CENSORING_METHODS)}, "
                     f"not {getattr(self, key)!r}"
                 )
-        if self.primary_censoring != "weights" and self.inference and self.boot_draws > 0:
-            raise ValueError(
-                "primary_censoring 'impute' with the design bootstrap: the bootstrap re-fits "
-                "the censoring weights, not the imputation (set boot_draws to 0)"
-            )
 
 
 def synth_config(cfg: ValidateConfig, scenario: str, seed: int) -> SynthConfig:
@@ -287,6 +284,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         effect_strata=cfg.effect_strata,
         vcov=cfg.vcov,
         estimands={"itt_censoring": cfg.itt_censoring},
+        censoring=cfg.primary_censoring,
     )
     spec = RiskSetSpec(**cfg.match)
     panel, truths = synthetic_panel_truth(scfg)
@@ -434,7 +432,7 @@ def _placebo_ci(panel, spec, ecfg, y, homes) -> tuple[float, float]:
             m = rematch(PanelAccess(panel), pspec, shift=s)
             if m is None or m.empty:
                 return np.nan, np.nan
-            m, _ = with_censoring_weights(add_outcomes(m), ecfg.ipcw, ecfg.ipcw_truncate)
+            m = censoring_adjusted(add_outcomes(m), ecfg, (y,))[0]  # as the stage's check
             m = _with_homes(m, homes, ecfg.cluster)
             a = primary(m, y, ecfg, bootstrap=False).average((1, max(1, s - 3)), ecfg.alpha)
     except Exception:  # noqa: BLE001 - a check that cannot run does not fire

@@ -509,6 +509,21 @@ def _thin_weights(r: pd.Series | None) -> bool:
     return bool(float(r["effective_sample_size"]) < 0.1 * float(r["comparison_rows"]))
 
 
+#: The design bootstrap's standard error over the analytic one above which the Uncertainty
+#: caution says the analytic interval leaves out the estimated design (and is a concern).
+BOOTSTRAP_WIDER = 1.25
+
+
+def bootstrap_wider(metrics: Mapping[str, Any], rows: Mapping[str, Any]) -> float | None:
+    """The design bootstrap's standard error over the headline's analytic one, when both
+    are known."""
+    d = rows.get("design")
+    se = (metrics.get("att") or {}).get("std_error")
+    if d is None or se is None or not float(se) > 0 or pd.isna(d.get("std_error")):
+        return None
+    return float(d["std_error"]) / float(se)
+
+
 def inference_caveat(
     metrics: Mapping[str, Any],
     rows: Mapping[str, Any] | None = None,
@@ -525,8 +540,10 @@ def inference_caveat(
     boot = att.get("design_bootstrap") or ("design" in rows)
     if "design" in rows:
         d = rows["design"]
+        imputed = (metrics.get("censoring") or {}).get("method") == "impute"
+        redo = "imputation" if imputed else "censoring weights"
         parts.append(
-            "Re-running the whole design (matching score, matching and censoring weights) "
+            f"Re-running the whole design (matching score, matching and {redo}) "
             f"on schools resampled within districts gives {fmt_num(d['ci_low'])} to "
             f"{fmt_num(d['ci_high'])}"
             + (f"; a wild bootstrap by district (few clusters) gives "
@@ -561,6 +578,12 @@ def inference_caveat(
                      f"(mean {fmt_num(cens.get('weight_mean'), 2)}).")
     parts.append(truncation_text(cens))
     parts.append(at_end)
+    if cens.get("method") == "impute":
+        parts.append(
+            f"The attendance of comparison students visited later is imputed "
+            f"({plural(cens.get('imputed_rows', 0), 'row')}); the analytic interval treats "
+            "it as observed."
+        )
     if study_coverage:
         c = study_coverage
         span = (f"{fmt_num(c['lo'], 0)}%" if round(c["lo"]) == round(c["hi"])
@@ -570,7 +593,16 @@ def inference_caveat(
             f"replications in the {plural(c['worlds'], 'world')} where the design is valid "
             f"({CI_LEVEL}% intended)."
         )
-    if _thin_weights(end_row):
+    wider = bootstrap_wider(metrics, rows)
+    if wider is not None and wider > BOOTSTRAP_WIDER:
+        parts.insert(
+            len(parts) - (1 if study_coverage else 0),
+            f"Re-running the whole design gives a standard error {fmt_num(wider, 1)} times "
+            "the analytic one, which treats the matching and the "
+            + ("imputation" if cens.get("method") == "impute" else "weights")
+            + " as known: the wider interval is the safer reading.",
+        )
+    if _thin_weights(end_row) or (wider is not None and wider > BOOTSTRAP_WIDER):
         return Caveat("inference", "Uncertainty", CONCERN, " ".join(p for p in parts if p))
     status = OK if boot and cluster not in ("student_key", "student") else (
         CONCERN if cluster in ("student_key", "student") else NOT_ASSESSED)

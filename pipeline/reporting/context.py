@@ -52,11 +52,16 @@ def _strata(col: str | None) -> str:
 
 
 def _settings_words(
-    cluster: str | None, truncate, strata: str | None = None, vcov: str | None = None
+    cluster: str | None,
+    truncate,
+    strata: str | None = None,
+    vcov: str | None = None,
+    censoring: str | None = None,
 ) -> tuple[str, str]:
-    """``(clusters, weights)`` in words; the effect strata and a bias-reduced covariance
-    (``estimate.effect_strata``, ``estimate.vcov``; a study that did not record them ran
-    neither) are named with them."""
+    """``(clusters, weights)`` in words; the effect strata, a bias-reduced covariance and
+    imputed comparison rows (``estimate.effect_strata``, ``estimate.vcov``,
+    ``estimate.censoring``; a study that did not record them ran none of them) are named
+    with them."""
     if str(cluster) in ("student_key", "student"):
         cl = "by student"
     else:
@@ -64,11 +69,12 @@ def _settings_words(
     if str(vcov or "CR1") == "CR2":
         cl += " with the Bell-McCaffrey small-sample correction"
     qs = cv.truncation_percentiles(truncate)
-    tr = (
-        f"censoring weights truncated at the {join_words(qs)} percentiles"
-        if qs
-        else "untruncated censoring weights"
-    )
+    if str(censoring or "weights") == "impute":
+        tr = "the attendance of comparison students visited later imputed"
+    elif qs:
+        tr = f"censoring weights truncated at the {join_words(qs)} percentiles"
+    else:
+        tr = "untruncated censoring weights"
     if strata:
         tr += f", effects estimated within {_strata(strata)} and averaged"
     return cl, tr
@@ -81,6 +87,7 @@ def _study_words(settings: Mapping[str, Any]) -> tuple[str, str]:
         settings.get("ipcw_truncate"),
         settings.get("effect_strata"),
         settings.get("vcov"),
+        settings.get("primary_censoring"),
     )
 
 
@@ -92,6 +99,7 @@ def _estimate_words(metrics: Mapping) -> tuple[str, str]:
         (metrics.get("censoring") or {}).get("truncate"),
         ds.get("effect_strata"),
         ds.get("vcov"),
+        (metrics.get("censoring") or {}).get("method"),
     )
 
 
@@ -498,6 +506,8 @@ def build_context(
         "placebo": placebo_appendix(tabs["robustness"], optional.get("validation"),
                                     optional.get("verdicts"), m["primary_estimator"]),
         "truncation": cv.truncation(m.get("censoring") or {}),  # estimate.ipcw_truncate
+        # estimate.censoring: comparison students visited later weighted or imputed
+        "imputed": (m.get("censoring") or {}).get("method") == "impute",
         "max_smd": float(m["max_abs_smd_after"]),
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
         "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic,

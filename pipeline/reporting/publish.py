@@ -258,9 +258,11 @@ def published_sources(inputs: Inputs) -> dict[str, tuple[pd.DataFrame, TableSpec
     return out
 
 
-def _cols(t: dict[str, pd.DataFrame], name: str) -> pd.DataFrame:
-    """The optional table ``name`` in its schema's columns (those the reader requires)."""
-    return t[name][OPTIONAL_TABLES[name]].reset_index(drop=True)
+def _cols(t: dict[str, pd.DataFrame], name: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The optional table ``name`` in its schema's columns (those the reader requires), and
+    ``extra`` ones (empty when the table was written without them)."""
+    cols = list(dict.fromkeys([*OPTIONAL_TABLES[name], *extra]))
+    return t[name].reindex(columns=cols).reset_index(drop=True)
 
 
 def estimand_sources(t: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, TableSpec]]:
@@ -278,11 +280,14 @@ def estimand_sources(t: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame
             estimates=(_est("n_treated", "n_comparison", value_cols=rates),),
         ))  # fmt: skip
     if "censoring_diagnostics" in t:
-        out["censoring_diagnostics"] = (_cols(t, "censoring_diagnostics"), TableSpec(
+        imputation = ("imputed_rows", "mean_imputed")  # estimate.censoring: impute
+        out["censoring_diagnostics"] = (_cols(t, "censoring_diagnostics", imputation), TableSpec(
             "censoring_diagnostics", ("event_time",),
-            ("comparison_rows", "censored_rows", "censoring_events", "truncated_rows"),
+            ("comparison_rows", "censored_rows", "censoring_events", "truncated_rows",
+             "imputed_rows"),
             estimates=(_est("comparison_rows",
-                            value_cols=("effective_sample_size", "max_weight")),),
+                            value_cols=("effective_sample_size", "max_weight")),
+                       _est("imputed_rows", value_cols=("mean_imputed",))),
         ))  # fmt: skip
     if "chronic_yearly" in t:
         out["chronic_yearly"] = (_cols(t, "chronic_yearly"), TableSpec(

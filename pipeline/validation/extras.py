@@ -147,6 +147,7 @@ def design_bootstrap(
         truncate=ecfg.ipcw_truncate,
         ps_cache=ps_cache,
         effect_strata=ecfg.effect_strata,
+        censoring=ecfg.censoring,
     )
     return bs.run(draws, seed=seed, workers=1, alpha=ecfg.alpha)
 
