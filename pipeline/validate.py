@@ -123,6 +123,7 @@ def main() -> runner.Summary:
         effect_strata=s.estimate.effect_strata,
         vcov=s.estimate.vcov,
         itt_censoring=s.estimate.estimands.itt_censoring,
+        primary_censoring=s.estimate.censoring,
         **s.validate_section.kwargs(),
     )
     summary, reps = run(cfg, project_root())
