@@ -102,7 +102,7 @@ class EstimandsConfig:
     censoring_truncate: tuple[float, float] | None = DEFAULT_TRUNCATE
     #: the completed-visit design's comparison students visited later (``estimate.censoring``):
     #: ``weights`` or ``impute``
-    censoring: str = "weights"
+    censoring: str = "impute"
 
     @classmethod
     def from_params(cls, section: dict, **shared) -> EstimandsConfig:

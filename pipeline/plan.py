@@ -3,8 +3,9 @@
 Estimates the variance components from a panel (by default the panel stage's
 ``data/processed/panel.parquet``; :func:`pipeline.analysis.planning.variance_components`),
 takes the arms' design effects from ``--design-effects``, from an evaluation's matched
-stacks (``--matched``, e.g. ``data/processed/matched.parquet``, with untruncated censoring
-weights as the estimate stage uses them; :func:`pipeline.analysis.planning.decompose_std_error`)
+stacks (``--matched``, e.g. ``data/processed/matched.parquet``, comparison students visited
+later imputed as the estimate stage does, or with ``--censoring weights`` untruncated
+censoring weights; :func:`pipeline.analysis.planning.decompose_std_error`)
 or the synthetic state's defaults (:data:`pipeline.analysis.planning.DEFAULT_DESIGN_EFFECTS`),
 and prints the analytic MDE at 80% power over a grid of sizes
 (:func:`pipeline.analysis.planning.mde_table`).  It writes the table, the power curves
@@ -83,6 +84,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="the design's error clusters when --matched estimates the design effects "
         "(default: by home school, as the estimate stage)",
     )
+    ap.add_argument(
+        "--censoring",
+        default="impute",
+        choices=["impute", "weights"],
+        help="how --matched's comparison students visited later are handled, as "
+        "estimate.censoring (default: imputed, as the estimate stage; weights: untruncated)",
+    )
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--power", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=0, help="pseudo-visit months")
@@ -111,13 +119,15 @@ def design_effects_from(a: argparse.Namespace, vc: VarianceComponents) -> tuple[
     if a.design_effects is not None:
         return DesignEffects(*a.design_effects), "given on the command line"
     if a.matched is not None:
-        from pipeline.analysis.design import add_outcomes, with_censoring_weights
+        from pipeline.analysis.design import add_outcomes, censoring_adjusted
+        from pipeline.analysis.settings import EstimateConfig
 
         if not a.matched.exists():
             raise SystemExit(f"{a.matched}: matched data not found (run `leap run match`)")
         from pipeline.clusters import add_home_clusters, home_clusters
 
-        m, _ = with_censoring_weights(add_outcomes(pd.read_parquet(a.matched)), True, None)
+        cfg = EstimateConfig(censoring=a.censoring, ipcw_truncate=None)
+        m = censoring_adjusted(add_outcomes(pd.read_parquet(a.matched)), cfg)[0]
         if a.cluster != "student_key":  # the students' home school, as the estimate stage
             m = add_home_clusters(m, home_clusters(pd.read_parquet(a.panel)))
         dec = decompose_std_error(m, cluster=a.cluster)

@@ -389,7 +389,7 @@ class EstimateSettings(Section):
     time_effects: Literal["matched_set", "stratum"] = "matched_set"
     cluster: Str = "home_school_code"
     ipcw: Bool = True
-    censoring: Literal["weights", "impute"] = "weights"  # pipeline/censoring_ice.py
+    censoring: Literal["weights", "impute"] = "impute"  # pipeline/censoring_ice.py
     ipcw_truncate: Annotated[
         tuple[Annotated[float, Strict(), Field(ge=0, le=1)],
               Annotated[float, Strict(), Field(ge=0, le=1)]] | None,

@@ -114,7 +114,7 @@ def test_imputed_censoring_runs_through_the_stage(tmp_path):
     and the estimands all fit on the imputed stacks; attrition still counts the rows as
     recorded; the diagnostics are the imputation's."""
     panel, matched, balance, spec, meta = _matched(tmp_path, program={"served_share": 0.12})
-    base = dataclasses.replace(CFG, comparators=(), ratios=(2,))
+    base = dataclasses.replace(CFG, comparators=(), ratios=(2,), censoring="weights")
     out_w = run(panel, matched, balance, spec, base, meta)
     out_i = run(panel, matched, balance, spec, dataclasses.replace(base, censoring="impute"),
                 meta)

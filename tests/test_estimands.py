@@ -45,8 +45,16 @@ def test_reached_effect_is_itt_over_share(result):
 
 def test_diagnostic_tables(result):
     out, _ = result
+    # the default (estimate.censoring: impute): every row visited later is imputed
     d = out["censoring_diagnostics"]
-    assert (d["max_weight"] > 0).all() and (d["effective_sample_size"] > 0).all()
+    assert (d["imputed_rows"] == d["censored_rows"]).all() and d["imputed_rows"].sum() > 0
+    assert d["effective_sample_size"].isna().all() and d["max_weight"].isna().all()
+    assert out["metrics"]["att_school_clustered"]["estimate"] == pytest.approx(
+        out["estimands"]
+        .query("inference == 'design bootstrap (schools within districts)'")["estimate"]
+        .iloc[0],
+        abs=1e-8,
+    )
     a = out["attrition"]
     assert set(a["wwc_attrition"]) <= {"low", "high"}
     assert (a["boundary"] == "cautious").all()
@@ -66,12 +74,15 @@ def test_censoring_weights_given_are_those_computed():
     spec = RiskSetSpec()
     matched = stack_panels(panel, riskset_match(panel, spec).matches, spec.window)
     cfg = EstimandsConfig(design_bootstrap_draws=0, itt=False, district_wild_draws=99,
-                          censoring_truncate=None)  # fmt: skip
+                          censoring_truncate=None, censoring="weights")  # fmt: skip
     m, _, model = censoring_weights_model(add_outcomes(matched), True, None)
     fresh = estimands(panel[PANEL_COLUMNS], m, spec, cfg)
     given = estimands(panel[PANEL_COLUMNS], m, spec, cfg, censoring=(m["ipcw"], model))
     for name in ("estimands", "attrition", "censoring_diagnostics"):
         pd.testing.assert_frame_equal(fresh[name], given[name])
+    d = given["censoring_diagnostics"]
+    assert (d["max_weight"] > 0).all() and (d["effective_sample_size"] > 0).all()
+    assert d["imputed_rows"].isna().all()
     assert fresh["metrics"] == given["metrics"]
 
 

@@ -34,8 +34,10 @@ and these inputs (each a planner can supply, or estimate as shown):
     partial windows of students who leave or are censored, the clustering of students
     in schools, and the gap between the panel's residual variance and the design's.  The
     comparison arm's may grow with the arm's size (:meth:`DesignEffects.comparison_at`,
-    :func:`fit_design_effects`): untruncated censoring weights have a heavy right tail.
-    Default: :data:`DEFAULT_DESIGN_EFFECTS`.
+    :func:`fit_design_effects`), a little with the imputation of comparison students
+    visited later and much more with untruncated censoring weights, whose right tail is
+    heavy.  Default: :data:`DEFAULT_DESIGN_EFFECTS` (:data:`WEIGHTED_DESIGN_EFFECTS` for
+    ``estimate.censoring: weights``).
 ``icc_school``, ``n_schools``
     Only to plan a design whose design effects were measured with errors clustered by
     student: the school design effect ``1 + (m - 1) icc_school`` multiplies each arm's.
@@ -270,15 +272,25 @@ class SEDecomposition:
         )
 
 
-#: The arms' design effects of the primary design in the synthetic state (untruncated
-#: censoring weights, errors clustered by home school; as :meth:`SEDecomposition.design_effects_for`
-#: defines them): :func:`fit_design_effects` on the mean design effects of
+#: The arms' design effects of the primary design in the synthetic state (comparison
+#: students visited later imputed, ``estimate.censoring: impute``; errors clustered by home
+#: school; as :meth:`SEDecomposition.design_effects_for` defines them):
+#: :func:`fit_design_effects` on the mean design effects of the ``imputed`` rows of
 #: ``benchmarks/results/plan_mde_reps.csv`` (20 replications at each of 6,000, 10,000 and
-#: 16,000 students; 667-1,846 distinct comparison students).  Rounded.  The comparison
-#: arm's varies a lot between replications (standard deviation 1.4-2.3 around means of
-#: 3.6-5.8), so a single evaluation's is uncertain by about half its value; re-estimate
+#: 16,000 students; 704-1,956 distinct comparison students).  Rounded.  The comparison
+#: arm's varies between replications, so a single evaluation's is uncertain; re-estimate
 #: them on your own evaluation's matched data (``leap plan --matched``).
 DEFAULT_DESIGN_EFFECTS = DesignEffects(
+    treated=1.0,
+    comparison=2.7,
+    comparison_growth=0.77,
+    reference_n_comparison=1183.0,
+    n_comparison_range=(704.0, 1956.0),
+)
+#: The same for the option ``estimate.censoring: weights`` (untruncated; the ``untruncated``
+#: rows, 667-1,846 distinct comparison students, whose comparison-arm design effect has a
+#: standard deviation of 1.4-2.3 around means of 3.6-5.8 between replications).
+WEIGHTED_DESIGN_EFFECTS = DesignEffects(
     treated=1.2,
     comparison=4.4,
     comparison_growth=2.2,

@@ -35,7 +35,7 @@ class EstimateConfig:
     ipcw: bool = True
     #: comparison students visited later: ``weights`` (censoring weights, ``ipcw``) or
     #: ``impute`` (their untreated attendance predicted, :mod:`pipeline.censoring_ice`)
-    censoring: str = "weights"
+    censoring: str = "impute"
     wild_bootstrap: bool = True
     bootstrap_draws: int = 999
     seed: int = 11
