@@ -524,7 +524,7 @@ def test_the_interval_quotes_its_coverage_in_the_study_only_with_the_same_settin
     assert study_coverage(v, None, ours) is None
     text = inference_caveat(ours, {}, c).text
     assert ("with these settings it covered the truth in 94% to 99% of replications in the "
-            "2 worlds where the design is valid (95% intended)") in text
+            "2 valid worlds (95% intended)") in text
     assert "covered the truth" not in inference_caveat(ours, {}, None).text
 
 

@@ -535,6 +535,9 @@ def inference_caveat(
     (``study_coverage``, :func:`pipeline.reporting.context.study_coverage`)."""
     att = metrics["att"]
     rows = rows or {}
+    # a design bootstrap much wider than the analytic interval: said, and a concern
+    wider = bootstrap_wider(metrics, rows)
+    much_wider = wider is not None and wider > BOOTSTRAP_WIDER
     cluster = (metrics.get("design_settings") or {}).get("cluster", "")
     parts = []
     boot = att.get("design_bootstrap") or ("design" in rows)
@@ -546,6 +549,8 @@ def inference_caveat(
             f"Re-running the whole design (matching score, matching and {redo}) "
             f"on schools resampled within districts gives {fmt_num(d['ci_low'])} to "
             f"{fmt_num(d['ci_high'])}"
+            + (f" (its standard error {fmt_num(wider, 1)} times the analytic one, which "
+               f"takes them as known)" if much_wider else "")
             + (f"; a wild bootstrap by district (few clusters) gives "
                f"{fmt_num(rows['district']['ci_low'])} to "
                f"{fmt_num(rows['district']['ci_high'])}." if "district" in rows else ".")
@@ -578,7 +583,7 @@ def inference_caveat(
                      f"(mean {fmt_num(cens.get('weight_mean'), 2)}).")
     parts.append(truncation_text(cens))
     parts.append(at_end)
-    if cens.get("method") == "impute":
+    if cens.get("method") == "impute" and not much_wider:  # else said with the re-run
         parts.append(
             f"The attendance of comparison students visited later is imputed "
             f"({plural(cens.get('imputed_rows', 0), 'row')}); the analytic interval treats "
@@ -590,19 +595,9 @@ def inference_caveat(
                 else f"{fmt_num(c['lo'], 0)}% to {fmt_num(c['hi'], 0)}%")
         parts.append(
             f"In the simulation study with these settings it covered the truth in {span} of "
-            f"replications in the {plural(c['worlds'], 'world')} where the design is valid "
-            f"({CI_LEVEL}% intended)."
+            f"replications in the {plural(c['worlds'], 'valid world')} ({CI_LEVEL}% intended)."
         )
-    wider = bootstrap_wider(metrics, rows)
-    if wider is not None and wider > BOOTSTRAP_WIDER:
-        parts.insert(
-            len(parts) - (1 if study_coverage else 0),
-            f"Re-running the whole design gives a standard error {fmt_num(wider, 1)} times "
-            "the analytic one, which treats the matching and the "
-            + ("imputation" if cens.get("method") == "impute" else "weights")
-            + " as known: the wider interval is the safer reading.",
-        )
-    if _thin_weights(end_row) or (wider is not None and wider > BOOTSTRAP_WIDER):
+    if _thin_weights(end_row) or much_wider:
         return Caveat("inference", "Uncertainty", CONCERN, " ".join(p for p in parts if p))
     status = OK if boot and cluster not in ("student_key", "student") else (
         CONCERN if cluster in ("student_key", "student") else NOT_ASSESSED)

@@ -123,9 +123,7 @@ WORLD_SPECS: dict[str, WorldSpec] = {
         "reachability",
         "who is reached depends on an unrecorded family factor that also moves attendance",
         False,
-        "a record of the family factor (e.g. contact attempts and their outcomes with the "
-        "reason a family was not reached), or comparison students drawn from those referred "
-        "but not reached with the reach model known",
+        "contact records for unreached families",
         attempt_targets_apply=True,
     ),
     "attrition": WorldSpec(
