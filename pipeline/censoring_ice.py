@@ -213,9 +213,10 @@ def imputation_diagnostics(stacked: pd.DataFrame, imputed: pd.DataFrame) -> pd.D
     """The imputation's diagnostics in the censoring diagnostics' columns.
 
     Per event time ≥ 1: the comparison rows, those visited later (censored), the later
-    first visits in that month (when the rows carry the first visit's month), and from :func:`ice_impute`'s table (``imputed``) the rows
-    imputed and their mean imputed value; the weights' columns (effective rows, largest
-    and truncated weights) are left empty.
+    first visits in that month (when the rows carry the first visit's month), and from
+    :func:`ice_impute`'s table (``imputed``) the rows imputed and their mean imputed
+    value; the weights' columns (effective rows, largest and truncated weights) are left
+    empty.
     """
     comp = (stacked["role"] == "comparison").to_numpy()
     et = stacked["stack_event_time"].to_numpy()
