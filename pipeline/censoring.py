@@ -295,15 +295,33 @@ def _truncation(truncate) -> tuple[float | None, float | None]:
     return lo, hi
 
 
-def _diagnostics(k, comp, censored, event, w, mw, trunc) -> pd.DataFrame:
-    """Per event time ≥ 1: comparison rows, censored rows, ESS and largest weight."""
+def censoring_counts(
+    k: np.ndarray, comp: np.ndarray, censored: np.ndarray, event: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Per event time ≥ 1 (the index, ``event_time``): the comparison rows, those censored
+    (visited later) and, given ``event``, the censoring events (later first visits in the
+    row's month) — the counts both methods' diagnostics start from (:func:`_diagnostics`,
+    :func:`pipeline.censoring_ice.imputation_diagnostics`)."""
     sel = comp & (k >= 1)
     d = pd.DataFrame(
         {
             "event_time": k[sel].astype(int),
             "comparison_rows": 1,
             "censored_rows": censored[sel].astype(int),
-            "censoring_events": event[sel].astype(int),
+        }
+    )
+    if event is not None:
+        d["censoring_events"] = event[sel].astype(int)
+    return d.groupby("event_time").sum()
+
+
+def _diagnostics(k, comp, censored, event, w, mw, trunc) -> pd.DataFrame:
+    """Per event time ≥ 1: comparison rows, censored rows, ESS and largest weight."""
+    out = censoring_counts(k, comp, censored, event)
+    sel = comp & (k >= 1)
+    d = pd.DataFrame(
+        {
+            "event_time": k[sel].astype(int),
             "w": np.where(censored[sel], 0.0, w[sel]),
             "tw": np.where(censored[sel], 0.0, w[sel] * mw[sel]),
             "truncated_rows": trunc[sel].astype(int),
@@ -311,7 +329,7 @@ def _diagnostics(k, comp, censored, event, w, mw, trunc) -> pd.DataFrame:
     )
     d["tw2"] = d["tw"] ** 2
     g = d.groupby("event_time")
-    out = g[["comparison_rows", "censored_rows", "censoring_events", "truncated_rows"]].sum()
+    out["truncated_rows"] = g["truncated_rows"].sum()
     s1, s2 = g["tw"].sum(), g["tw2"].sum()
     out["effective_sample_size"] = np.where(s2 > 0, s1**2 / s2.where(s2 > 0, 1.0), 0.0)
     out["max_weight"] = g["w"].max()

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.schemas import CENSORING_DIAGNOSTICS_COLUMNS
-from pipeline.censoring import ipcw_weights
+from pipeline.censoring import censoring_counts, ipcw_weights
 
 #: The history a regression conditions on: the three previous months' rates.
 LAGS = ("rate_lag1", "rate_lag2", "rate_lag3")
@@ -134,6 +134,14 @@ def ice_impute(
     out_y = y.copy()
     imputed_rows = np.zeros(len(stacked), dtype=bool)
     diag = []
+
+    def live_at(j: int) -> tuple[np.ndarray, np.ndarray] | None:
+        idx = rows.get(j)
+        if idx is None:
+            return None
+        live = idx[~cen[idx]]
+        return live, w[live]
+
     for k in range(1, kmax + 1):
         if k not in rows:
             continue
@@ -143,28 +151,9 @@ def ice_impute(
                          "mean_imputed": np.nan})  # fmt: skip
             continue
         # Q_j for j = k, k−1, …, 1 (a row censored at k was censored from some c ≤ k on,
-        # and gets Q_c: _predict)
-        beta = None
-        q_at: dict[int, np.ndarray] = {}
-        for j in range(k, 0, -1):
-            idx = rows.get(j)
-            if idx is None:
-                continue
-            live = idx[~cen[idx]]
-            if j == k:
-                resp = y[live]
-                ok = ~np.isnan(resp)
-            else:  # Q_{j+1} at the history through j
-                resp = through[live] @ beta
-                ok = np.isfinite(resp) & ~np.isnan(y[live])
-            if ok.sum() < before.shape[1]:
-                raise ValueError(
-                    f"ice_impute: event time {j} has too few uncensored comparison rows "
-                    f"to predict event time {k}"
-                )
-            beta = _fit(before[live[ok]], resp[ok], w[live[ok]])
-            q_at[j] = beta
-        imputed = _predict(c_row[target], et, before, q_at)
+        # and gets Q_c: predict_censored)
+        q_at = chain_models(k, live_at, y, before, through, "ice_impute")
+        imputed = predict_censored(c_row[target], et[c_row[target]], before, q_at)
         out_y[target] = imputed
         imputed_rows[target] = True
         diag.append({"event_time": k, "comparison_rows": int(rows[k].size),
@@ -175,6 +164,51 @@ def ice_impute(
     out[censored] = stacked[censored].to_numpy(dtype=bool) & ~imputed_rows
     out["ipcw"] = 1.0
     return out, pd.DataFrame(diag)
+
+
+def chain_models(
+    k: int,
+    live_at,
+    y: np.ndarray,
+    before: np.ndarray,
+    through: np.ndarray,
+    who: str,
+) -> dict[int, np.ndarray]:
+    """The chain's models ``Q_j`` for ``j = k, k − 1, …, 1`` (the module docstring).
+
+    ``live_at(j)`` gives the uncensored comparison rows at event time ``j`` — positions
+    into ``y``, ``before`` and ``through`` — and their weights, or ``None`` when event
+    time ``j`` has no comparison row (the chain skips it). Shared by :func:`ice_impute`
+    (rows of the stacks) and the design bootstrap's draws (rows of the panel, weights of
+    the draw's members, :class:`pipeline.design_bootstrap.DesignBootstrap`).
+
+    Raises
+    ------
+    ValueError
+        Some event time has fewer usable rows than the model has coefficients (``who``
+        names the caller).
+    """
+    beta = None
+    q_at: dict[int, np.ndarray] = {}
+    for j in range(k, 0, -1):
+        got = live_at(j)
+        if got is None:
+            continue
+        live, wl = got
+        if j == k:
+            resp = y[live]
+            ok = ~np.isnan(resp)
+        else:  # Q_{j+1} at the history through j
+            resp = through[live] @ beta
+            ok = np.isfinite(resp) & ~np.isnan(y[live])
+        if ok.sum() < before.shape[1]:
+            raise ValueError(
+                f"{who}: event time {j} has too few uncensored comparison rows "
+                f"to predict event time {k}"
+            )
+        beta = _fit(before[live[ok]], resp[ok], wl[ok])
+        q_at[j] = beta
+    return q_at
 
 
 def _first_censored_rows(stacked: pd.DataFrame, cen: np.ndarray, et: np.ndarray) -> np.ndarray:
@@ -194,10 +228,12 @@ def _first_censored_rows(stacked: pd.DataFrame, cen: np.ndarray, et: np.ndarray)
     return out
 
 
-def _predict(c_rows: np.ndarray, et: np.ndarray, before: np.ndarray, q_at: dict) -> np.ndarray:
+def predict_censored(
+    c_rows: np.ndarray, cs: np.ndarray, before: np.ndarray, q_at: dict
+) -> np.ndarray:
     """Each target row's prediction: the model ``Q_c`` of its unit's first censored event
-    time ``c``, at the history before ``c`` (``c_rows``: the unit's row at ``c``)."""
-    cs = et[c_rows]
+    time ``c`` (``cs``), at the history before ``c`` (``c_rows``: the unit's row at ``c``,
+    a position into ``before``)."""
     out = np.empty(c_rows.size)
     for c in np.unique(cs):
         # a chain with no model at c (no comparison row there): the nearest later one
@@ -220,19 +256,12 @@ def imputation_diagnostics(stacked: pd.DataFrame, imputed: pd.DataFrame) -> pd.D
     """
     comp = (stacked["role"] == "comparison").to_numpy()
     et = stacked["stack_event_time"].to_numpy()
-    sel = comp & (et >= 1)
-    d = pd.DataFrame(
-        {
-            "event_time": et[sel].astype(int),
-            "comparison_rows": 1,
-            "censored_rows": stacked["censored"].to_numpy(dtype=bool)[sel].astype(int),
-        }
-    )
+    event = None
     if {"first_visit_school_month", "school_month"} <= set(stacked.columns):
         fv = stacked["first_visit_school_month"].astype("float64").to_numpy()
-        sm = stacked["school_month"].astype("float64").to_numpy()
-        d["censoring_events"] = (fv[sel] == sm[sel]).astype(int)
-    out = d.groupby("event_time").sum().reset_index()
+        event = fv == stacked["school_month"].astype("float64").to_numpy()
+    cen = stacked["censored"].to_numpy(dtype=bool)
+    out = censoring_counts(et, comp, cen, event).reset_index()
     if len(imputed):
         im = imputed.set_index("event_time")
         out["imputed_rows"] = out["event_time"].map(im["imputed"]).fillna(0).astype(int)
@@ -248,6 +277,7 @@ def adjust_for_censoring(
     method: str,
     *,
     truncate: tuple[float, float] | None = None,
+    history: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stacked rows ready for the estimators, censoring handled by ``method``.
 
@@ -262,6 +292,9 @@ def adjust_for_censoring(
         weighted by :func:`pipeline.censoring.ipcw_weights` (``truncate`` applies);
         ``impute``: their untreated outcome is predicted by :func:`ice_impute` and no
         weights are used.
+    history : str, optional
+        Under ``impute``, the rate the chain's history is of (:func:`ice_impute`; default
+        ``yname``).
 
     Returns
     -------
@@ -279,6 +312,6 @@ def adjust_for_censoring(
         w, model = ipcw_weights(stacked, truncate=truncate)
         return stacked.assign(ipcw=w.to_numpy()), model.diagnostics
     if method == "impute":
-        out, diag = ice_impute(stacked, yname)
+        out, diag = ice_impute(stacked, yname, history=history)
         return out, imputation_diagnostics(stacked, diag)
     raise ValueError(f"censoring method must be one of {list(CENSORING_METHODS)}, not {method!r}")

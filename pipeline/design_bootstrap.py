@@ -60,7 +60,12 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from pipeline.censoring import DEFAULT_TRUNCATE, _truncation
-from pipeline.censoring_ice import CENSORING_METHODS, _features, _fit
+from pipeline.censoring_ice import (
+    CENSORING_METHODS,
+    _features,
+    chain_models,
+    predict_censored,
+)
 from pipeline.clusters import home_clusters
 from pipeline.did.within import wls_within
 from pipeline.matching.propensity import (
@@ -621,34 +626,21 @@ class DesignBootstrap:
         c_col = np.where(has, np.argmax(cen, axis=1), -1)
         c_row = np.where(has, rows[np.arange(n_mem), np.maximum(c_col, 0)], -1)
         live = comp & present & ~cen
+
+        def live_at(j: int) -> tuple[np.ndarray, np.ndarray] | None:
+            if not (comp[:, j - 1] & present[:, j - 1]).any():
+                return None
+            mem = np.flatnonzero(live[:, j - 1])
+            return rows[mem, j - 1], w[mem]
+
         for k in range(1, kmax + 1):
             target = np.flatnonzero(cen[:, k - 1])
             if target.size == 0:
                 continue
-            q_at: dict[int, np.ndarray] = {}
-            beta = None
-            for j in range(k, 0, -1):
-                if not (comp[:, j - 1] & present[:, j - 1]).any():
-                    continue
-                mem = np.flatnonzero(live[:, j - 1])
-                rr = rows[mem, j - 1]
-                if j == k:
-                    resp = self.y[rr]
-                    ok = ~np.isnan(resp)
-                else:
-                    resp = self.h_through[rr] @ beta
-                    ok = np.isfinite(resp) & ~np.isnan(self.y[rr])
-                if ok.sum() < self.h_before.shape[1]:
-                    raise ValueError(f"design bootstrap: too few comparison rows at {j}")
-                beta = _fit(self.h_before[rr[ok]], resp[ok], w[mem[ok]])
-                q_at[j] = beta
-            cs = c_col[target] + 1
-            for c in np.unique(cs):
-                b = q_at.get(int(c))
-                if b is None:
-                    b = q_at[min(j for j in q_at if j >= c)]
-                sel = target[cs == c]
-                Y[sel, k - 1] = self.h_before[c_row[sel]] @ b
+            q_at = chain_models(k, live_at, self.y, self.h_before, self.h_through,
+                                "design bootstrap")  # fmt: skip
+            Y[target, k - 1] = predict_censored(c_row[target], c_col[target] + 1,
+                                                self.h_before, q_at)  # fmt: skip
         return Y
 
     def _censoring_weights(self, rows, at_risk, event, censored, mem_om, ks) -> np.ndarray:

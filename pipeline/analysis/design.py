@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.censoring import DEFAULT_TRUNCATE, CensoringModel, ipcw_weights
-from pipeline.censoring_ice import ice_impute, imputation_diagnostics
+from pipeline.censoring_ice import adjust_for_censoring, ice_impute
 from pipeline.did.ancova import matched_ancova
 from pipeline.did.results import EventStudyResult
 from pipeline.did.stacked import stacked_event_study
@@ -83,10 +83,9 @@ def censoring_adjusted(
         m, info, model = censoring_weights_model(matched, cfg.ipcw, cfg.ipcw_truncate)
         diag = model.diagnostics if model is not None else pd.DataFrame()
         return m, {"method": "weights", **info}, model, diag
-    out, ice = ice_impute(matched, outcomes[0], history="attendance_rate")
-    diag = imputation_diagnostics(matched, ice)
+    # the chain's history is the attendance rate whatever the outcome (the lags)
+    out, diag = adjust_for_censoring(matched, outcomes[0], "impute", history="attendance_rate")
     for y in outcomes[1:]:
-        # the chain's history is the attendance rate whatever the outcome (the lags)
         other, _ = ice_impute(matched, y, history="attendance_rate")
         out[y] = other[y].to_numpy()
     cen = matched["censored"].astype(bool).to_numpy()
