@@ -83,6 +83,13 @@ def main() -> None:
         help="of them in the program (the district wild bootstrap's clusters)",
     )
     ap.add_argument(
+        "--served-share",
+        type=float,
+        default=ValidateConfig.served_share,
+        help="share of a program district's students first reached over the period "
+        "(synthesize.program.served_share; the default extract's is 0.055)",
+    )
+    ap.add_argument(
         "--primary-only",
         action="store_true",
         help="run only the primary design (and the --inference extras), without the "
@@ -117,6 +124,14 @@ def main() -> None:
         "(estimate.censoring: impute)",
     )
     ap.add_argument(
+        "--boot-scheme",
+        choices=["multinomial", "dirichlet_flat", "dirichlet_resampling", "dirichlet_unit"],
+        default="multinomial",
+        help="how the design bootstrap (--inference) weighs schools: resampled within "
+        "districts (multinomial, the estimate stage's) or smooth Dirichlet weights within "
+        "districts of the named variance (pipeline.design_bootstrap.SCHEMES)",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="recompute the tables and verdicts from --out/replications.csv (no new runs)",
@@ -139,6 +154,7 @@ def main() -> None:
         if a.itt_censoring == "params"
         else a.itt_censoring,
         primary_censoring=a.primary_censoring,
+        boot_scheme=a.boot_scheme,
         seed=a.seed,
         n_reps=a.reps,
         workers=a.workers,
@@ -159,6 +175,7 @@ def main() -> None:
         n_students=a.n_students,
         n_districts=a.n_districts,
         n_program_districts=a.n_program_districts,
+        served_share=a.served_share,
         inference=a.inference,
         boot_draws=a.boot_draws,
         wild_draws=a.wild_draws,
@@ -174,6 +191,7 @@ def main() -> None:
         "n_students": a.n_students,
         "n_districts": a.n_districts,
         "n_program_districts": a.n_program_districts,
+        "served_share": a.served_share,
         "cluster": cfg.cluster,
         "ipcw_truncate": None if cfg.ipcw_truncate is None else list(cfg.ipcw_truncate),
         "effect_strata": cfg.effect_strata,
@@ -183,6 +201,7 @@ def main() -> None:
         "inference": a.inference,
         "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,
+        "boot_scheme": a.boot_scheme if a.inference else None,
         "wild_draws": a.wild_draws if a.inference else None,
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_note": "wall time of the last invocation (a study resumed from its checkpoint "
@@ -216,12 +235,16 @@ def command(a: argparse.Namespace, out: Path, itt_censoring: str | None = None) 
         ValidateConfig.n_program_districts,
     ):
         parts.append(f"--n-districts {a.n_districts} --n-program-districts {a.n_program_districts}")
+    if a.served_share != ValidateConfig.served_share:
+        parts.append(f"--served-share {a.served_share}")
     if list(a.scenarios) != list(SCENARIOS):
         parts.append("--scenarios " + " ".join(a.scenarios))
     if a.primary_only:
         parts.append("--primary-only")
     if a.inference:
         parts.append(f"--inference --boot-draws {a.boot_draws} --wild-draws {a.wild_draws}")
+        if a.boot_scheme != "multinomial":
+            parts.append(f"--boot-scheme {a.boot_scheme}")
     if a.effect_strata != "params":
         parts.append(f"--effect-strata {a.effect_strata}")
     if a.vcov != "params":

@@ -226,6 +226,12 @@ def render(folder: Path) -> str:
             if "n_districts" in timing
             else ""
         )
+        + (
+            f", {100 * timing['served_share']:.1f}% of a program district's students "
+            "reached over the period"
+            if timing.get("served_share") is not None
+            else ""
+        )
         + "; the primary's error "
         f"clustering `{timing.get('cluster', 'student_key')}`, censoring-weight truncation "
         f"`{timing.get('ipcw_truncate')}`, effect strata `{timing.get('effect_strata')}` and "
@@ -233,8 +239,14 @@ def render(folder: Path) -> str:
         "command's flags)"
         + (
             "; the primary's comparison students visited later **imputed**, not weighted "
-            "(`estimate.censoring: impute`; the estimate stage's default is the weights)"
+            "(`estimate.censoring: impute`)"
             if timing.get("primary_censoring", "weights") != "weights"
+            else ""
+        )
+        + (
+            f"; the design bootstrap's schools given smooth random weights within districts, "
+            f"not resampled (scheme `{timing.get('boot_scheme')}`)"
+            if inference and timing.get("boot_scheme") not in (None, "multinomial")
             else ""
         )
         + (

@@ -14,7 +14,12 @@ from pipeline.analysis.design import (
 )
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.clusters import add_home_clusters, home_clusters
-from pipeline.design_bootstrap import DesignBootstrap, school_multiplicities
+from pipeline.design_bootstrap import (
+    SCHEMES,
+    DesignBootstrap,
+    school_multiplicities,
+    school_weights,
+)
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from tests.conftest import small_config
 from tests.panel_factory import build_panel
@@ -110,6 +115,63 @@ def test_school_draws_stay_within_districts():
         c = school_multiplicities(school_district, rng)
         assert np.bincount(school_district, weights=c).tolist() == [3, 2, 1]
     assert school_multiplicities(school_district, np.random.default_rng(5))[5] == 1
+
+
+@pytest.mark.parametrize("variance", ["flat", "resampling", "unit"])
+def test_school_weights_have_the_named_variance(variance):
+    """Smooth weights: every school keeps a positive weight, each district's weights sum
+    to its number of schools n, and a school's weight has mean 1 and the variance its
+    Dirichlet concentration gives, (n - 1) / (n α + 1): (n - 1) / (n + 1) for the flat
+    Bayesian bootstrap, (n - 1) / n (a resampled count's) and 1."""
+    school_district = np.array([0, 0, 0, 0, 1, 1, 1, 2])
+    rng = np.random.default_rng(0)
+    w = np.array([school_weights(school_district, rng, variance) for _ in range(40000)])
+    assert (w > 0).all()
+    np.testing.assert_allclose(w[:, :4].sum(axis=1), 4)
+    np.testing.assert_allclose(w[:, 4:7].sum(axis=1), 3)
+    np.testing.assert_allclose(w[:, 7], 1)  # a district of one school: its weight is fixed
+    np.testing.assert_allclose(w.mean(axis=0), 1, atol=0.02)
+    want = {"flat": (3 / 5, 2 / 4), "resampling": (3 / 4, 2 / 3), "unit": (1.0, 1.0)}[variance]
+    np.testing.assert_allclose(w[:, :4].var(axis=0), want[0], rtol=0.05)
+    np.testing.assert_allclose(w[:, 4:7].var(axis=0), want[1], rtol=0.05)
+    # resampling's counts have the "resampling" variance too
+    c = np.array([school_multiplicities(school_district, rng) for _ in range(40000)])
+    np.testing.assert_allclose(c[:, :4].var(axis=0), 3 / 4, rtol=0.05)
+    a = school_weights(school_district, np.random.default_rng(9), variance)
+    np.testing.assert_array_equal(
+        a, school_weights(school_district, np.random.default_rng(9), variance)
+    )
+
+
+def test_smooth_draws_keep_every_student_in_the_matching(panel):
+    """Resampling drops the students of schools not drawn from the matching's pool; smooth
+    weights keep them all (with their weights in the propensity fit)."""
+    bs = DesignBootstrap(panel, censoring="impute", scheme="dirichlet_flat")
+    n_rows = bs.work_t.size
+    rng = np.random.default_rng(1)
+    omega = school_weights(bs.school_district, rng)[bs.student_school]
+    act, lp = bs.propensity(omega)
+    assert act.size == n_rows and np.isfinite(lp).all()
+    counts = school_multiplicities(bs.school_district, np.random.default_rng(1))
+    act_m, _ = bs.propensity(counts[bs.student_school])
+    assert act_m.size < n_rows
+    # the re-fitted score moves with the weights
+    _, lp0 = bs.propensity(np.ones(bs.n_students))
+    assert np.max(np.abs(lp - lp0)) > 1e-6
+    a = bs.run(6, seed=4, workers=1)
+    b = bs.run(6, seed=4, workers=2)
+    np.testing.assert_array_equal(a.draws, b.draws)
+    assert np.isfinite(a.draws).all() and np.std(a.draws) > 0
+    assert a.info["scheme"] == "dirichlet_flat"
+    c = DesignBootstrap(panel, censoring="impute").run(6, seed=4, workers=1)
+    assert not np.allclose(a.draws, c.draws)  # the schemes draw differently
+
+
+def test_unknown_scheme_is_refused(panel):
+    assert set(SCHEMES) == {"multinomial", "dirichlet_flat", "dirichlet_resampling",
+                            "dirichlet_unit"}  # fmt: skip
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        DesignBootstrap(panel, scheme="poisson")
 
 
 def test_draws_are_reproducible_and_vary(panel):

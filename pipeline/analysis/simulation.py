@@ -46,6 +46,7 @@ from pipeline.analysis.scenarios import (
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.censoring_ice import CENSORING_METHODS, adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
+from pipeline.design_bootstrap import SCHEMES
 from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
@@ -115,6 +116,9 @@ class ValidateConfig:
         (``boot_draws``), the intent-to-treat effect at the first attempted visit and the
         effect on families reached, each row judged against its own truth. Needs the
         matched ANCOVA as the design.
+    boot_scheme
+        How the design bootstrap weighs schools (:data:`pipeline.design_bootstrap.SCHEMES`;
+        ``multinomial``, the estimate stage's, resamples them).
     checkpoint
         A CSV that every finished replication is appended to; replications already in it
         are not run again (:func:`run_replications`). ``None``: no checkpoint.
@@ -146,6 +150,7 @@ class ValidateConfig:
     match: dict = field(default_factory=dict)
     inference: bool = False
     boot_draws: int = 49
+    boot_scheme: str = "multinomial"
     wild_draws: int = 199
     checkpoint: str | None = None
 
@@ -167,6 +172,10 @@ class ValidateConfig:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
         if bad:
             raise ValueError(f"validate.scenarios: unknown {bad}; choose from {list(SCENARIOS)}")
+        if self.boot_scheme not in SCHEMES:
+            raise ValueError(
+                f"validate boot_scheme: must be one of {list(SCHEMES)}, not {self.boot_scheme!r}"
+            )
         for key in ("itt_censoring", "primary_censoring"):
             if getattr(self, key) not in CENSORING_METHODS:
                 raise ValueError(
@@ -283,7 +292,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         ipcw_truncate=None if cfg.ipcw_truncate is None else tuple(cfg.ipcw_truncate),
         effect_strata=cfg.effect_strata,
         vcov=cfg.vcov,
-        estimands={"itt_censoring": cfg.itt_censoring},
+        estimands={"itt_censoring": cfg.itt_censoring, "design_bootstrap_scheme": cfg.boot_scheme},
         censoring=cfg.primary_censoring,
     )
     spec = RiskSetSpec(**cfg.match)

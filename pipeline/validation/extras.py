@@ -148,6 +148,7 @@ def design_bootstrap(
         ps_cache=ps_cache,
         effect_strata=ecfg.effect_strata,
         censoring=ecfg.censoring,
+        scheme=ecfg.estimands.get("design_bootstrap_scheme", "multinomial"),
     )
     return bs.run(draws, seed=seed, workers=1, alpha=ecfg.alpha)
 
