@@ -2,7 +2,8 @@
 simulation study's replications.
 
     python benchmarks/compare_boot_schemes.py [--scenario dip] [--reps 100] [--draws 49]
-        [--workers 2] [--out benchmarks/results/boot_schemes_dip_n100]
+        [--workers 2] [--effect-strata COLUMN] [--schemes NAME ...]
+        [--out benchmarks/results/boot_schemes_dip_n100]
 
 Each replication is the inference study's (``benchmarks/run_worlds_study.py``: the same
 seeds, 6,000 students, 8 districts, 4 in the program; the completed-visit design with the
@@ -22,6 +23,11 @@ seed) runs four times, once per scheme of :data:`pipeline.design_bootstrap.SCHEM
     Rubin's Bayesian bootstrap, variance ``(n - 1) / (n + 1)``;
 ``dirichlet_unit``
     variance 1, unbiased for a linear statistic.
+
+``--effect-strata grade_band`` fits the primary within grade bands and averages over the
+visited students' mix (``estimate.effect_strata``); the bootstrap's draws then hold the
+full sample's visited mix, so a draw no longer changes whose effect is averaged. Its
+ratios are against the spread of that estimator. ``--schemes`` runs a subset.
 
 Writes ``replications.csv`` (one row per replication: the full-sample estimate, the
 generator's truth, each scheme's standard error) and ``summary.json`` (each scheme's mean
@@ -56,7 +62,7 @@ ORDER = ("multinomial", "dirichlet_resampling", "dirichlet_flat", "dirichlet_uni
 
 
 def one(args) -> dict:
-    scenario, rep, seed, draws = args
+    scenario, rep, seed, draws, strata, schemes = args
     t0 = time.perf_counter()
     cfg = ValidateConfig(n_students=6000)
     with warnings.catch_warnings():
@@ -66,9 +72,10 @@ def one(args) -> dict:
         cache = PropensityCache()
         riskset_match(panel, spec, ps_cache=cache)  # the primary's fit, reused
         bs = DesignBootstrap(panel, spec, att_window=cfg.att_window, truncate=None,
-                             ps_cache=cache, censoring="impute")  # fmt: skip
+                             ps_cache=cache, censoring="impute",
+                             effect_strata=strata)  # fmt: skip
         row = {"scenario": scenario, "rep": rep, "seed": seed, "truth": truth.get("att_window")}
-        for scheme in ORDER:
+        for scheme in schemes:
             bs.scheme = scheme
             r = bs.run(draws, seed=seed, workers=1)
             row["estimate"] = r.estimate
@@ -88,14 +95,19 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=49)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=ValidateConfig.seed)
+    ap.add_argument("--effect-strata", default=None, help="e.g. grade_band (default: none)")
+    ap.add_argument("--schemes", nargs="*", choices=ORDER, default=list(ORDER))
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     assert set(ORDER) == set(SCHEMES)
-    out = a.out or Path(f"benchmarks/results/boot_schemes_{a.scenario}_n{a.reps}")
+    schemes = [s for s in ORDER if s in a.schemes]
+    tag = f"_{a.effect_strata}" if a.effect_strata else ""
+    out = a.out or Path(f"benchmarks/results/boot_schemes_{a.scenario}{tag}_n{a.reps}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     seeds = replication_seeds(a.seed, a.reps)
-    jobs = [(a.scenario, r, int(seeds[r]), a.draws) for r in range(a.reps)]
+    jobs = [(a.scenario, r, int(seeds[r]), a.draws, a.effect_strata, schemes)
+            for r in range(a.reps)]  # fmt: skip
     with ProcessPoolExecutor(max_workers=a.workers) as ex:
         rows = list(ex.map(one, jobs))
     d = pd.DataFrame(rows).sort_values("rep")
@@ -104,17 +116,20 @@ def main() -> None:
     summary = {
         "command": f"python benchmarks/compare_boot_schemes.py --scenario {a.scenario} "
         f"--reps {a.reps} --draws {a.draws} --workers {a.workers}"
-        + (f" --seed {a.seed}" if a.seed != ValidateConfig.seed else ""),
+        + (f" --seed {a.seed}" if a.seed != ValidateConfig.seed else "")
+        + (f" --effect-strata {a.effect_strata}" if a.effect_strata else "")
+        + (" --schemes " + " ".join(schemes) if schemes != list(ORDER) else ""),
+        "effect_strata": a.effect_strata,
         "scenario": a.scenario,
         "reps": a.reps,
         "draws": a.draws,
         "sd_estimate": sd,
         "sd_error": float((d["estimate"] - d["truth"]).std(ddof=1)),
         "schools_per_district": float(d["schools_per_district"].mean()),
-        "se_over_sd": {s: float(d[s].mean() / sd) for s in ORDER},
+        "se_over_sd": {s: float(d[s].mean() / sd) for s in schemes},
         # Monte Carlo error of each ratio (bootstrap over the replications)
         "se_over_sd_mcse": {
-            s: _ratio_mcse(d[s].to_numpy(), d["estimate"].to_numpy()) for s in ORDER
+            s: _ratio_mcse(d[s].to_numpy(), d["estimate"].to_numpy()) for s in schemes
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -20,7 +20,7 @@ Schemes (``scheme``)
     schemes give every school a smooth random weight instead (:func:`school_weights`),
     with the weight variance the name says. They exist to take the resampled bootstrap's
     excess apart (``benchmarks/compare_boot_schemes.py``; 100 replications of the default
-    world, about three schools per district): its standard error is 1.14 times the spread
+    world, about three schools per district): its standard error is 1.13 times the spread
     of the estimates; weights of the same variance that keep every school in the
     matching's pool give 1.06, so leaving a third of the schools out of each draw (the
     failure Abadie and Imbens 2008 describe for matching estimators) accounts for about
