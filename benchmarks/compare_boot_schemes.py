@@ -2,7 +2,7 @@
 simulation study's replications.
 
     python benchmarks/compare_boot_schemes.py [--scenario dip] [--reps 100] [--draws 49]
-        [--workers 2] [--effect-strata COLUMN] [--schemes NAME ...]
+        [--workers 2] [--effect-strata COLUMN] [--hold-mix COLUMN] [--schemes NAME ...]
         [--out benchmarks/results/boot_schemes_dip_n100]
 
 Each replication is the inference study's (``benchmarks/run_worlds_study.py``: the same
@@ -27,7 +27,9 @@ seed) runs four times, once per scheme of :data:`pipeline.design_bootstrap.SCHEM
 ``--effect-strata grade_band`` fits the primary within grade bands and averages over the
 visited students' mix (``estimate.effect_strata``); the bootstrap's draws then hold the
 full sample's visited mix, so a draw no longer changes whose effect is averaged. Its
-ratios are against the spread of that estimator. ``--schemes`` runs a subset.
+ratios are against the spread of that estimator. ``--hold-mix grade_band`` keeps the
+estimator and holds the visited students' grade-band mix in every draw instead
+(``DesignBootstrap(hold_mix=...)``). ``--schemes`` runs a subset.
 
 Writes ``replications.csv`` (one row per replication: the full-sample estimate, the
 generator's truth, each scheme's standard error) and ``summary.json`` (each scheme's mean
@@ -62,7 +64,7 @@ ORDER = ("multinomial", "dirichlet_resampling", "dirichlet_flat", "dirichlet_uni
 
 
 def one(args) -> dict:
-    scenario, rep, seed, draws, strata, schemes = args
+    scenario, rep, seed, draws, strata, hold, schemes = args
     t0 = time.perf_counter()
     cfg = ValidateConfig(n_students=6000)
     with warnings.catch_warnings():
@@ -73,7 +75,7 @@ def one(args) -> dict:
         riskset_match(panel, spec, ps_cache=cache)  # the primary's fit, reused
         bs = DesignBootstrap(panel, spec, att_window=cfg.att_window, truncate=None,
                              ps_cache=cache, censoring="impute",
-                             effect_strata=strata)  # fmt: skip
+                             effect_strata=strata, hold_mix=hold)  # fmt: skip
         row = {"scenario": scenario, "rep": rep, "seed": seed, "truth": truth.get("att_window")}
         for scheme in schemes:
             bs.scheme = scheme
@@ -96,17 +98,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=ValidateConfig.seed)
     ap.add_argument("--effect-strata", default=None, help="e.g. grade_band (default: none)")
+    ap.add_argument("--hold-mix", default=None, help="e.g. grade_band (default: none)")
     ap.add_argument("--schemes", nargs="*", choices=ORDER, default=list(ORDER))
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     assert set(ORDER) == set(SCHEMES)
     schemes = [s for s in ORDER if s in a.schemes]
     tag = f"_{a.effect_strata}" if a.effect_strata else ""
+    tag += f"_held_{a.hold_mix}" if a.hold_mix else ""
     out = a.out or Path(f"benchmarks/results/boot_schemes_{a.scenario}{tag}_n{a.reps}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     seeds = replication_seeds(a.seed, a.reps)
-    jobs = [(a.scenario, r, int(seeds[r]), a.draws, a.effect_strata, schemes)
+    jobs = [(a.scenario, r, int(seeds[r]), a.draws, a.effect_strata, a.hold_mix, schemes)
             for r in range(a.reps)]  # fmt: skip
     with ProcessPoolExecutor(max_workers=a.workers) as ex:
         rows = list(ex.map(one, jobs))
@@ -118,8 +122,10 @@ def main() -> None:
         f"--reps {a.reps} --draws {a.draws} --workers {a.workers}"
         + (f" --seed {a.seed}" if a.seed != ValidateConfig.seed else "")
         + (f" --effect-strata {a.effect_strata}" if a.effect_strata else "")
+        + (f" --hold-mix {a.hold_mix}" if a.hold_mix else "")
         + (" --schemes " + " ".join(schemes) if schemes != list(ORDER) else ""),
         "effect_strata": a.effect_strata,
+        "hold_mix": a.hold_mix,
         "scenario": a.scenario,
         "reps": a.reps,
         "draws": a.draws,

@@ -427,6 +427,13 @@ class DesignBootstrap:
         no student leaves the matching's pool, with the weight variance the name says
         (:data:`CONCENTRATIONS`). For comparing schemes (the module docstring); the
         estimate stage resamples.
+    hold_mix : str, optional
+        A panel column (e.g. ``grade_band``) whose mix among the visited students each draw
+        keeps at the full sample's: a draw's matched sets are re-weighted, stratum by
+        stratum, so that their weights' shares equal the full sample's (strata a draw
+        lacks cannot be held; the others keep their full-sample proportions). The estimator
+        is unchanged (the full-sample draw is the stage's estimate); the draws then vary
+        the schools but not whose effect is averaged.
     effect_strata : str, optional
         Column of effect strata (``estimate.effect_strata``, e.g. ``grade_band``): as
         :func:`pipeline.did.ancova.matched_ancova` with ``effect_strata``, each draw's
@@ -454,6 +461,7 @@ class DesignBootstrap:
         effect_strata: str | None = None,
         censoring: str = "weights",
         scheme: str = "multinomial",
+        hold_mix: str | None = None,
     ):
         self.spec = spec = RiskSetSpec() if spec is None else spec
         self.window = (int(att_window[0]), int(att_window[1]))
@@ -546,6 +554,13 @@ class DesignBootstrap:
                 raise KeyError(f"design bootstrap: panel has no column {effect_strata!r}")
             st, levels = pd.factorize(p[effect_strata].astype(str).to_numpy()[rs.idx], sort=True)
             self.work_st, self.n_strata = st.astype(np.int64), max(len(levels), 1)
+        self.hold_st: np.ndarray | None = None
+        self._hold_share: np.ndarray | None = None  # the full sample's visited mix
+        if hold_mix is not None:
+            if hold_mix not in p.columns:
+                raise KeyError(f"design bootstrap: panel has no column {hold_mix!r}")
+            hs, _ = pd.factorize(p[hold_mix].astype(str).to_numpy()[rs.idx], sort=True)
+            self.hold_st = hs.astype(np.int64)
 
         # --- student x month row table, outcome, own first visit, hazard design --------
         self.m0 = int(sm.min())
@@ -610,7 +625,10 @@ class DesignBootstrap:
         mmh = mm[has]
         c_ok = mmh >= 0
         c_rows = np.where(c_ok, act[np.where(c_ok, mmh, 0)], -1)
+        full = bool(np.all(omega == 1))
         om_t = om_w[t_rows]
+        if self.hold_st is not None:
+            om_t = om_t * self._held(om_t, self.hold_st[t_rows], full)
         om_c = np.where(c_ok, om_w[np.maximum(c_rows, 0)], 0.0)
         pairs = np.unique(np.column_stack([self.work_s[c_rows[c_ok]], c_rows[c_ok]]), axis=0)
         scale = om_w[pairs[:, 1]].sum() / om_t.sum()
@@ -646,7 +664,6 @@ class DesignBootstrap:
             at_risk = comp & (~censored | event)
             W = self._censoring_weights(rows, at_risk, event, censored, mem_om, ks)
         # --- ANCOVA per event time --------------------------------------------------
-        full = bool(np.all(omega == 1))
         betas = []
         for j, kk in enumerate(ks):
             if kk < self.window[0] or kk > self.window[1]:
@@ -667,6 +684,20 @@ class DesignBootstrap:
                 X = np.column_stack([X, self._interactions(D, st, wt[use], int(kk), full)])
             betas.append(wls_within(yk, X, wt[use], fe)[0])
         return float(np.mean(betas))
+
+    def _held(self, om_t: np.ndarray, st: np.ndarray, full: bool) -> np.ndarray:
+        """Factors on the matched sets' weights that give their strata (``st``) the full
+        sample's shares (set by the full-sample estimate; ones there)."""
+        tot = np.bincount(st, weights=om_t, minlength=int(self.hold_st.max()) + 1)
+        share = tot / tot.sum()
+        if full or self._hold_share is None:
+            self._hold_share = share
+            return np.ones_like(om_t)
+        present = tot > 0
+        target = np.where(present, self._hold_share, 0.0)
+        target = target / target.sum()
+        f = np.where(present, target / np.where(present, share, 1.0), 0.0)
+        return f[st]
 
     def _interactions(
         self, D: np.ndarray, st: np.ndarray, w: np.ndarray, k: int, full: bool

@@ -239,3 +239,32 @@ def test_home_clusters_nest_students():
     assert out.groupby("student_key")["home_school_code"].nunique().max() == 1
     with pytest.raises(KeyError, match="home_school_code"):
         add_home_clusters(df.assign(student_key=["a", "a", "c", "c"]), h)
+
+
+def test_draws_can_hold_the_visited_mix(panel):
+    """hold_mix: the full-sample draw is the stage's estimate; a draw's matched sets are
+    re-weighted so that their strata have the full sample's shares (a stratum the draw
+    lacks is dropped and the others keep their proportions)."""
+    held = DesignBootstrap(panel, censoring="impute", hold_mix="grade_band")
+    plain = DesignBootstrap(panel, censoring="impute")
+    ones = np.ones(held.n_students, dtype=np.int64)
+    assert held.estimate(ones) == plain.estimate(ones)
+    full = held._hold_share.copy()
+    assert abs(full.sum() - 1) < 1e-12 and (full > 0).sum() >= 2
+    # the factors on hand-made weights: full shares (0.5, 0.5) from (0.25, 0.75)
+    n = full.size  # two grade bands in the small panel
+    held._hold_share = np.r_[0.5, 0.5, np.zeros(n - 2)]
+    om_t, st = np.array([1.0, 1.0, 2.0]), np.array([0, 1, 1])
+    f = held._held(om_t, st, full=False)
+    np.testing.assert_allclose(f, [2.0, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(np.bincount(st, weights=om_t * f, minlength=n)[:2] / 4, [0.5, 0.5])
+    held._hold_share = np.r_[0.4, 0.6, np.zeros(n - 2)]
+    f = held._held(np.array([1.0, 2.0]), np.array([1, 1]), full=False)  # stratum 0 absent
+    np.testing.assert_allclose(f, [1.0, 1.0])
+    held._hold_share = full
+    a = held.run(6, seed=2, workers=1)
+    b = plain.run(6, seed=2, workers=1)
+    assert np.isfinite(a.draws).all() and not np.allclose(a.draws, b.draws)
+    np.testing.assert_array_equal(held._hold_share, full)  # draws do not move it
+    with pytest.raises(KeyError, match="no column"):
+        DesignBootstrap(panel, hold_mix="nope")
