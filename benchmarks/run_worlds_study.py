@@ -132,6 +132,12 @@ def main() -> None:
         "districts of the named variance (pipeline.design_bootstrap.SCHEMES)",
     )
     ap.add_argument(
+        "--boot-hold-mix",
+        default=None,
+        help="a panel column (e.g. grade_band) whose visited mix the design bootstrap's "
+        "draws hold at the full sample's (default: none)",
+    )
+    ap.add_argument(
         "--rescore",
         action="store_true",
         help="recompute the tables and verdicts from --out/replications.csv (no new runs)",
@@ -155,6 +161,7 @@ def main() -> None:
         else a.itt_censoring,
         primary_censoring=a.primary_censoring,
         boot_scheme=a.boot_scheme,
+        boot_hold_mix=a.boot_hold_mix,
         seed=a.seed,
         n_reps=a.reps,
         workers=a.workers,
@@ -202,6 +209,7 @@ def main() -> None:
         "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,
         "boot_scheme": a.boot_scheme if a.inference else None,
+        "boot_hold_mix": a.boot_hold_mix if a.inference else None,
         "wild_draws": a.wild_draws if a.inference else None,
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_note": "wall time of the last invocation (a study resumed from its checkpoint "
@@ -245,6 +253,8 @@ def command(a: argparse.Namespace, out: Path, itt_censoring: str | None = None) 
         parts.append(f"--inference --boot-draws {a.boot_draws} --wild-draws {a.wild_draws}")
         if a.boot_scheme != "multinomial":
             parts.append(f"--boot-scheme {a.boot_scheme}")
+        if a.boot_hold_mix:
+            parts.append(f"--boot-hold-mix {a.boot_hold_mix}")
     if a.effect_strata != "params":
         parts.append(f"--effect-strata {a.effect_strata}")
     if a.vcov != "params":

@@ -250,6 +250,12 @@ def render(folder: Path) -> str:
             else ""
         )
         + (
+            f"; the design bootstrap's draws holding the visited students' "
+            f"`{timing.get('boot_hold_mix')}` mix at the full sample's"
+            if inference and timing.get("boot_hold_mix")
+            else ""
+        )
+        + (
             f"; the intent to treat's comparison students attempted later handled by "
             f"`{timing.get('itt_censoring') or 'weights'}` (`estimate.estimands.itt_censoring`)"
             if inference

@@ -119,6 +119,9 @@ class ValidateConfig:
     boot_scheme
         How the design bootstrap weighs schools (:data:`pipeline.design_bootstrap.SCHEMES`;
         ``multinomial``, the estimate stage's, resamples them).
+    boot_hold_mix
+        A panel column whose visited mix the design bootstrap's draws hold at the full
+        sample's (``DesignBootstrap(hold_mix=...)``); ``None``: none.
     checkpoint
         A CSV that every finished replication is appended to; replications already in it
         are not run again (:func:`run_replications`). ``None``: no checkpoint.
@@ -151,6 +154,7 @@ class ValidateConfig:
     inference: bool = False
     boot_draws: int = 49
     boot_scheme: str = "multinomial"
+    boot_hold_mix: str | None = None
     wild_draws: int = 199
     checkpoint: str | None = None
 
@@ -292,7 +296,11 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         ipcw_truncate=None if cfg.ipcw_truncate is None else tuple(cfg.ipcw_truncate),
         effect_strata=cfg.effect_strata,
         vcov=cfg.vcov,
-        estimands={"itt_censoring": cfg.itt_censoring, "design_bootstrap_scheme": cfg.boot_scheme},
+        estimands={
+            "itt_censoring": cfg.itt_censoring,
+            "design_bootstrap_scheme": cfg.boot_scheme,
+            "design_bootstrap_hold_mix": cfg.boot_hold_mix,
+        },
         censoring=cfg.primary_censoring,
     )
     spec = RiskSetSpec(**cfg.match)

@@ -149,6 +149,7 @@ def design_bootstrap(
         effect_strata=ecfg.effect_strata,
         censoring=ecfg.censoring,
         scheme=ecfg.estimands.get("design_bootstrap_scheme", "multinomial"),
+        hold_mix=ecfg.estimands.get("design_bootstrap_hold_mix"),
     )
     return bs.run(draws, seed=seed, workers=1, alpha=ecfg.alpha)
 
