@@ -65,13 +65,30 @@ def main() -> None:
     ap.add_argument("--panel", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    from pipeline.analysis.settings import EstimateConfig
     from pipeline.design_bootstrap import DesignBootstrap
+    from pipeline.matching.riskset import RiskSetSpec
+    from pipeline.settings import load_settings
 
+    # the estimate stage's settings (params.yaml): matching, censoring, how draws weigh
+    # schools and the mix they hold
+    s = load_settings(ROOT / "params.yaml")
+    cfg = EstimateConfig(**s.estimate.flat())
+    est = s.estimate.estimands
     with tempfile.TemporaryDirectory(prefix="leap-bench-bs-") as tmp:
         path = args.panel or default_panel(Path(tmp))
         panel = pd.read_parquet(path)
     t0 = time.perf_counter()
-    bs = DesignBootstrap(panel)
+    bs = DesignBootstrap(
+        panel,
+        RiskSetSpec(**s.match.spec_kwargs()),
+        att_window=cfg.att_window,
+        truncate=cfg.ipcw_truncate,
+        effect_strata=cfg.effect_strata,
+        censoring=cfg.censoring,
+        scheme=est.design_bootstrap_scheme,
+        hold_mix=est.design_bootstrap_hold_mix,
+    )
     setup = time.perf_counter() - t0
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     self0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -88,7 +105,11 @@ def main() -> None:
     lo, hi = res.conf_int()
     out = {
         "what": "design bootstrap (schools within districts; propensity, matching, censoring "
-        "weights and matched ANCOVA re-estimated per draw), default extract",
+        "weights or imputation, and matched ANCOVA re-estimated per draw), default extract, "
+        "the estimate stage's settings",
+        "censoring": cfg.censoring,
+        "scheme": est.design_bootstrap_scheme,
+        "hold_mix": est.design_bootstrap_hold_mix,
         "students": int(bs.n_students),
         "schools": int(len(bs.schools)),
         "matching_rows": int(len(bs.work_t)),

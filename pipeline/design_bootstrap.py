@@ -14,24 +14,24 @@ student belongs to their *home* school, :mod:`pipeline.clusters`) — and in eve
    later, :mod:`pipeline.censoring_ice`),
 4. re-estimates the matched ANCOVA and its average over the headline window.
 
-Schemes (``scheme``)
-    ``multinomial`` (the default, the estimate stage's) resamples the ``n_d`` schools of
-    each district with replacement (:func:`school_multiplicities`). The ``dirichlet_*``
-    schemes give every school a smooth random weight instead (:func:`school_weights`),
-    with the weight variance the name says. They exist to take the resampled bootstrap's
-    excess apart (``benchmarks/compare_boot_schemes.py``; 100 replications of the default
-    world, about three schools per district): its standard error is 1.13 times the spread
-    of the estimates; weights of the same variance that keep every school in the
-    matching's pool give 1.06, so leaving a third of the schools out of each draw (the
-    failure Abadie and Imbens 2008 describe for matching estimators) accounts for about
-    7 points of it; weights of variance 1 (unbiased for a linear statistic, where a
-    resampled count's ``(n - 1) / n`` is 2/3 here) give 1.27, and Rubin's flat weights
-    (variance ``(n - 1) / (n + 1)``, 1/2 here) 0.95: it comes close only because its
-    weights vary less, so it is not the stage's scheme. The likely reason for the rest of
-    the excess, not yet shown: a bootstrap over schools measures how the estimate would
-    vary over other schools, whose visited students would gain differently (the effect
-    differs by grade band, and each school serves one), while the study's truth is the
-    effect on the students actually visited (docs/inference.md).
+Schemes (``scheme``) and the visited mix (``hold_mix``)
+    ``multinomial`` (the class's default) resamples the ``n_d`` schools of each district
+    with replacement (:func:`school_multiplicities`). The ``dirichlet_*`` schemes give
+    every school a smooth random weight instead (:func:`school_weights`), with the weight
+    variance the name says. ``benchmarks/compare_boot_schemes.py`` takes the resampled
+    bootstrap's excess apart (100 replications of the default world, about three schools
+    per district): its standard error is 1.13 times the spread of the estimates; weights
+    of the same variance that keep every school in the matching's pool give 1.06, so
+    leaving a third of the schools out of each draw (the failure Abadie and Imbens 2008
+    describe for matching estimators) accounts for about 7 points; weights of variance 1
+    (unbiased for a linear statistic, where a resampled count's ``(n - 1) / n`` is 2/3
+    here) give 1.27, and Rubin's flat weights (variance ``(n - 1) / (n + 1)``) 0.95, close
+    only because their weights vary less. The rest is whose effect is averaged: a draw
+    over schools changes the visited students' grade-band mix, and the effect differs by
+    band, while the estimate is of the effect on the students actually visited. Holding
+    that mix (``hold_mix``, :meth:`DesignBootstrap._held`) with unit-variance weights
+    gives 1.02. The estimate stage runs ``dirichlet_unit`` holding ``grade_band``
+    (``estimate.estimands.design_bootstrap_scheme``, ``design_bootstrap_hold_mix``).
 How a draw is represented
     A school drawn ``c`` times (or given weight ``c``) contributes its students with
     multiplicity ``c`` (weight), and schools not drawn drop out; rows are never copied.

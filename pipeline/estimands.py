@@ -78,6 +78,16 @@ ITT_CENSORING_NOTES = {
 }
 
 
+def boot_note(draws: int, scheme: str, hold_mix: str | None) -> str:
+    """The estimands table's note on the design bootstrap row: draws, how schools were
+    weighed, the mix held."""
+    how = ("schools resampled" if scheme == "multinomial"
+           else "random school weights" + (" of variance 1" if scheme == "dirichlet_unit"
+                                            else ""))  # fmt: skip
+    held = f", visited {hold_mix.replace('_', ' ')} mix held" if hold_mix else ""
+    return f"{draws} draws, {how}{held}, percentile interval"
+
+
 @dataclass(frozen=True)
 class EstimandsConfig:
     """Settings (``params.yaml``, section ``estimate``, key ``estimands``)."""
@@ -90,6 +100,10 @@ class EstimandsConfig:
     alpha: float = 0.05
     seed: int = 20210403
     design_bootstrap_draws: int = 199
+    #: how a draw weighs schools (:data:`pipeline.design_bootstrap.SCHEMES`) and the
+    #: visited mix it holds (``DesignBootstrap(hold_mix=...)``)
+    design_bootstrap_scheme: str = "dirichlet_unit"
+    design_bootstrap_hold_mix: str | None = "grade_band"
     bootstrap_workers: int = 2
     district_wild_draws: int = 9999
     itt: bool = True
@@ -208,16 +222,20 @@ def estimands(
         bs = DesignBootstrap(panel, spec, att_window=cfg.att_window,
                              truncate=cfg.censoring_truncate,
                              effect_strata=cfg.effect_strata,
-                             censoring=cfg.censoring)  # fmt: skip
+                             censoring=cfg.censoring,
+                             scheme=cfg.design_bootstrap_scheme,
+                             hold_mix=cfg.design_bootstrap_hold_mix)  # fmt: skip
         r = bs.run(cfg.design_bootstrap_draws, seed=cfg.seed, workers=cfg.bootstrap_workers,
                    alpha=cfg.alpha)  # fmt: skip
         lo, hi = r.conf_int()
         rows.append(_row("completed visit", "design bootstrap (schools within districts)",
                          r.estimate, r.std_error, lo, hi, n_t,
-                         f"{r.draws.size} draws, percentile interval"))  # fmt: skip
+                         boot_note(r.draws.size, cfg.design_bootstrap_scheme,
+                                   cfg.design_bootstrap_hold_mix)))  # fmt: skip
         metrics["att_design_bootstrap"] = {
             "estimate": r.estimate, "std_error": r.std_error, "ci_low": lo, "ci_high": hi,
             "draws": int(r.draws.size), "failed_draws": int((~np.isfinite(r.draws)).sum()),
+            "scheme": cfg.design_bootstrap_scheme, "hold_mix": cfg.design_bootstrap_hold_mix,
         }  # fmt: skip
         # run time goes to the log, never to an output (same params and seed, same bytes)
         log.info("design bootstrap: %d draws in %.1f s", r.draws.size, r.seconds)

@@ -340,6 +340,12 @@ class EstimandsSettings(Section):
     (:mod:`pipeline.estimands`)."""
 
     design_bootstrap_draws: NonNegInt = 199  # 0: no design bootstrap
+    # how a draw weighs schools within districts (pipeline.design_bootstrap.SCHEMES)
+    design_bootstrap_scheme: Literal[
+        "multinomial", "dirichlet_flat", "dirichlet_resampling", "dirichlet_unit"
+    ] = "dirichlet_unit"
+    # the visited students' mix each draw holds at the full sample's (null: none)
+    design_bootstrap_hold_mix: Str | None = "grade_band"
     bootstrap_workers: PosInt = 2
     district_wild_draws: NonNegInt = 9999  # 0: no district-level wild bootstrap
     itt: Bool = True

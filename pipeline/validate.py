@@ -124,6 +124,8 @@ def main() -> runner.Summary:
         vcov=s.estimate.vcov,
         itt_censoring=s.estimate.estimands.itt_censoring,
         primary_censoring=s.estimate.censoring,
+        boot_scheme=s.estimate.estimands.design_bootstrap_scheme,
+        boot_hold_mix=s.estimate.estimands.design_bootstrap_hold_mix,
         **s.validate_section.kwargs(),
     )
     summary, reps = run(cfg, project_root())

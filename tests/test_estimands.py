@@ -129,3 +129,20 @@ def test_itt_with_imputation_is_the_imputed_design():
         row = tables[how].loc[tables[how]["estimand"].str.startswith("first attempted")]
         assert row["note"].iloc[0].endswith(ITT_CENSORING_NOTES[how])
     assert abs(out["impute"]["estimate"] - out["weights"]["estimate"]) > 1e-6
+
+
+def test_design_bootstrap_note_says_how_schools_were_drawn():
+    from pipeline.estimands import boot_note
+    from pipeline.reporting.context import boot_words
+
+    assert boot_note(199, "dirichlet_unit", "grade_band") == (
+        "199 draws, random school weights of variance 1, visited grade band mix held, "
+        "percentile interval"
+    )
+    assert boot_note(19, "multinomial", None) == (
+        "19 draws, schools resampled, percentile interval"
+    )
+    w = boot_words({"scheme": "dirichlet_unit", "hold_mix": "grade_band"})
+    assert w["short"] == "weights schools at random"
+    assert w["long"].endswith("holding the visited students' grade band mix")
+    assert boot_words({})["short"] == "resamples schools"  # metrics from before the option

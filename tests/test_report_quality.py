@@ -314,6 +314,12 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
     c5 = cv.inference_caveat(m4, rows_close)
     assert c5.status == cv.OK and "times the analytic one" not in c5.text
     assert "imputed (2,140 rows); the analytic interval treats it as observed." in c5.text
+    # the words follow how the design bootstrap weighed schools
+    assert "on schools resampled within districts gives 6.5" in c5.text
+    m6 = {**m4, "estimands": {"att_design_bootstrap": {"scheme": "dirichlet_unit"}}}
+    c6 = cv.inference_caveat(m6, rows_close)
+    assert "on schools reweighted within districts gives 6.5" in c6.text
+    assert "resampled" not in c6.text
     wwc = pd.DataFrame({"item": ["baseline equivalence", "rating"],
                         "category": ["satisfied", "meets_with_reservations"],
                         "reason": ["", "a quasi-experimental design"]})

@@ -545,9 +545,13 @@ def inference_caveat(
         d = rows["design"]
         imputed = (metrics.get("censoring") or {}).get("method") == "impute"
         redo = "imputation" if imputed else "censoring weights"
+        est_boot = (metrics.get("estimands") or {}).get("att_design_bootstrap") or {}
+        on = ("on schools resampled within districts"
+              if est_boot.get("scheme", "multinomial") == "multinomial"
+              else "on schools reweighted within districts")  # fmt: skip
         parts.append(
             f"Re-running the whole design (matching score, matching and {redo}) "
-            f"on schools resampled within districts gives {fmt_num(d['ci_low'])} to "
+            f"{on} gives {fmt_num(d['ci_low'])} to "
             f"{fmt_num(d['ci_high'])}"
             + (f" (its standard error {fmt_num(wider, 1)} times the analytic one, which "
                f"takes them as known)" if much_wider else "")

@@ -367,6 +367,20 @@ def cost_context(inputs: Inputs) -> dict[str, Any] | None:
     return cost_section(ce, cs, inputs.synthetic)
 
 
+def boot_words(boot: Mapping[str, Any]) -> dict[str, str]:
+    """How the report says the design bootstrap drew its schools (``metrics.estimands.
+    att_design_bootstrap``: ``scheme``, ``hold_mix``; resampled when absent)."""
+    held = boot.get("hold_mix")
+    hold = (f", holding the visited students' {str(held).replace('_', ' ')} mix"
+            if held else "")  # fmt: skip
+    if boot.get("scheme", "multinomial") == "multinomial":
+        return {"short": "resamples schools", "long": "on schools drawn at random with "
+                "replacement within districts" + hold}  # fmt: skip
+    return {"short": "weights schools at random",
+            "long": "with every school given a random weight (drawn within its district)"
+            + hold}  # fmt: skip
+
+
 ESTIMAND_ROWS = {
     "itt": ("first attempted visit (intent to treat)", "analytic, clustered by school"),
     "reached": ("families reached (ITT / share reached)", "delta method"),
@@ -508,6 +522,8 @@ def build_context(
         "truncation": cv.truncation(m.get("censoring") or {}),  # estimate.ipcw_truncate
         # estimate.censoring: comparison students visited later weighted or imputed
         "imputed": (m.get("censoring") or {}).get("method") == "impute",
+        # estimate.estimands.design_bootstrap_*: schools reweighted or resampled, mix held
+        "boot": boot_words((m.get("estimands") or {}).get("att_design_bootstrap") or {}),
         "max_smd": float(m["max_abs_smd_after"]),
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
         "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic,
