@@ -105,8 +105,9 @@ def main() -> None:
     lo, hi = res.conf_int()
     out = {
         "what": "design bootstrap (schools within districts; propensity, matching, censoring "
-        "weights or imputation, and matched ANCOVA re-estimated per draw), default extract, "
-        "the estimate stage's settings",
+        "weights or imputation, and matched ANCOVA re-estimated per draw), the estimate "
+        "stage's settings",
+        "panel": "the default extract's (built here)" if args.panel is None else str(args.panel),
         "censoring": cfg.censoring,
         "scheme": est.design_bootstrap_scheme,
         "hold_mix": est.design_bootstrap_hold_mix,
