@@ -35,11 +35,11 @@ Schemes (``scheme``) and the visited mix (``hold_mix``)
 How a draw is represented
     A school drawn ``c`` times (or given weight ``c``) contributes its students with
     multiplicity ``c`` (weight), and schools not drawn drop out; rows are never copied.
-    In the propensity and hazard fits the multiplicity is a frequency weight. In the matching, the students of drawn
-    schools are matched as in the full sample; a visited student drawn ``c`` times is a
-    matched set of weight ``c``; within a set the comparison students share the set's
-    weight in proportion to their multiplicity (two copies of a comparison student would
-    have taken two of its places).
+    In the propensity and hazard fits the multiplicity is a frequency weight. In the
+    matching, the students of drawn schools are matched as in the full sample; a visited
+    student drawn ``c`` times is a matched set of weight ``c``; within a set the
+    comparison students share the set's weight in proportion to their multiplicity (two
+    copies of a comparison student would have taken two of its places).
 Speed
     The propensity design matrix (standardised, aliased columns dropped) is built once;
     each draw re-fits the model by one Newton step from the full-sample estimate, with the
@@ -425,8 +425,8 @@ class DesignBootstrap:
         one not drawn drops out); ``dirichlet_flat``, ``dirichlet_resampling`` and
         ``dirichlet_unit`` give every school a smooth weight (:func:`school_weights`), so
         no student leaves the matching's pool, with the weight variance the name says
-        (:data:`CONCENTRATIONS`). For comparing schemes (the module docstring); the
-        estimate stage resamples.
+        (:data:`CONCENTRATIONS`). The estimate stage runs ``dirichlet_unit`` (the module
+        docstring says why).
     hold_mix : str, optional
         A panel column (e.g. ``grade_band``) whose mix among the visited students each draw
         keeps at the full sample's: a draw's matched sets are re-weighted, stratum by
@@ -559,8 +559,9 @@ class DesignBootstrap:
         if hold_mix is not None:
             if hold_mix not in p.columns:
                 raise KeyError(f"design bootstrap: panel has no column {hold_mix!r}")
-            hs, _ = pd.factorize(p[hold_mix].astype(str).to_numpy()[rs.idx], sort=True)
+            hs, hold_levels = pd.factorize(p[hold_mix].astype(str).to_numpy()[rs.idx], sort=True)
             self.hold_st = hs.astype(np.int64)
+            self.n_hold = len(hold_levels)
 
         # --- student x month row table, outcome, own first visit, hazard design --------
         self.m0 = int(sm.min())
@@ -688,7 +689,7 @@ class DesignBootstrap:
     def _held(self, om_t: np.ndarray, st: np.ndarray, full: bool) -> np.ndarray:
         """Factors on the matched sets' weights that give their strata (``st``) the full
         sample's shares (set by the full-sample estimate; ones there)."""
-        tot = np.bincount(st, weights=om_t, minlength=int(self.hold_st.max()) + 1)
+        tot = np.bincount(st, weights=om_t, minlength=self.n_hold)
         share = tot / tot.sum()
         if full or self._hold_share is None:
             self._hold_share = share
