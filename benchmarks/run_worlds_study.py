@@ -124,6 +124,14 @@ def main() -> None:
         "(estimate.censoring: impute)",
     )
     ap.add_argument(
+        "--history",
+        choices=["params", "on", "off"],
+        default="params",
+        help="whether the primary also conditions on the recorded year at the first visit "
+        "(estimate.history, pipeline/history.py); default: params.yaml's. With it on, the "
+        "extended design is the primary and is not run again",
+    )
+    ap.add_argument(
         "--boot-scheme",
         choices=["multinomial", "dirichlet_flat", "dirichlet_resampling", "dirichlet_unit"],
         default="multinomial",
@@ -149,7 +157,9 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     est = stage_settings().estimate
+    history = est.history if a.history == "params" else a.history == "on"
     cfg = ValidateConfig(
+        history=history,
         cluster=est.cluster,
         ipcw_truncate=est.ipcw_truncate,
         effect_strata=est.effect_strata
@@ -205,6 +215,7 @@ def main() -> None:
         "vcov": cfg.vcov,
         "itt_censoring": cfg.itt_censoring if a.inference else None,
         "primary_censoring": cfg.primary_censoring,
+        "history": cfg.history,
         "inference": a.inference,
         "primary_only": a.primary_only,
         "boot_draws": a.boot_draws if a.inference else None,
@@ -216,7 +227,7 @@ def main() -> None:
         "ran over several); replication_seconds_total sums every replication's own wall time "
         "(in its worker process, on a shared machine)",
         "replication_seconds_total": _replication_seconds(out / "checkpoint.csv"),
-        "command": command(a, out, itt_censoring=cfg.itt_censoring),
+        "command": command(a, out, itt_censoring=cfg.itt_censoring, history=cfg.history),
     }
     (out / "timing.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info))
@@ -229,10 +240,15 @@ def _replication_seconds(path: Path) -> float | None:
     return round(float(d["seconds"].sum()), 1)
 
 
-def command(a: argparse.Namespace, out: Path, itt_censoring: str | None = None) -> str:
+def command(
+    a: argparse.Namespace,
+    out: Path,
+    itt_censoring: str | None = None,
+    history: bool | None = None,
+) -> str:
     """The command line that reproduces the run (every setting that changes the results;
-    the intent to treat's censoring method as resolved, ``itt_censoring``, whatever
-    params.yaml says later)."""
+    the intent to treat's censoring method and the primary's history as resolved,
+    ``itt_censoring`` and ``history``, whatever params.yaml says later)."""
     parts = [
         f"nice python benchmarks/run_worlds_study.py --reps {a.reps} --workers {a.workers}",
         f"--seed {a.seed}",
@@ -261,6 +277,8 @@ def command(a: argparse.Namespace, out: Path, itt_censoring: str | None = None) 
         parts.append(f"--vcov {a.vcov}")
     if a.primary_censoring != "weights":
         parts.append(f"--primary-censoring {a.primary_censoring}")
+    if history is not None:
+        parts.append(f"--history {'on' if history else 'off'}")
     if a.inference and (itt_censoring or a.itt_censoring != "params"):
         resolved = itt_censoring or a.itt_censoring
         parts.append(f"--itt-censoring {resolved}")

@@ -244,6 +244,13 @@ def render(folder: Path) -> str:
             else ""
         )
         + (
+            "; the primary also conditioning on the recorded year at the first visit "
+            "(`estimate.history`: the year-to-date rate, the student's own mean, the rate "
+            "four months before)"
+            if timing.get("history")
+            else ""
+        )
+        + (
             f"; the design bootstrap's schools given smooth random weights within districts, "
             f"not resampled (scheme `{timing.get('boot_scheme')}`)"
             if inference and timing.get("boot_scheme") not in (None, "multinomial")

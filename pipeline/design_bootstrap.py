@@ -86,6 +86,7 @@ from pipeline.censoring_ice import (
 )
 from pipeline.clusters import home_clusters
 from pipeline.did.within import wls_within
+from pipeline.history import HISTORY_COLUMNS, recorded_history
 from pipeline.matching.propensity import (
     _is_categorical,
     _level_codes,
@@ -440,6 +441,12 @@ class DesignBootstrap:
         effect is the average of the strata's effects over the *full sample's* visited
         mix at each event time (time effects per district × stratum), so the draws hold
         the mix fixed as the analytic standard error does.
+    history : bool
+        The ANCOVA also conditions on the recorded year at the first visit
+        (``estimate.history``; :data:`pipeline.history.HISTORY_COLUMNS` at each matching
+        row, each linear with a missing flag, as
+        :func:`pipeline.did.ancova.matched_ancova` takes them). The panel then needs
+        :data:`pipeline.history.HISTORY_PANEL_COLUMNS`.
     ps_cache : PropensityCache, optional
         A cache (:class:`pipeline.matching.riskset.PropensityCache`) already holding the
         full-sample propensity fit of a :func:`~pipeline.matching.riskset.riskset_match`
@@ -462,6 +469,7 @@ class DesignBootstrap:
         censoring: str = "weights",
         scheme: str = "multinomial",
         hold_mix: str | None = None,
+        history: bool = False,
     ):
         self.spec = spec = RiskSetSpec() if spec is None else spec
         self.window = (int(att_window[0]), int(att_window[1]))
@@ -537,12 +545,21 @@ class DesignBootstrap:
         # baseline covariates of each work row (its own row at m)
         lagv = rs.work[list(LAGS)].to_numpy(dtype=float)
         prior = p["prior_year_rate"].astype("float64").to_numpy()[rs.idx]
+        linear = [prior]
+        if history:  # the recorded year at the row's month (pipeline/history.py)
+            at = pd.DataFrame(
+                {"student_key": p["student_key"].to_numpy()[rs.idx], "school_month": sm[rs.idx]}
+            )
+            h = recorded_history(p)
+            h = h.astype({"student_key": at["student_key"].dtype, "school_month": np.int64})
+            hv = at.merge(h, on=["student_key", "school_month"], how="left", validate="m:1")
+            linear += [hv[c].to_numpy(dtype=float) for c in HISTORY_COLUMNS]
+            del h, hv, at
         self.base_cov = np.column_stack(
             [
                 lagv,
                 lagv**2 / 100.0,
-                np.where(np.isnan(prior), 0.0, prior),
-                np.isnan(prior).astype(float),
+                *[v for x in linear for v in (np.where(np.isnan(x), 0.0, x), np.isnan(x) * 1.0)],
             ]
         )
         self.work_fe = pd.factorize(p["district_code"].astype(str).to_numpy()[rs.idx])[0]

@@ -43,6 +43,7 @@ from pipeline.chronic import STATE_MEASURE_NOTE, chronic_absence_rates, chronic_
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import DesignBootstrap
 from pipeline.did.ancova import matched_ancova
+from pipeline.history import history_options, with_history
 from pipeline.inference import SCHOOL, district_wild_check
 from pipeline.matching.riskset import PANEL_MATCH_COLUMNS, RiskSetSpec
 
@@ -97,6 +98,9 @@ class EstimandsConfig:
     ancova_fe: str | None = "district_code"
     effect_strata: str | None = None
     vcov: str = "CR1"
+    #: the designs also condition on the recorded year at the first visit or attempt
+    #: (``estimate.history``, :mod:`pipeline.history`)
+    history: bool = False
     alpha: float = 0.05
     seed: int = 20210403
     design_bootstrap_draws: int = 199
@@ -140,7 +144,7 @@ def _ancova(m: pd.DataFrame, cfg: EstimandsConfig, cluster: str):
         r = matched_ancova(
             m, yname="attendance_rate", window=cfg.event_window, fe=cfg.ancova_fe,
             effect_strata=cfg.effect_strata, vcov_type=cfg.vcov, cluster=cluster,
-            alpha=cfg.alpha,
+            alpha=cfg.alpha, **history_options(cfg.history),
         )  # fmt: skip
     return r.average(cfg.att_window, cfg.alpha)
 
@@ -210,7 +214,7 @@ def estimands(
         d = district_wild_check(
             m, window=cfg.event_window, att_window=cfg.att_window, fe=cfg.ancova_fe,
             effect_strata=cfg.effect_strata, B=cfg.district_wild_draws, seed=cfg.seed,
-            alpha=cfg.alpha,
+            alpha=cfg.alpha, history=cfg.history,
         ).iloc[0]  # fmt: skip
         rows.append(_row("completed visit", "wild cluster bootstrap by district",
                          d["estimate"], d["std_error"], d["ci_low"], d["ci_high"], n_t,
@@ -224,7 +228,8 @@ def estimands(
                              effect_strata=cfg.effect_strata,
                              censoring=cfg.censoring,
                              scheme=cfg.design_bootstrap_scheme,
-                             hold_mix=cfg.design_bootstrap_hold_mix)  # fmt: skip
+                             hold_mix=cfg.design_bootstrap_hold_mix,
+                             history=cfg.history)  # fmt: skip
         r = bs.run(cfg.design_bootstrap_draws, seed=cfg.seed, workers=cfg.bootstrap_workers,
                    alpha=cfg.alpha)  # fmt: skip
         lo, hi = r.conf_int()
@@ -242,7 +247,8 @@ def estimands(
 
     def itt():
         des = itt_design(panel, spec)
-        mi, cdiag = adjust_for_censoring(des.matched, "attendance_rate", cfg.itt_censoring,
+        at_attempt = with_history(des.matched, panel) if cfg.history else des.matched
+        mi, cdiag = adjust_for_censoring(at_attempt, "attendance_rate", cfg.itt_censoring,
                                          truncate=cfg.censoring_truncate)  # fmt: skip
         mi = add_home_clusters(mi, homes)
         a = _ancova(mi, cfg, SCHOOL)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline.did.ancova import matched_ancova
 from pipeline.did.wild import choose_weights
+from pipeline.history import history_options
 
 __all__ = ["SCHOOL", "DISTRICT", "district_wild_check"]
 
@@ -34,11 +35,14 @@ def district_wild_check(
     B: int = 9999,
     seed: int | None = None,
     alpha: float = 0.05,
+    history: bool = False,
 ) -> pd.DataFrame:
     """The window average with a district-level WCR wild cluster bootstrap interval.
 
     ``matched`` is the stacked matched panel with ``ipcw`` and the ``district`` column
-    (:func:`pipeline.clusters.add_home_clusters`). Returns one row: ``cluster, clusters,
+    (:func:`pipeline.clusters.add_home_clusters`); with ``history`` the design also
+    conditions on the recorded year (:func:`pipeline.history.history_options`; ``matched``
+    from :func:`pipeline.history.with_history`). Returns one row: ``cluster, clusters,
     weights, B, estimate, std_error, p_value, ci_low, ci_high, distinct_draws``.
     """
     if district not in matched.columns:
@@ -48,7 +52,7 @@ def district_wild_check(
     r = matched_ancova(
         matched, yname=yname, window=window, fe=fe, cluster=district, effect_strata=effect_strata,
         average_window=att_window, wild_bootstrap=True, B=B, seed=seed,
-        bootstrap_weights=kind, alpha=alpha,
+        bootstrap_weights=kind, alpha=alpha, **history_options(history),
     )  # fmt: skip
     a = r.info["wild_bootstrap_average"]
     return pd.DataFrame(

@@ -189,12 +189,12 @@ ESTIMATORS.update(
 
 #: The stress-test redesign (issue 16): the matched ANCOVA that also conditions on the
 #: whole recorded year before the visit, the student's own mean and a fourth month
-#: (:mod:`pipeline.validation.history`); run by the simulation study beside the primary.
+#: (:mod:`pipeline.history`); run by the simulation study beside the primary.
 ESTIMATORS["matched_ancova_extended"] = Estimator(
     "matched_ancova_extended",
     "Matched ANCOVA with the recorded year",
     "matched design",
-    "pipeline.validation.history:extended_ancova",
+    "pipeline.history:extended_ancova",
     (
         *_MATCHED,
         "Attendance after the visit is linear in the months before it, the prior year, the "

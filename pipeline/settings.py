@@ -392,6 +392,7 @@ class EstimateSettings(Section):
     ancova_fe: Str | None = "district_code"
     effect_strata: Str | None = None
     vcov: Literal["CR1", "CR2"] = "CR1"
+    history: Bool = True  # pipeline/history.py
     time_effects: Literal["matched_set", "stratum"] = "matched_set"
     cluster: Str = "home_school_code"
     ipcw: Bool = True

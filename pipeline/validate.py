@@ -122,6 +122,7 @@ def main() -> runner.Summary:
         ipcw_truncate=s.estimate.ipcw_truncate,
         effect_strata=s.estimate.effect_strata,
         vcov=s.estimate.vcov,
+        history=s.estimate.history,
         itt_censoring=s.estimate.estimands.itt_censoring,
         primary_censoring=s.estimate.censoring,
         boot_scheme=s.estimate.estimands.design_bootstrap_scheme,

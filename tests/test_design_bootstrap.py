@@ -20,6 +20,7 @@ from pipeline.design_bootstrap import (
     school_multiplicities,
     school_weights,
 )
+from pipeline.history import with_history
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from tests.conftest import small_config
 from tests.panel_factory import build_panel
@@ -52,25 +53,35 @@ def test_full_sample_draw_is_the_stage_estimate(panel, ipcw, strata):
     assert bs.estimate(ones) == pytest.approx(_stage(panel, ipcw, strata), abs=tol)
 
 
-@pytest.mark.parametrize("strata", [None, "grade_band"])
-def test_full_sample_draw_imputed_is_the_stage_estimate(panel, strata):
+@pytest.mark.parametrize(
+    ("strata", "history"), [(None, False), ("grade_band", False), (None, True)]
+)
+def test_full_sample_draw_imputed_is_the_stage_estimate(panel, strata, history):
     """With the comparison students visited later imputed (estimate.censoring: impute)
-    the bootstrap's own imputation on the grid gives the stage's estimate."""
+    the bootstrap's own imputation on the grid gives the stage's estimate; with
+    ``history`` (estimate.history) both also condition on the recorded year."""
     spec = RiskSetSpec()
     res = riskset_match(panel, spec)
-    cfg = EstimateConfig(wild_bootstrap=False, effect_strata=strata, censoring="impute")
+    cfg = EstimateConfig(
+        wild_bootstrap=False, effect_strata=strata, censoring="impute", history=history
+    )
     stacks = add_outcomes(stack_panels(panel, res.matches, spec.window))
+    if history:
+        stacks = with_history(stacks, panel)
     m, info, model, diag = censoring_adjusted(stacks, cfg)
     assert model is None and info["imputed_rows"] > 0
     assert info["imputed_rows"] == int(diag["imputed_rows"].sum())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stage = primary(m, "attendance_rate", cfg, bootstrap=False).average((1, 6)).estimate
-    bs = DesignBootstrap(panel, censoring="impute", effect_strata=strata)
+    bs = DesignBootstrap(panel, censoring="impute", effect_strata=strata, history=history)
     ones = np.ones(bs.n_students, dtype=np.int64)
     assert bs.estimate(ones) == pytest.approx(stage, abs=1e-8)
     # and it is not the weighted estimate
     assert abs(stage - _stage(panel, True, strata)) > 1e-3
+    if history:  # the history moves the estimate: the covariates are used, not ignored
+        plain = DesignBootstrap(panel, censoring="impute", effect_strata=strata)
+        assert abs(plain.estimate(ones) - stage) > 1e-4
 
 
 def test_imputed_draws_are_reproducible_and_vary(panel):

@@ -1,5 +1,5 @@
-"""Stress-test study library (pipeline/validation/): recorded history, diagnostics,
-bracketing and verdicts, on hand-made data."""
+"""Stress-test study library (pipeline/validation/): diagnostics, bracketing and
+verdicts, on hand-made data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from pipeline.validation import diagnostics as diag
-from pipeline.validation.history import recorded_history, with_history
 from pipeline.validation.scenarios import WORLD_SCENARIOS, WORLD_SPECS, WORLDS, spec_of
 from pipeline.validation.verdicts import (
     bracketing_rate,
@@ -16,48 +15,6 @@ from pipeline.validation.verdicts import (
     verdict_table,
     wilson_interval,
 )
-
-
-def _panel() -> pd.DataFrame:
-    # student a: 2020-21 months 1-3, 2021-22 months 11-13 (school_month index)
-    return pd.DataFrame(
-        {
-            "student_key": ["a"] * 6 + ["b"] * 2,
-            "school_month": [1, 2, 3, 11, 12, 13, 12, 13],
-            "school_year": ["2020-21"] * 3 + ["2021-22"] * 3 + ["2021-22"] * 2,
-            "days_present": [10, 5, 20, 18, 9, 10, 4, 8],
-            "days_membership": [20, 10, 20, 20, 10, 10, 10, 10],
-            "prior_year_rate": [np.nan] * 3 + [35 / 50 * 100] * 3 + [np.nan] * 2,
-        }
-    )
-
-
-def test_recorded_history_by_hand():
-    h = recorded_history(_panel()).set_index(["student_key", "school_month"])
-    # year to date: the months of the school year before; the prior year in its first month
-    assert np.isnan(h.loc[("a", 1), "ytd_rate"])
-    assert h.loc[("a", 3), "ytd_rate"] == pytest.approx(100 * 15 / 30)
-    assert h.loc[("a", 11), "ytd_rate"] == pytest.approx(70.0)
-    assert h.loc[("a", 13), "ytd_rate"] == pytest.approx(100 * 27 / 30)
-    # own mean: every recorded month before
-    assert h.loc[("a", 12), "level_rate"] == pytest.approx(100 * 53 / 70)
-    assert np.isnan(h.loc[("b", 12), "level_rate"])
-    assert h.loc[("b", 13), "level_rate"] == pytest.approx(40.0)
-    # four school months before (month 11 - 4 = 7 is not recorded)
-    assert np.isnan(h.loc[("a", 11), "rate_lag4"])
-    assert np.isnan(h.loc[("a", 3), "rate_lag4"])
-    stacked = pd.DataFrame({"student_key": ["a", "b", "a"], "school_month": [13, 13, 2]})
-    out = with_history(stacked, _panel())
-    assert list(out["student_key"]) == ["a", "b", "a"]
-    assert out["ytd_rate"].tolist() == pytest.approx([90.0, 40.0, 50.0])
-
-
-def test_recorded_history_rejects_duplicates():
-    p = pd.concat([_panel(), _panel().iloc[:1]])
-    with pytest.raises(ValueError, match="more than one"):
-        recorded_history(p)
-    with pytest.raises(KeyError, match="days_present"):
-        recorded_history(_panel().drop(columns="days_present"))
 
 
 def _stacked(treated_obs: list[bool], comp_obs: list[bool], comp_cens: list[bool]):

@@ -24,6 +24,7 @@ from pipeline.censoring_ice import adjust_for_censoring, ice_impute
 from pipeline.did.ancova import matched_ancova
 from pipeline.did.results import EventStudyResult
 from pipeline.did.stacked import stacked_event_study
+from pipeline.history import history_options
 
 
 def add_outcomes(df: pd.DataFrame) -> pd.DataFrame:
@@ -132,7 +133,9 @@ def differences(
 def ancova(
     matched: pd.DataFrame, y: str, cfg: EstimateConfig, *, bootstrap: bool
 ) -> EventStudyResult:
-    """The matched ANCOVA (``matched_ancova``) on the matched stacks (``ipcw`` weights)."""
+    """The matched ANCOVA (``matched_ancova``) on the matched stacks (``ipcw`` weights);
+    with ``cfg.history`` also on the recorded year at the first visit
+    (:data:`pipeline.history.HISTORY_COLUMNS`, which ``matched`` must carry)."""
     return matched_ancova(
         matched,
         yname=y,
@@ -140,6 +143,7 @@ def ancova(
         fe=cfg.ancova_fe,
         effect_strata=cfg.effect_strata,
         vcov_type=cfg.vcov,
+        **history_options(cfg.history),
         **_inference(cfg, bootstrap),
     )
 

@@ -40,6 +40,7 @@ from pipeline.analysis.tables import (
 from pipeline.clusters import add_home_clusters
 from pipeline.did.results import EventStudyResult
 from pipeline.estimands import ESTIMAND_TABLES, PANEL_COLUMNS, EstimandsConfig, estimands
+from pipeline.history import HISTORY_PANEL_COLUMNS, with_history
 from pipeline.matching.riskset import RiskSetSpec
 from pipeline.outputs import PanelAccess
 from pipeline.sensitivity.suite import sensitivity_suite
@@ -64,6 +65,8 @@ def run_estimation(
     # matched sets they serve in), pipeline/clusters.py
     homes = panel_homes(panel)
     matched = add_home_clusters(matched, homes)
+    if cfg.history:  # the recorded year at each first visit (pipeline/history.py)
+        matched = with_history(matched, panel.columns(list(HISTORY_PANEL_COLUMNS)))
     recorded = add_outcomes(matched)
     # comparison students visited later: weighted or imputed (estimate.censoring)
     matched, cens_info, cens_model, cens_diag = censoring_adjusted(recorded, cfg)
@@ -102,6 +105,7 @@ def run_estimation(
             "ancova_fe": cfg.ancova_fe,
             "effect_strata": cfg.effect_strata,
             "vcov": cfg.vcov,
+            "history": cfg.history,
             "time_effects": cfg.time_effects,
             "reference": list(cfg.reference),
             "cluster": cfg.cluster,
@@ -163,6 +167,7 @@ def run_estimation(
         ancova_fe=cfg.ancova_fe,
         effect_strata=cfg.effect_strata,
         vcov=cfg.vcov,
+        history=cfg.history,
         alpha=cfg.alpha,
         seed=cfg.seed,
         censoring_truncate=cfg.ipcw_truncate,

@@ -28,6 +28,7 @@ from pipeline.analysis.settings import EstimateConfig
 from pipeline.clusters import HOME_COLUMNS, add_home_clusters, home_clusters
 from pipeline.did.honest import relative_magnitudes
 from pipeline.did.results import EventStudyResult
+from pipeline.history import with_history
 from pipeline.matching.riskset import PropensityCache, RiskSetMatcher, RiskSetSpec, stack_panels
 from pipeline.outputs import PanelAccess
 
@@ -48,11 +49,14 @@ def rematch(
     shift: int = 0,
     ps_cache: PropensityCache | None = None,
     matcher: RiskSetMatcher | None = None,
+    history: bool = False,
 ) -> pd.DataFrame:
     """Match again with other settings (``shift``: first visits moved that many school
     months earlier, for the placebo check; ``ps_cache``: reuse identical propensity fits;
     ``matcher``: a :class:`RiskSetMatcher` on the (shifted) panel, to share the risk-set
-    rows and scores across settings that differ only in caliper or ratio)."""
+    rows and scores across settings that differ only in caliper or ratio; ``history``:
+    the stacks carry the recorded year at each (shifted) first visit,
+    :func:`pipeline.history.with_history`, as ``estimate.history`` needs)."""
     if matcher is None:
         matcher = RiskSetMatcher(shifted_panel(panel, shift), ps_cache=ps_cache)
     res = matcher.match(spec, balance=False)
@@ -60,7 +64,8 @@ def rematch(
     if shift:
         fv = rows["first_visit_school_month"].astype("float64")
         rows = rows.assign(first_visit_school_month=(fv - shift).astype("Float64"))
-    return stack_panels(rows, res.matches, window=spec.window)
+    stacked = stack_panels(rows, res.matches, window=spec.window)
+    return with_history(stacked, rows) if history and not stacked.empty else stacked
 
 
 def relative_magnitude_bounds(
@@ -169,7 +174,7 @@ def run_checks(
         if matcher is None or c.shift != shift:
             matcher = None  # drop the previous one's rows and scores first
             matcher, shift = RiskSetMatcher(shifted_panel(panel, c.shift), keep=1), c.shift
-        m = rematch(panel, c.spec, shift=c.shift, matcher=matcher)
+        m = rematch(panel, c.spec, shift=c.shift, matcher=matcher, history=cfg.history)
         rows.append(check_row(c.check, m, y, cfg, c.window, c.note, homes))
         del m
     return rows

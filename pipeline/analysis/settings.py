@@ -31,6 +31,10 @@ class EstimateConfig:
     effect_strata: str | None = None
     #: the matched ANCOVA's cluster-robust covariance: ``CR1`` or Bell-McCaffrey ``CR2``
     vcov: str = "CR1"
+    #: the matched ANCOVA also conditions on the recorded year at the first visit
+    #: (:data:`pipeline.history.HISTORY_COLUMNS`; the stacks need those columns,
+    #: :func:`pipeline.history.with_history`)
+    history: bool = False
     time_effects: str = "matched_set"
     ipcw: bool = True
     #: comparison students visited later: ``weights`` (censoring weights, ``ipcw``) or

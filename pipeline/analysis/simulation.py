@@ -47,6 +47,7 @@ from pipeline.analysis.settings import EstimateConfig
 from pipeline.censoring_ice import CENSORING_METHODS, adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import SCHEMES
+from pipeline.history import extended_ancova, with_history
 from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
@@ -58,7 +59,6 @@ from pipeline.synth.effects import completed_truth_for
 from pipeline.synth.worlds import WorldConfig
 from pipeline.validation import diagnostics as diag
 from pipeline.validation.extras import ATTEMPT_ROWS, ITT_UNITS, inference_rows
-from pipeline.validation.history import extended_ancova, with_history
 from pipeline.validation.scenarios import spec_of
 from pipeline.validation.verdicts import ATTEMPT_DESIGN, VERDICT_BASIS_COLUMNS, verdict_table
 
@@ -102,6 +102,10 @@ class ValidateConfig:
         placebo date's re-matched design follows it, as the stage's robustness check
         does; the attrition test and the censoring-weight diagnostics stay the weighted
         ones.
+    history
+        The primary also conditions on the recorded year at the first visit
+        (``estimate.history``, :mod:`pipeline.history`). The extended design
+        (``matched_ancova_extended``) is then the primary itself and is not run again.
     design
         The primary design (``estimate.design``): the study runs it, its two censoring
         variants and the other design (:func:`~pipeline.analysis.scenarios.estimators`).
@@ -140,6 +144,7 @@ class ValidateConfig:
     ipcw_truncate: tuple[float, float] | None = None
     effect_strata: str | None = None
     vcov: str = "CR1"
+    history: bool = False
     itt_censoring: str = "impute"
     primary_censoring: str = "weights"
     estimators: tuple[str, ...] | None = None
@@ -296,6 +301,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         ipcw_truncate=None if cfg.ipcw_truncate is None else tuple(cfg.ipcw_truncate),
         effect_strata=cfg.effect_strata,
         vcov=cfg.vcov,
+        history=cfg.history,
         estimands={
             "itt_censoring": cfg.itt_censoring,
             "design_bootstrap_scheme": cfg.boot_scheme,
@@ -312,8 +318,11 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
     matched = add_outcomes(stack_panels(panel, res.matches, spec.window))
     homes = home_clusters(panel)
     matched = _with_homes(matched, homes, ecfg.cluster)
-    extended = [e for e in registry.extensions(cfg.design) if e in cfg.estimators]
-    if extended:
+    # the extended design is the primary itself when the primary conditions on the history
+    extended = [
+        e for e in registry.extensions(cfg.design) if e in cfg.estimators and not cfg.history
+    ]
+    if extended or cfg.history:
         matched = with_history(matched, panel)
     y = "attendance_rate"
     w = ecfg.att_window
@@ -446,7 +455,7 @@ def _placebo_ci(panel, spec, ecfg, y, homes) -> tuple[float, float]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            m = rematch(PanelAccess(panel), pspec, shift=s)
+            m = rematch(PanelAccess(panel), pspec, shift=s, history=ecfg.history)
             if m is None or m.empty:
                 return np.nan, np.nan
             m = censoring_adjusted(add_outcomes(m), ecfg, (y,))[0]  # as the stage's check

@@ -60,6 +60,7 @@ def matched_ancova(
     lags: Sequence[str] = LAGS,
     prior: str | None = "prior_year_rate",
     extra: Sequence[str] = (),
+    extra_refs: Sequence[int] = (),
     unit: str = "student_key",
     match: str = "match_id",
     event_time: str = "stack_event_time",
@@ -82,10 +83,11 @@ def matched_ancova(
     ``data`` is the stacked matched panel (``matched.parquet`` with outcomes and the
     ``ipcw`` column). ``extra`` names further baseline covariates read at event time 0
     (like ``prior``: linear, with a missing indicator, by event time), e.g. the
-    year-to-date rate of :func:`pipeline.validation.history.recorded_history`; they do
-    not change the reference period. The months the baseline covariates record (event times −1 … −L for
-    ``L`` lags) are the reference: their effects are zero by construction and they are
-    not estimated. Event times before them (−L−1, −L−2, …) are placebo outcomes — under
+    year-to-date rate of :func:`pipeline.history.recorded_history`. The months the
+    baseline covariates record (event times −1 … −L for ``L`` lags, and ``extra_refs``:
+    event times an ``extra`` covariate is the outcome of, such as −4 for the rate four
+    months before) are the reference: their effects are zero by construction and they are
+    not estimated. Other event times before the visit are placebo outcomes — under
     the design, students with the same recorded months did not differ earlier either — and
     make the pre-trend test and the relative-magnitude sensitivity; event time 0 is the
     visit month.
@@ -123,7 +125,9 @@ def matched_ancova(
          effect_strata, *base_cols, *cl_cols],
         where,
     )
-    refs = tuple(range(-len(lags), 0))
+    refs = tuple(sorted(set(range(-len(lags), 0)) | {int(k) for k in extra_refs}))
+    if any(k >= 0 for k in refs):
+        raise ValueError(f"{where}: extra_refs must be event times before the visit")
     lo, hi = int(window[0]), int(window[1])
     if hi < 0 or lo > hi:
         raise ValueError(f"{where}: window {window} must include post-visit event times")

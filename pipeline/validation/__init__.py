@@ -2,8 +2,6 @@
 
 * :mod:`pipeline.validation.scenarios` — the stress-test worlds as scenarios, the
   ``realistic`` combination, and what each world would need where it is not identified;
-* :mod:`pipeline.validation.history` — recorded history for the extended design
-  (year-to-date, own mean, a fourth month);
 * :mod:`pipeline.validation.diagnostics` — whether each diagnostic the report prints fires
   in one replication;
 * :mod:`pipeline.validation.verdicts` — firing rates, bracketing and a verdict per world;

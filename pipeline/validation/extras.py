@@ -50,6 +50,7 @@ from pipeline.censoring_ice import adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import BootstrapResult, DesignBootstrap
 from pipeline.did.results import EventStudyResult
+from pipeline.history import with_history
 from pipeline.inference import SCHOOL, district_wild_check
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec
 from pipeline.synth.effects import itt_truth_for
@@ -120,6 +121,7 @@ def district_wild(
     return district_wild_check(
         matched, window=ecfg.event_window, att_window=ecfg.att_window, fe=ecfg.ancova_fe,
         effect_strata=ecfg.effect_strata, B=draws, seed=seed, alpha=ecfg.alpha,
+        history=ecfg.history,
     )  # fmt: skip
 
 
@@ -150,6 +152,7 @@ def design_bootstrap(
         censoring=ecfg.censoring,
         scheme=ecfg.estimands.get("design_bootstrap_scheme", "multinomial"),
         hold_mix=ecfg.estimands.get("design_bootstrap_hold_mix"),
+        history=ecfg.history,
     )
     return bs.run(draws, seed=seed, workers=1, alpha=ecfg.alpha)
 
@@ -174,7 +177,8 @@ def itt_first_attempt(
     """
     des = itt_design(panel, spec)
     method = ecfg.estimands.get("itt_censoring", "impute")
-    m, _ = adjust_for_censoring(des.matched, y, method, truncate=ecfg.ipcw_truncate)
+    at_attempt = with_history(des.matched, panel) if ecfg.history else des.matched
+    m, _ = adjust_for_censoring(at_attempt, y, method, truncate=ecfg.ipcw_truncate)
     m = add_home_clusters(m, homes)
     res = primary(m, y, _school_cfg(ecfg), bootstrap=False)
     treated = pd.Index(m.loc[m["role"] == "treated", "student_key"].unique())

@@ -1,9 +1,10 @@
 """Recorded attendance history beyond the three months the matching uses.
 
-The redesign for worlds whose referral reads more recorded months than the primary design
-conditions on (level, year-to-date rate, district-specific windows;
-:mod:`pipeline.synth.worlds`) extends what the matched ANCOVA adjusts for with, at the
-first visit:
+Referral can read more of the record than the last three months: a student's level over
+the year, the year-to-date rate a school's report shows, or a number of recent months that
+differs by district (the stress-test worlds of :mod:`pipeline.synth.worlds`). The primary
+design (``estimate.history: true``, :func:`pipeline.analysis.design.ancova`) therefore also
+conditions on, at the first visit:
 
 ``ytd_rate``
     the rate over the school year before the month (the prior year's rate in the first
@@ -11,10 +12,14 @@ first visit:
 ``level_rate``
     the rate over every recorded month before the month (the student's own mean);
 ``rate_lag4``
-    the rate four school months before.
+    the rate four school months before (so event time −4 joins the reference months,
+    :data:`HISTORY_REFS`).
 
 All three are computed from recorded days only (``days_present``, ``days_membership`` of
-the panel), so they are available to the real evaluation.
+the panel), so they are available to the real evaluation. Without them the design was
+biased by 1.1 to 1.5 points where referral read the level or the year-to-date rate
+(``benchmarks/results/worlds_impute_n100``, the rows ``matched_ancova``); with them it met
+its targets there (the rows ``matched_ancova_extended``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,26 @@ import pandas as pd
 
 #: Columns :func:`recorded_history` adds.
 HISTORY_COLUMNS = ("ytd_rate", "level_rate", "rate_lag4")
+#: Event times whose outcome a history column records (``rate_lag4`` at the first visit is
+#: the rate at event time −4): reference months of the design, not placebo outcomes.
+HISTORY_REFS = (-4,)
+#: The panel columns :func:`recorded_history` reads.
+HISTORY_PANEL_COLUMNS = (
+    "student_key",
+    "school_month",
+    "school_year",
+    "days_present",
+    "days_membership",
+    "prior_year_rate",
+)
+
+
+def history_options(history: bool) -> dict:
+    """:func:`pipeline.did.ancova.matched_ancova`'s options that condition on the recorded
+    year (``extra``, ``extra_refs``); none when ``history`` is false."""
+    if not history:
+        return {}
+    return {"extra": HISTORY_COLUMNS, "extra_refs": HISTORY_REFS}
 
 
 def recorded_history(panel: pd.DataFrame) -> pd.DataFrame:
@@ -32,14 +57,7 @@ def recorded_history(panel: pd.DataFrame) -> pd.DataFrame:
     ``panel`` needs ``student_key, school_month, school_year, days_present,
     days_membership, prior_year_rate`` (one row per student and school month).
     """
-    cols = [
-        "student_key",
-        "school_month",
-        "school_year",
-        "days_present",
-        "days_membership",
-        "prior_year_rate",
-    ]
+    cols = list(HISTORY_PANEL_COLUMNS)
     missing = [c for c in cols if c not in panel.columns]
     if missing:
         raise KeyError(f"recorded_history: panel lacks column(s) {missing}")
@@ -91,7 +109,10 @@ def with_history(stacked: pd.DataFrame, panel: pd.DataFrame) -> pd.DataFrame:
 def extended_ancova(matched: pd.DataFrame, yname: str, **kw):
     """The matched ANCOVA that also conditions on :data:`HISTORY_COLUMNS` at the first
     visit (``matched`` from :func:`with_history`; ``kw`` as for
-    :func:`pipeline.did.ancova.matched_ancova`).
+    :func:`pipeline.did.ancova.matched_ancova`), with :data:`HISTORY_REFS` among its
+    reference months. The estimate stage fits the same design through
+    :func:`pipeline.analysis.design.ancova` when ``estimate.history`` is on; the
+    simulation study runs it under this name beside a primary without the history.
 
     Returns
     -------
@@ -101,6 +122,6 @@ def extended_ancova(matched: pd.DataFrame, yname: str, **kw):
     """
     from pipeline.did.ancova import matched_ancova
 
-    res = matched_ancova(matched, yname=yname, extra=HISTORY_COLUMNS, **kw)
+    res = matched_ancova(matched, yname=yname, extra=HISTORY_COLUMNS, extra_refs=HISTORY_REFS, **kw)
     res.estimator = "matched_ancova_extended"
     return res
