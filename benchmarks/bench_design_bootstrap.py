@@ -66,29 +66,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     from pipeline.analysis.settings import EstimateConfig
-    from pipeline.design_bootstrap import DesignBootstrap
+    from pipeline.estimands import EstimandsConfig, design_bootstrap
     from pipeline.matching.riskset import RiskSetSpec
     from pipeline.settings import load_settings
 
     # the estimate stage's settings (params.yaml): matching, censoring, how draws weigh
     # schools and the mix they hold
     s = load_settings(ROOT / "params.yaml")
-    cfg = EstimateConfig(**s.estimate.flat())
-    est = s.estimate.estimands
+    cfg = EstimandsConfig.from_estimate(EstimateConfig(**s.estimate.flat()))
     with tempfile.TemporaryDirectory(prefix="leap-bench-bs-") as tmp:
         path = args.panel or default_panel(Path(tmp))
         panel = pd.read_parquet(path)
     t0 = time.perf_counter()
-    bs = DesignBootstrap(
-        panel,
-        RiskSetSpec(**s.match.spec_kwargs()),
-        att_window=cfg.att_window,
-        truncate=cfg.ipcw_truncate,
-        effect_strata=cfg.effect_strata,
-        censoring=cfg.censoring,
-        scheme=est.design_bootstrap_scheme,
-        hold_mix=est.design_bootstrap_hold_mix,
-    )
+    bs = design_bootstrap(panel, RiskSetSpec(**s.match.spec_kwargs()), cfg)
     setup = time.perf_counter() - t0
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     self0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -109,8 +99,9 @@ def main() -> None:
         "stage's settings",
         "panel": "the default extract's (built here)" if args.panel is None else str(args.panel),
         "censoring": cfg.censoring,
-        "scheme": est.design_bootstrap_scheme,
-        "hold_mix": est.design_bootstrap_hold_mix,
+        "scheme": cfg.design_bootstrap_scheme,
+        "history": cfg.history,
+        "hold_mix": cfg.design_bootstrap_hold_mix,
         "students": int(bs.n_students),
         "schools": int(len(bs.schools)),
         "matching_rows": int(len(bs.work_t)),

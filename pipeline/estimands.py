@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline import labels
 from pipeline.analysis.schemas import (
     ATTRITION_COLUMNS,
     CHRONIC_YEARLY_COLUMNS,
@@ -45,7 +46,7 @@ from pipeline.design_bootstrap import DesignBootstrap
 from pipeline.did.ancova import matched_ancova
 from pipeline.history import history_options, with_history
 from pipeline.inference import SCHOOL, district_wild_check
-from pipeline.matching.riskset import PANEL_MATCH_COLUMNS, RiskSetSpec
+from pipeline.matching.riskset import PANEL_MATCH_COLUMNS, PropensityCache, RiskSetSpec
 
 log = logging.getLogger("pipeline.estimands")
 
@@ -82,9 +83,7 @@ ITT_CENSORING_NOTES = {
 def boot_note(draws: int, scheme: str, hold_mix: str | None) -> str:
     """The estimands table's note on the design bootstrap row: draws, how schools were
     weighed, the mix held."""
-    how = ("schools resampled" if scheme == "multinomial"
-           else "random school weights" + (" of variance 1" if scheme == "dirichlet_unit"
-                                            else ""))  # fmt: skip
+    how = labels.boot_scheme(scheme)["note"]
     held = f", visited {hold_mix.replace('_', ' ')} mix held" if hold_mix else ""
     return f"{draws} draws, {how}{held}, percentile interval"
 
@@ -123,6 +122,25 @@ class EstimandsConfig:
     censoring: str = "impute"
 
     @classmethod
+    def from_estimate(cls, est) -> EstimandsConfig:
+        """The settings the estimate stage runs with, from its
+        :class:`~pipeline.analysis.settings.EstimateConfig` ``est`` (the ``estimands``
+        section plus the design settings they share with the headline)."""
+        return cls.from_params(
+            est.estimands,
+            att_window=est.att_window,
+            event_window=est.event_window,
+            ancova_fe=est.ancova_fe,
+            effect_strata=est.effect_strata,
+            vcov=est.vcov,
+            history=est.history,
+            alpha=est.alpha,
+            seed=est.seed,
+            censoring_truncate=est.ipcw_truncate,
+            censoring=est.censoring,
+        )
+
+    @classmethod
     def from_params(cls, section: dict, **shared) -> EstimandsConfig:
         unknown = set(section) - set(cls.__dataclass_fields__)
         if unknown:
@@ -132,6 +150,29 @@ class EstimandsConfig:
             if kw.get(k) is not None:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
+
+
+def design_bootstrap(
+    panel: pd.DataFrame,
+    spec: RiskSetSpec,
+    cfg: EstimandsConfig,
+    ps_cache: PropensityCache | None = None,
+) -> DesignBootstrap:
+    """The design bootstrap as ``cfg`` sets it up (matching ``spec``; ``ps_cache``: a
+    matching run's propensity fit to reuse): the one wiring from settings that the
+    estimate stage, the simulation study and the benchmarks share."""
+    return DesignBootstrap(
+        panel,
+        spec,
+        att_window=cfg.att_window,
+        truncate=cfg.censoring_truncate,
+        effect_strata=cfg.effect_strata,
+        censoring=cfg.censoring,
+        scheme=cfg.design_bootstrap_scheme,
+        hold_mix=cfg.design_bootstrap_hold_mix,
+        history=cfg.history,
+        ps_cache=ps_cache,
+    )
 
 
 def _row(estimand, inference, est, se, lo, hi, n, note="") -> dict:
@@ -223,13 +264,7 @@ def estimands(
         metrics["att_district_wild"] = {k: _plain(d[k]) for k in d.index}
 
     def design():
-        bs = DesignBootstrap(panel, spec, att_window=cfg.att_window,
-                             truncate=cfg.censoring_truncate,
-                             effect_strata=cfg.effect_strata,
-                             censoring=cfg.censoring,
-                             scheme=cfg.design_bootstrap_scheme,
-                             hold_mix=cfg.design_bootstrap_hold_mix,
-                             history=cfg.history)  # fmt: skip
+        bs = design_bootstrap(panel, spec, cfg)
         r = bs.run(cfg.design_bootstrap_draws, seed=cfg.seed, workers=cfg.bootstrap_workers,
                    alpha=cfg.alpha)  # fmt: skip
         lo, hi = r.conf_int()

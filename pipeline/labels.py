@@ -342,3 +342,32 @@ def check(name: object) -> str:
 def scenario(name: object) -> str:
     """Display name of a simulation scenario."""
     return SCENARIOS.get(str(name), words(name))
+
+
+#: How the design bootstrap draws schools (``estimate.estimands.design_bootstrap_scheme``,
+#: :data:`pipeline.design_bootstrap.SCHEMES`), in every place a reader meets it: ``note``
+#: the estimands table's note, ``short`` and ``long`` the methods text and glossary,
+#: ``on`` the Uncertainty caution. Resampling (``multinomial``) and the smooth weights.
+_BOOT_RESAMPLED = {
+    "note": "schools resampled",
+    "short": "resamples schools",
+    "long": "on schools drawn at random with replacement within districts",
+    "on": "on schools resampled within districts",
+}
+_BOOT_WEIGHTED = {
+    "note": "random school weights",
+    "short": "weights schools at random",
+    "long": "with every school given a random weight (drawn within its district)",
+    "on": "on schools reweighted within districts",
+}
+
+
+def boot_scheme(scheme: object) -> dict[str, str]:
+    """The words for a design-bootstrap scheme (see :data:`_BOOT_RESAMPLED`); ``None``
+    reads as resampling, the scheme of tables written before the setting existed."""
+    if scheme in (None, "multinomial"):
+        return dict(_BOOT_RESAMPLED)
+    out = dict(_BOOT_WEIGHTED)
+    if scheme == "dirichlet_unit":
+        out["note"] += " of variance 1"
+    return out

@@ -160,19 +160,7 @@ def run_estimation(
         "metrics": metrics,
     }
     log.info("estimands and inference beside the headline")
-    ecfg = EstimandsConfig.from_params(
-        cfg.estimands,
-        att_window=cfg.att_window,
-        event_window=cfg.event_window,
-        ancova_fe=cfg.ancova_fe,
-        effect_strata=cfg.effect_strata,
-        vcov=cfg.vcov,
-        history=cfg.history,
-        alpha=cfg.alpha,
-        seed=cfg.seed,
-        censoring_truncate=cfg.ipcw_truncate,
-        censoring=cfg.censoring,
-    )
+    ecfg = EstimandsConfig.from_estimate(cfg)
     # the same censoring weights or imputed rows as the primary's: reused
     same = (matched["ipcw"], cens_model) if cens_model is not None else None
     imputed = (matched, cens_diag) if cfg.censoring == "impute" else None

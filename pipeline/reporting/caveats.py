@@ -92,10 +92,12 @@ def balance_caveat(bal: pd.DataFrame, equivalence: float, adjustment: float) -> 
 
 
 def falsification_caveat(pretrend: Mapping[str, Any],
-                         fals: pd.DataFrame | None = None) -> Caveat:
+                         fals: pd.DataFrame | None = None, history: bool = False) -> Caveat:
     """The joint pre-trend test and, when present, each design's equivalence bound
     (``sensitivity_falsification``).  The placebo-date check is not among them: it does
-    not tell worlds the design handles from worlds that break it (appendix)."""
+    not tell worlds the design handles from worlds that break it (appendix). With
+    ``history`` (``estimate.history``) the design adjusts for the whole record, which holds
+    the placebo months, and the caveat says the test is weak."""
     p = float(pretrend["p_value"])
     times = pretrend.get("event_times") or []
     when = (
@@ -106,6 +108,11 @@ def falsification_caveat(pretrend: Mapping[str, Any],
         f"Differences in {when}, which the design does not adjust for, are jointly "
         f"{'consistent' if p >= 0.05 else 'not consistent'} with zero (p = {fmt_p(p)})."
     ]
+    if history:
+        parts.append(
+            "The design also adjusts for attendance over the whole record, which includes "
+            "those months, so this test has little power to reveal a flawed comparison."
+        )
     bad = p < 0.05
     for _, f in (fals if fals is not None else pd.DataFrame()).iterrows():
         if pd.isna(f["equivalence_bound"]):
@@ -546,9 +553,7 @@ def inference_caveat(
         imputed = (metrics.get("censoring") or {}).get("method") == "impute"
         redo = "imputation" if imputed else "censoring weights"
         est_boot = (metrics.get("estimands") or {}).get("att_design_bootstrap") or {}
-        on = ("on schools resampled within districts"
-              if est_boot.get("scheme", "multinomial") == "multinomial"
-              else "on schools reweighted within districts")  # fmt: skip
+        on = labels.boot_scheme(est_boot.get("scheme"))["on"]
         parts.append(
             f"Re-running the whole design (matching score, matching and {redo}) "
             f"{on} gives {fmt_num(d['ci_low'])} to "
@@ -663,7 +668,8 @@ def build_caveats(
         balance_caveat(pub_tables["balance"], float(facts["wwc_equivalence"]),
                        float(facts["wwc_adjustment_limit"])),
         falsification_caveat(metrics["pretrend_test"],
-                             optional.get("sensitivity_falsification")),
+                             optional.get("sensitivity_falsification"),
+                             bool((metrics.get("design_settings") or {}).get("history"))),
         sensitivity_caveat(pub_tables["robustness"], {
             k: optional[k] for k in ("sensitivity_ovb", "sensitivity_rosenbaum",
                                      "sensitivity_honestdid") if optional.get(k) is not None},

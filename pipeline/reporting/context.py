@@ -373,12 +373,8 @@ def boot_words(boot: Mapping[str, Any]) -> dict[str, str]:
     held = boot.get("hold_mix")
     hold = (f", holding the visited students' {str(held).replace('_', ' ')} mix"
             if held else "")  # fmt: skip
-    if boot.get("scheme", "multinomial") == "multinomial":
-        return {"short": "resamples schools", "long": "on schools drawn at random with "
-                "replacement within districts" + hold}  # fmt: skip
-    return {"short": "weights schools at random",
-            "long": "with every school given a random weight (drawn within its district)"
-            + hold}  # fmt: skip
+    w = labels.boot_scheme(boot.get("scheme"))
+    return {"short": w["short"], "long": w["long"] + hold}
 
 
 ESTIMAND_ROWS = {
@@ -487,6 +483,7 @@ def build_context(
         "design": m["design"],  # chosen by estimate.design; estimate writes it
         "ancova_within": _within((m.get("design_settings") or {}).get("ancova_fe")),
         "effect_strata": _strata((m.get("design_settings") or {}).get("effect_strata")),
+        "history": bool((m.get("design_settings") or {}).get("history")),
         "pretrend_ok": bool(m["pretrend_test"]["p_value"] >= 0.05),
         "sizes": sizes,
         "sizes_table": sizes_df,

@@ -42,13 +42,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import registry
+from pipeline import estimands, registry
 from pipeline.analysis.design import primary
 from pipeline.analysis.settings import EstimateConfig
 from pipeline.attempts import BloomEffect, bloom, itt_design, reach_shares
 from pipeline.censoring_ice import adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
-from pipeline.design_bootstrap import BootstrapResult, DesignBootstrap
+from pipeline.design_bootstrap import BootstrapResult
 from pipeline.did.results import EventStudyResult
 from pipeline.history import with_history
 from pipeline.inference import SCHOOL, district_wild_check
@@ -142,17 +142,8 @@ def design_bootstrap(
     BootstrapResult
         The full-sample estimate, the draws, the bootstrap SE and percentile interval.
     """
-    bs = DesignBootstrap(
-        panel,
-        spec,
-        att_window=ecfg.att_window,
-        truncate=ecfg.ipcw_truncate,
-        ps_cache=ps_cache,
-        effect_strata=ecfg.effect_strata,
-        censoring=ecfg.censoring,
-        scheme=ecfg.estimands.get("design_bootstrap_scheme", "multinomial"),
-        hold_mix=ecfg.estimands.get("design_bootstrap_hold_mix"),
-        history=ecfg.history,
+    bs = estimands.design_bootstrap(
+        panel, spec, estimands.EstimandsConfig.from_estimate(ecfg), ps_cache=ps_cache
     )
     return bs.run(draws, seed=seed, workers=1, alpha=ecfg.alpha)
 
