@@ -1,6 +1,7 @@
 """The study's checkpoint: finished replications are kept and not run again."""
 
 import pandas as pd
+import pytest
 
 from pipeline.analysis import simulation as sim
 
@@ -54,3 +55,21 @@ def test_checkpoint_rows_from_another_seed_are_run_again(tmp_path, monkeypatch):
     sim.run_replications(sim.ValidateConfig(seed=2, n_reps=1, workers=1, scenarios=("dip",),
                                             checkpoint=str(ck)))  # fmt: skip
     assert calls == [("dip", 0)]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(sim, "_task", fake_task)
+    ck = tmp_path / "checkpoint.csv"
+    base = dict(n_reps=1, workers=1, scenarios=("dip",), checkpoint=str(ck))
+    sim.run_replications(sim.ValidateConfig(**base, primary_censoring="impute"))
+    assert sim.settings_file(ck).exists()
+    # more replications, other scenarios, other workers: the same settings
+    sim.run_replications(sim.ValidateConfig(**{**base, "n_reps": 2, "workers": 1},
+                                            primary_censoring="impute"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"checkpoint.csv.*primary_censoring: 'impute' there"):
+        sim.run_replications(sim.ValidateConfig(**base, primary_censoring="weights"))
+    with pytest.raises(ValueError, match="history"):
+        sim.run_replications(sim.ValidateConfig(**base, primary_censoring="impute", history=True))
+    sim.settings_file(ck).unlink()
+    with pytest.raises(ValueError, match="no checkpoint.settings.json"):
+        sim.run_replications(sim.ValidateConfig(**base, primary_censoring="impute"))

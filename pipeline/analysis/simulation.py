@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import tempfile
 import time
@@ -478,6 +479,55 @@ def _task(args) -> pd.DataFrame:
         quiet.setLevel(level)
 
 
+#: ValidateConfig fields that do not change a replication's rows (how many, where written;
+#: the seed is checked row by row, :func:`_done`).
+_RUN_ONLY = ("seed", "n_reps", "workers", "scenarios", "table", "replications", "figure",
+             "verdicts", "checkpoint")  # fmt: skip
+
+
+def settings_file(checkpoint: Path) -> Path:
+    """The file beside a checkpoint that records the settings its replications ran with."""
+    return checkpoint.with_name(checkpoint.stem + ".settings.json")
+
+
+def _fingerprint(cfg: ValidateConfig) -> dict:
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RUN_ONLY}
+    return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+
+def check_checkpoint_settings(checkpoint: Path, cfg: ValidateConfig) -> None:
+    """Refuse to resume from a checkpoint whose replications ran with other settings.
+
+    A new checkpoint gets its settings file (:func:`settings_file`); an existing one must
+    have one that equals ``cfg``'s settings (every field but :data:`_RUN_ONLY`).
+
+    Raises
+    ------
+    ValueError
+        Naming the checkpoint and the settings that differ (or the missing record).
+    """
+    want = _fingerprint(cfg)
+    side = settings_file(checkpoint)
+    if not checkpoint.exists() or checkpoint.stat().st_size == 0:
+        side.parent.mkdir(parents=True, exist_ok=True)
+        side.write_text(json.dumps(want, indent=2, sort_keys=True) + "\n")
+        return
+    if not side.exists():
+        raise ValueError(
+            f"{checkpoint}: no {side.name} beside it records the settings its replications "
+            "ran with, so they cannot be resumed safely; move the checkpoint aside to start "
+            "afresh"
+        )
+    have = json.loads(side.read_text())
+    diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    if diff:
+        said = "; ".join(f"{k}: {have.get(k)!r} there, {want.get(k)!r} now" for k in diff)
+        raise ValueError(
+            f"{checkpoint}: its replications ran with other settings ({said}); rerun with "
+            "those settings or move the checkpoint aside to start afresh"
+        )
+
+
 def _done(path: Path, seeds: list[int]) -> pd.DataFrame:
     """Replications already in a checkpoint file (rows of finished ``(scenario, rep)``
     pairs whose seed matches this study's)."""
@@ -496,11 +546,13 @@ def run_replications(cfg: ValidateConfig) -> pd.DataFrame:
     ...), so a study cut short has about as many replications of each scenario. With
     ``cfg.checkpoint`` every finished replication is appended to that CSV as it arrives
     and replications already there (same seed) are not run again: a long study can be
-    stopped and resumed. The result is ordered by scenario, replication and estimator
+    stopped and resumed, with the same settings only (:func:`check_checkpoint_settings`). The result is ordered by scenario, replication and estimator
     whatever the order the replications finished in.
     """
     seeds = replication_seeds(cfg.seed, cfg.n_reps)
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    if ckpt is not None:
+        check_checkpoint_settings(ckpt, cfg)
     done = _done(ckpt, seeds) if ckpt else pd.DataFrame(columns=REP_COLUMNS)
     done = done[done["scenario"].isin(cfg.scenarios) & (done["rep"] < cfg.n_reps)]
     have = set(zip(done["scenario"], done["rep"], strict=True))
