@@ -288,9 +288,14 @@ def render(folder: Path) -> str:
         lines += worlds_table(verdicts)
         lines += [
             "",
-            "`primary` is the matched ANCOVA of the headline; `extended` also conditions on "
-            "the whole recorded school year before the visit, the student's own mean and a "
-            "fourth month.",
+            "`primary` is the matched ANCOVA of the headline"
+            + (
+                ", conditioning on the whole recorded school year before the visit, the "
+                "student's own mean and a fourth month (`estimate.history`)."
+                if timing.get("history")
+                else "; `extended` also conditions on the whole recorded school year before "
+                "the visit, the student's own mean and a fourth month."
+            ),
             "",
             "## Issue 16's target for the primary, strictly",
             "",
