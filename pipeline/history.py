@@ -19,7 +19,8 @@ All three are computed from recorded days only (``days_present``, ``days_members
 the panel), so they are available to the real evaluation. Without them the design was
 biased by 1.1 to 1.5 points where referral read the level or the year-to-date rate
 (``benchmarks/results/worlds_impute_n100``, the rows ``matched_ancova``); with them it met
-its targets there (the rows ``matched_ancova_extended``).
+its targets there (the rows ``matched_ancova_extended`` of that study, and
+``benchmarks/results/worlds_history_n100``, the study of the design as the stage runs it).
 """
 
 from __future__ import annotations

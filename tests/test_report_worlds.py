@@ -179,3 +179,17 @@ def test_the_committed_study_loads_with_a_basis_for_every_verdict(study, lines):
     assert (v["verdict_basis"].map(vd.BASES) == v["verdict"]).all()
     # one line per kind of verdict: the study of the recorded-year design is valid everywhere
     assert len(cv.stress_caveat(None, v).items) == lines
+
+
+def test_a_world_beyond_the_records_keeps_the_caution_when_every_world_is_valid():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/results/worlds_history_n100/verdicts.csv"
+    v = _with_basis(pd.read_csv(path), path)
+    assert (v.loc[v["design"] == "primary", "verdict"] == "valid").all()
+    assert cv.stress_caveat(None, v, "matched_ancova").status == cv.OK
+    shocks = pd.DataFrame([{"estimator": "matched_ancova", "scenario": "unrecorded_shocks",
+                            "targets_apply": False, "bias": -0.75, "coverage": 0.63}])  # fmt: skip
+    c = cv.stress_caveat(shocks, v, "matched_ancova")
+    assert c.status == cv.CONCERN
+    assert c.items[-1].startswith("Beyond any design using the records")

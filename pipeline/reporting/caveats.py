@@ -620,7 +620,9 @@ def stress_caveat(validation: pd.DataFrame | None, verdicts: pd.DataFrame | None
     from the study's verdict table (``verdicts.csv`` beside ``report.validation_table``;
     the primary design's rows) when present, else from the verdict columns of the
     validation table (the ``primary`` estimator's rows).  Both carry the verdicts' basis
-    columns (:func:`pipeline.reporting.worlds.with_basis`)."""
+    columns (:func:`pipeline.reporting.worlds.with_basis`). A caution when the design is
+    not identified in some world or the validation table has a world beyond the records
+    (:func:`beyond_the_records`), which no check flags."""
     topic = "Worlds that break the assumptions"
     v = verdicts if verdicts is not None and "verdict" in verdicts.columns else validation
     if v is None or "verdict" not in v.columns or v["verdict"].isna().all():
@@ -633,8 +635,10 @@ def stress_caveat(validation: pd.DataFrame | None, verdicts: pd.DataFrame | None
     head = ("In the simulation study (" + (f"{plural(n, 'replication')} per world; " if n
                                           else "")
             + "reasons in the appendix), the primary design in each world:")
-    bad = worlds.any_not_identified(v, primary)
-    lines = worlds.first_page_lines(v, primary) + beyond_the_records(validation, primary)
+    beyond = beyond_the_records(validation, primary)
+    # a world no check flags is a caution even when every other world is valid
+    bad = worlds.any_not_identified(v, primary) or bool(beyond)
+    lines = worlds.first_page_lines(v, primary) + beyond
     return Caveat("stress", topic, CONCERN if bad else OK, head, lines)
 
 
