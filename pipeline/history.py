@@ -112,8 +112,8 @@ def extended_ancova(matched: pd.DataFrame, yname: str, **kw):
     visit (``matched`` from :func:`with_history`; ``kw`` as for
     :func:`pipeline.did.ancova.matched_ancova`), with :data:`HISTORY_REFS` among its
     reference months. The estimate stage fits the same design through
-    :func:`pipeline.analysis.design.ancova` when ``estimate.history`` is on; the
-    simulation study runs it under this name beside a primary without the history.
+    :func:`pipeline.analysis.design.ancova` when ``estimate.history`` is on, and so does
+    the simulation study, under this name, beside a primary without the history.
 
     Returns
     -------

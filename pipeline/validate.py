@@ -1,9 +1,9 @@
 """Stage ``validate``: a simulation study of the whole design against known effects.
 
 ``python -m pipeline.validate`` draws many small synthetic extracts under several
-scenarios, runs the whole design on each (ingest → panel → risk-set matching → matched
-stacked event study with inverse-probability-of-censoring weights) and the comparators
-on the same students, and compares every estimate of the average effect over event times
+scenarios, runs the whole design on each (ingest → panel → risk-set matching → the
+primary design as the estimate stage runs it: ``estimate.design``, ``estimate.censoring``,
+``estimate.history``, ``estimate.cluster``) and the comparators on the same students, and compares every estimate of the average effect over event times
 1–6 with the generator's truth (``truth["att_window"]``: the equal-weight mean over event
 times 1–6 of the true effects among the treated students observed there).
 
@@ -28,16 +28,17 @@ Scenarios (:data:`pipeline.analysis.scenarios.SCENARIOS`)
 
 Estimators
     ``matched_ancova`` (the primary design, :mod:`pipeline.did.ancova`: levels on the
-    months before the visit, time effects per district, censoring weights), two variants
-    of it that show what the censoring correction does — ``matched_ancova_no_ipcw``
-    (censored comparison rows dropped, no weights) and ``matched_ancova_keep_censored``
-    (later-visited comparison rows kept as if untreated) —, the matched differences design
-    ``matched_stacked`` (:mod:`pipeline.did.stacked`, the primary design before this
-    study; censoring weights) and the comparators of :mod:`pipeline.analysis.comparators`
-    (``naive_before_after``, ``twfe``, ``sun_abraham``, ``imputation``,
-    ``callaway_santanna_unconditional``). Intervals are analytic (clustered as
-    ``EstimateConfig.cluster``, by student by default; t with clusters − 1 degrees of
-    freedom for the matched designs) — the wild bootstrap is skipped in the replications.
+    months before the visit, time effects per district; with ``estimate.history`` also the
+    recorded year at the first visit; comparison students visited later imputed or
+    weighted as ``estimate.censoring``), two variants of it that show what the censoring
+    correction does — ``matched_ancova_no_ipcw`` (censored comparison rows dropped, no
+    correction) and ``matched_ancova_keep_censored`` (later-visited comparison rows kept
+    as if untreated) —, the matched differences design ``matched_stacked``
+    (:mod:`pipeline.did.stacked`; the same censoring correction) and the comparators of
+    :mod:`pipeline.analysis.comparators` (``naive_before_after``, ``twfe``,
+    ``sun_abraham``, ``imputation``, ``callaway_santanna_unconditional``). Intervals are
+    analytic (clustered as ``estimate.cluster``; t with clusters − 1 degrees of freedom
+    for the matched designs) — the wild bootstrap is skipped in the replications.
 
 Inference extras (``validate.inference``, off by default; :mod:`pipeline.validation.extras`)
     The primary with errors clustered by home school, the district wild cluster bootstrap

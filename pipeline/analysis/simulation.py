@@ -48,7 +48,7 @@ from pipeline.analysis.settings import EstimateConfig
 from pipeline.censoring_ice import CENSORING_METHODS, adjust_for_censoring
 from pipeline.clusters import add_home_clusters, home_clusters
 from pipeline.design_bootstrap import SCHEMES
-from pipeline.history import extended_ancova, with_history
+from pipeline.history import with_history
 from pipeline.ingestion import run_ingest
 from pipeline.matching.riskset import PropensityCache, RiskSetSpec, riskset_match, stack_panels
 from pipeline.outputs import PanelAccess
@@ -327,6 +327,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         matched = with_history(matched, panel)
     y = "attendance_rate"
     w = ecfg.att_window
+    ext_cfg = dataclasses.replace(ecfg, history=True)  # the extended design: the primary's
     rows: list[dict] = []
 
     def attempt(name: str, fn) -> None:
@@ -349,20 +350,7 @@ def run_replication(cfg: ValidateConfig, scenario: str, rep: int, seed: int) -> 
         m_ipcw, _ = adjust_for_censoring(matched, y, cfg.primary_censoring)
     attempt(prim, lambda: primary(m_ipcw, y, ecfg, bootstrap=False))
     for name in extended:  # the stress-test redesign (registry.extensions)
-        attempt(
-            name,
-            lambda: extended_ancova(
-                m_ipcw,
-                y,
-                window=ecfg.event_window,
-                fe=ecfg.ancova_fe,
-                effect_strata=ecfg.effect_strata,
-                vcov_type=ecfg.vcov,
-                cluster=ecfg.cluster,
-                average_window=w,
-                alpha=cfg.alpha,
-            ),
-        )
+        attempt(name, lambda: ancova(m_ipcw, y, ext_cfg, bootstrap=False))
     m_one, _ = with_censoring_weights(matched, False)
     attempt(no_ipcw, lambda: primary(m_one, y, ecfg, bootstrap=False))
     # later-visited comparison rows kept as if never visited (no censoring, no weights)
