@@ -276,9 +276,11 @@ def test_validation_section_only_when_validation_exists(run_a, run_b):
     assert "pre-trend test rejects in at most 8% of replications" in re.sub(r"\s+", " ", html)
     # the verdict per simulated world, named as a reader would name it
     # and its reason composed from the verdict's basis columns: the fixture's bias 0.05 with
-    # Monte Carlo SE 0.38 / sqrt(12) = 0.11, coverage 95% over 12 replications
+    # Monte Carlo SE 0.38 / sqrt(12) = 0.11, coverage 95% over 12 replications, and how wide
+    # its interval is against the spread (the fixture's SE ratio 1.03)
     assert ("<li>dip (default): <strong>valid</strong>; bias +0.05 (Monte Carlo SE 0.11), "
-            "coverage 95% over 12 replications</li>") in html
+            "coverage 95% over 12 replications; standard errors 1.03 times the spread of the "
+            "estimates</li>") in html
     assert 'id="simulation"' not in run_b[1]["html"].read_text(encoding="utf-8")
 
 

@@ -193,3 +193,15 @@ def test_a_world_beyond_the_records_keeps_the_caution_when_every_world_is_valid(
     c = cv.stress_caveat(shocks, v, "matched_ancova")
     assert c.status == cv.CONCERN
     assert c.items[-1].startswith("Beyond any design using the records")
+
+
+def test_a_valid_worlds_reason_says_how_wide_its_interval_is():
+    """A valid world can over-cover: its reason gives the SE ratio when the table has one,
+    and stays as before when it does not (an older table)."""
+    row = dict(verdict_basis=vd.TARGETS_MET, n_reps=100, bias=0.02, bias_mcse=0.05,
+               coverage=0.99)
+    plain = vd.reason_text(row)
+    assert plain == "bias +0.02 (Monte Carlo SE 0.05), coverage 99% over 100 replications"
+    wide = vd.reason_text({**row, "se_ratio": 1.2536})
+    assert wide == plain + "; standard errors 1.25 times the spread of the estimates"
+    assert vd.reason_text({**row, "se_ratio": float("nan")}) == plain

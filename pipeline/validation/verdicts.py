@@ -189,9 +189,13 @@ def reason_text(row: Mapping[str, Any],
     if basis == NO_ESTIMATES:
         return "no replication gave an estimate"
     if basis == TARGETS_MET:
+        # how wide the interval is against the spread (a valid world can over-cover)
+        se = _num(row.get("se_ratio"))
+        width = (f"; standard errors {num(se, 2, False)} times the spread of the estimates"
+                 if np.isfinite(se) else "")  # fmt: skip
         return (f"bias {num(row['bias'], 2, True)} (Monte Carlo SE "
                 f"{num(_num(row.get('bias_mcse')), 2, False)}), coverage "
-                f"{pct(row['coverage'])} over {int(row['n_reps'])} replications")
+                f"{pct(row['coverage'])} over {int(row['n_reps'])} replications{width}")
     top, rate = row.get("top_diagnostic"), _num(row.get("top_diagnostic_rate"))
     label = DIAGNOSTIC_LABELS.get(str(top)) if np.isfinite(rate) else None
     if basis == DIAGNOSTIC_FIRES:
