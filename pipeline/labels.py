@@ -23,7 +23,7 @@ ESTIMATORS = {
     "sun_abraham": "Sun–Abraham",
     "imputation": "Imputation (Borusyak et al.)",
     "matched_ancova_extended": "Matched ANCOVA with the recorded year",
-    "matched_ancova_no_ipcw": "Matched ANCOVA without censoring weights",
+    "matched_ancova_no_ipcw": "Matched ANCOVA dropping later-visited comparisons, uncorrected",
     "matched_ancova_keep_censored": "Matched ANCOVA keeping later-visited comparisons",
     "matched_ancova_school_clustered": "Matched ANCOVA, errors clustered by school",
     "matched_ancova_district_wild": "Matched ANCOVA, wild cluster bootstrap by district",

@@ -166,10 +166,11 @@ def _variants(design: Estimator) -> tuple[Estimator, ...]:
     return (
         Estimator(
             f"{design.name}_no_ipcw",
-            f"{design.label} without censoring weights",
+            f"{design.label} dropping later-visited comparisons, uncorrected",
             design.family,
             design.target,
-            (f"As the {design.label}, with censored comparison rows dropped unweighted.",),
+            (f"As the {design.label}, with censored comparison rows dropped, neither "
+             "weighted nor imputed.",),
             role="variant",
         ),
         Estimator(
