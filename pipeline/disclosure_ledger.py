@@ -23,11 +23,15 @@ ledger knows
 * which pairs of cells are **nested** (one count's filters include the other's): their
   difference counts a group of students too (visited − matched = the unmatched), and
   when it is between 1 and ``min_count − 1`` it is a small cell that must not be
-  computable, exactly like a suppressed one.
+  computable, exactly like a suppressed one;
+* which sets of cells that add up in one identity have a **small sum** (between 1 and
+  ``min_count − 1``): their union counts a group of students too (two suppressed tiers
+  whose unmatched students sum to 1), so the sum must not be computable either, even
+  when neither cell is on its own.
 
 :meth:`DisclosureLedger.suppress` applies each table's primary rules, then repeats until
 nothing is recoverable: it solves the linear system of all these identities for the
-hidden cells (and the small nested differences) given the published ones — a cell is
+hidden cells (and the small nested differences and sums) given the published ones — a cell is
 recoverable when it is determined, i.e. its unit vector lies in the row space of the
 identities restricted to the unknowns (checked through the null space, by SVD) — and
 for each recoverable one suppresses the smallest published cell of an identity it
@@ -46,6 +50,7 @@ Typical use::
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,7 +116,9 @@ class _Model:
     fixed: np.ndarray  # per class: may not be suppressed
     equations: list[dict[int, float]]  # over class ids and virtual ids (>= n_classes)
     labels: list[str]
-    virtual: list[tuple[int, int, float]]  # (outer class, inner class, difference)
+    #: derived counts that must not be computable: (coefficients over classes, value,
+    #: description) — a small nested difference, or a small sum of cells that add up
+    virtual: list[tuple[dict[int, float], float, str]]
 
     @property
     def n(self) -> int:
@@ -243,10 +250,21 @@ class DisclosureLedger:
             )
         for p, kids, label in _splits(by_desc, value):
             add_eq(p, kids, label)
-        virtual = []
-        for a, b, diff, label in _small_nested(by_desc, value, self.rules.min_count):
-            virtual.append((a, b, diff))
-            eqs.append({a: 1.0, b: -1.0, len(classes) + len(virtual) - 1: -1.0})
+        virtual: list[tuple[dict[int, float], float, str]] = []
+        mc = self.rules.min_count
+        derived = [
+            ({a: 1.0, b: -1.0}, diff,
+             f"the difference {diff:g} of {classes[a][0]} and {classes[b][0]}", label)
+            for a, b, diff, label in _small_nested(by_desc, value, mc)
+        ] + [
+            ({k: 1.0 for k in sub}, total,
+             f"the sum {total:g} of {' and '.join(str(classes[k][0]) for k in sub)}",
+             "small sum of cells that add up")
+            for sub, total in _small_sums(eqs, value, mc, len(classes))
+        ]  # fmt: skip
+        for coef, v, what, label in derived:
+            virtual.append((coef, v, what))
+            eqs.append({**coef, len(classes) + len(virtual) - 1: -1.0})
             labels.append(label)
         return _Model(classes, value, fixed, eqs, labels, virtual)
 
@@ -356,12 +374,12 @@ class DisclosureLedger:
         if var < model.n:
             n, i, c = model.classes[var][0]
             return f"{n} row {i} column '{c}'"
-        a, b, d = model.virtual[var - model.n]
-        return f"the difference {d:g} of {model.classes[a][0]} and {model.classes[b][0]}"
+        return model.virtual[var - model.n][2]
 
     # -- audit ----------------------------------------------------------------------------
     def recoverable(self, pubs: Mapping[str, Published]) -> list[str]:
-        """Primary-suppressed cells (and small nested differences) that published numbers determine.
+        """Primary-suppressed cells (and small nested differences and sums) that published numbers
+        determine.
 
         Judged from the published tables (a cell is hidden when it is missing there), so
         it checks any suppression, not only this ledger's.  Hidden zeros are not listed:
@@ -410,8 +428,41 @@ def _small_nested(by_desc: Mapping[Count, int], value: np.ndarray, mc: int):
                 yield a, b, float(value[a] - value[b]), f"{da} - {db}"
 
 
+#: Subsets of one identity's small cells tried per identity (all of them up to this many
+#: small cells; beyond it pairs and the whole set).
+_MAX_SMALL_PARTS = 12
+
+
+def _small_sums(
+    equations: Sequence[Mapping[int, float]], value: np.ndarray, mc: int, n: int
+) -> list[tuple[tuple[int, ...], float]]:
+    """Sets of two or more cells that add up inside one identity and sum to 1..mc-1.
+
+    Their union counts a group of students as small as any suppressed cell: two
+    suppressed tiers whose unmatched students sum to 1 reveal one student even though
+    neither cell is determined on its own. Only cells below ``mc`` can be in such a set
+    (counts are not negative), so the sets are drawn from each identity's small cells.
+    """
+    out: dict[tuple[int, ...], float] = {}
+    for e in equations:
+        small = sorted(k for k, c in e.items() if k < n and c < 0 and value[k] < mc)
+        if len(small) < 2:
+            continue
+        if len(small) <= _MAX_SMALL_PARTS:
+            subs = itertools.chain.from_iterable(
+                itertools.combinations(small, r) for r in range(2, len(small) + 1)
+            )
+        else:
+            subs = itertools.chain(itertools.combinations(small, 2), [tuple(small)])
+        for sub in subs:
+            total = float(value[list(sub)].sum())
+            if 0 < total < mc:
+                out.setdefault(tuple(sub), total)
+    return list(out.items())
+
+
 def _determined(model: _Model, hidden: np.ndarray) -> list[int]:
-    """Unknowns (hidden classes and small nested differences) the identities determine."""
+    """Unknowns (hidden classes, small nested differences and sums) the identities determine."""
     used = {k for e in model.equations for k in e}  # an unknown in no identity is free
     unknown = [k for k in range(model.n) if hidden[k] and k in used] + [
         model.n + j for j in range(len(model.virtual))
