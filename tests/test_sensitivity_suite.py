@@ -80,3 +80,37 @@ def test_figures_draw(world):
     assert "would bring it to zero" in f.alt and f.fig.axes
     h = honest_figure(out["sensitivity_honestdid"])
     assert len(h.fig.axes) == 2 and "C-LF" in h.alt
+
+
+def test_wwc_attrition_counts_imputed_outcomes_as_missing(world):
+    """With ``recorded`` (the stacks before imputation) the WWC attrition at the window's
+    end is the attrition table's: a comparison place whose outcome there was imputed
+    counts as lost, not kept."""
+    from pipeline.attrition import attrition_table
+    from pipeline.sensitivity.suite import _wwc
+
+    d, _, _ = world
+    rng = np.random.default_rng(7)
+    # a fifth of the comparison places visited later, from a random month on
+    comp = d.loc[d.role == "comparison", ["match_id", "student_key"]].drop_duplicates()
+    later = comp.sample(frac=0.2, random_state=3)
+    later = later.assign(c_from=rng.integers(1, 7, len(later)))
+    rec = d.merge(later, on=["match_id", "student_key"], how="left")
+    rec["censored"] = rec["c_from"].notna() & (rec["stack_event_time"] >= rec["c_from"])
+    rec = rec.drop(columns="c_from")
+    imputed = rec.assign(censored=False)  # every censored outcome imputed
+    cfg = SensitivityConfig()
+    sw = student_window(imputed, "attendance_rate", (1, 6))
+
+    def overall(tab):
+        return float(tab.loc[tab["item"] == "overall attrition", "value"].iloc[0])
+
+    def differential(tab):
+        return float(tab.loc[tab["item"] == "differential attrition", "value"].iloc[0])
+
+    want = attrition_table(rec, event_times=(6, 6)).iloc[0]  # in percent; WWC in shares
+    got = _wwc(imputed, sw, (1, 6), cfg, rec)
+    assert 100 * overall(got) == pytest.approx(want["overall_attrition"])
+    assert 100 * abs(differential(got)) == pytest.approx(abs(want["differential_attrition"]))
+    # without it the imputed places count as kept: less attrition
+    assert overall(_wwc(imputed, sw, (1, 6), cfg)) < overall(got) - 0.05

@@ -173,7 +173,8 @@ def run_estimation(
     other_res = other[1] if isinstance(other[1], EventStudyResult) else None
     diff_res = prim if cfg.design == "differences" else other_res
     out.update(sensitivity_suite(matched, prim, prim_ch, diff_res, other_res, subgroups, w,
-                                 replace(cfg.sensitivity, alpha=cfg.alpha)))
+                                 replace(cfg.sensitivity, alpha=cfg.alpha),
+                                 recorded=recorded))  # imputed outcomes count as missing
     if meta.get("synthetic") and meta.get("truth"):
         truth = meta["truth"]
         tc = truth_comparison(by_name, truth, w, subgroups, prim.estimator)

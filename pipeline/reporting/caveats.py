@@ -287,10 +287,15 @@ def attrition_caveat(
                      "Clearinghouse boundaries.")
     if lee is not None:
         lo, hi = float(lee["ci_low"]), float(lee["ci_high"])
+        est = pd.to_numeric(pd.Series([lee.get("estimate")]), errors="coerce").iloc[0]
+        around = (f", around the unadjusted matched difference of {fmt_num(est, 1, True)} "
+                  "points rather than the headline" if pd.notna(est) else "")
         parts.append(
-            f"Lee bounds for this attrition: {fmt_num(lo, 1, True)} to "
+            f"Lee bounds for this attrition{around}: {fmt_num(lo, 1, True)} to "
             f"{fmt_num(hi, 1, True)} points"
-            + (", which include zero." if lo <= 0 <= hi else ".")
+            + (", which include zero" if lo <= 0 <= hi else "")
+            + (f"; their width, {fmt_num(hi - lo, 1)} points, is what carries over to the "
+               "headline." if around else ".")
         )
     share = nm / v if v else 0
     return Caveat("attrition", "Students left out", CONCERN if share > 0.1 else OK,

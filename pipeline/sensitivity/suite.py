@@ -252,11 +252,17 @@ def baseline_characteristics(base: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=base.index)
 
 
-def _wwc(matched: pd.DataFrame, sw: pd.DataFrame, window, cfg: SensitivityConfig) -> pd.DataFrame:
+def _wwc(matched: pd.DataFrame, sw: pd.DataFrame, window, cfg: SensitivityConfig,
+         recorded: pd.DataFrame | None = None) -> pd.DataFrame:
     """Baseline equivalence of every characteristic on the analytic sample at each event
     time of the window (students observed and uncensored then, weighted by matching ×
     censoring weight), attrition to the window's last month, and the rating, which rests
-    on the required measures (:func:`pipeline.sensitivity.config.wwc_required`)."""
+    on the required measures (:func:`pipeline.sensitivity.config.wwc_required`).
+
+    Attrition counts a place as kept when its outcome at the window's last month was
+    recorded: in ``recorded`` (the stacks before comparison rows visited later were
+    imputed) when given, so that an imputed outcome counts as missing, as in the
+    attrition table (:func:`pipeline.attrition.attrition_table`)."""
     et = matched["stack_event_time"]
     cols = [c for c in (*LAGS, PRIOR, *CATEGORICAL, *BINARY) if c in matched.columns]
     base = matched.loc[et == 0, ["match_id", "student_key", "role", *cols]].drop_duplicates(
@@ -279,8 +285,9 @@ def _wwc(matched: pd.DataFrame, sw: pd.DataFrame, window, cfg: SensitivityConfig
                          "adjusted": c in ADJUSTED, "required": wwc_required(c)})
     eq = pd.DataFrame(rows)
     at0 = base
-    last = matched.loc[(et == window[1]) & ~matched["censored"].astype(bool)
-                       & matched["attendance_rate"].notna(), ["match_id", "student_key"]]
+    obs = matched if recorded is None else recorded
+    last = obs.loc[(obs["stack_event_time"] == window[1]) & ~obs["censored"].astype(bool)
+                   & obs["attendance_rate"].notna(), ["match_id", "student_key"]]
     kept = at0.merge(last.drop_duplicates(), on=["match_id", "student_key"])
     n = lambda f, r: int((f["role"] == r).sum())  # noqa: E731
     att = attrition_row(n(at0, "treated"), n(kept, "treated"), n(at0, "comparison"),
@@ -334,11 +341,14 @@ def sensitivity_suite(matched: pd.DataFrame, prim: EventStudyResult,
                       prim_chronic: EventStudyResult | None,
                       differences: EventStudyResult | None, other: EventStudyResult | None,
                       subgroups: pd.DataFrame, window: tuple[int, int],
-                      cfg: SensitivityConfig) -> dict[str, pd.DataFrame]:
+                      cfg: SensitivityConfig, *,
+                      recorded: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """All the sensitivity and evidence-standards tables (see the module docstring).
 
     ``differences`` is the matched differences design's result (HonestDiD applies to it);
-    ``other`` the design reported beside the primary (for the falsification table).
+    ``other`` the design reported beside the primary (for the falsification table);
+    ``recorded`` the stacks before imputation, when ``matched`` has imputed outcomes
+    (the WWC attrition then counts those as missing).
     """
     window = (int(window[0]), int(window[1]))
     sw = student_window(matched, "attendance_rate", window)
@@ -376,7 +386,7 @@ def sensitivity_suite(matched: pd.DataFrame, prim: EventStudyResult,
                          "note": f"{type(exc).__name__}: {exc}"})
     out["sensitivity_falsification"] = pd.DataFrame(fals)
     log.info("WWC standards, effect sizes, subgroup multiplicity")
-    out["wwc"] = _safe("wwc", _wwc, matched, sw, window, cfg)
+    out["wwc"] = _safe("wwc", _wwc, matched, sw, window, cfg, recorded)
     out["effect_sizes"] = _safe("effect_sizes", _effect_sizes, sw, sw_ch, prim, prim_chronic,
                                 window, cfg)
     c, t = subgroup_contrasts(subgroups, cfg.subgroup_order, cfg.descriptive_subgroups)
