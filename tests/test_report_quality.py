@@ -233,6 +233,9 @@ def test_falsification_caveat_leaves_the_placebo_date_out():
     assert cv.falsification_caveat({"p_value": 0.01}).status == cv.CONCERN
     rej = cv.falsification_caveat(pt, fals.assign(pretrend_reject=True))
     assert rej.status == cv.CONCERN
+    # with the recorded year adjusted for, the test can hardly fail: a caution, saying why
+    weak = cv.falsification_caveat(pt, fals, history=True)
+    assert weak.status == cv.CONCERN and "little power" in weak.text
 
 
 def test_sensitivity_caveat_with_and_without_its_tables():
@@ -310,9 +313,12 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
     assert ("gives 6.5 to 9.2 (its standard error 1.5 times the analytic one, which takes "
             "them as known)") in c4.text
     assert "imputed (2,140" not in c4.text
+    assert "Where the two differ this much, act on the wider interval, not the headline's." \
+        in c4.text
     rows_close = {"design": pd.Series({"ci_low": 6.5, "ci_high": 8.5, "std_error": 0.6})}
     c5 = cv.inference_caveat(m4, rows_close)
     assert c5.status == cv.OK and "times the analytic one" not in c5.text
+    assert "act on the wider" not in c5.text
     assert "imputed (2,140 rows); the analytic interval treats it as observed." in c5.text
     # the words follow how the design bootstrap weighed schools
     assert "on schools resampled within districts gives 6.5" in c5.text

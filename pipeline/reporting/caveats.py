@@ -97,7 +97,8 @@ def falsification_caveat(pretrend: Mapping[str, Any],
     (``sensitivity_falsification``).  The placebo-date check is not among them: it does
     not tell worlds the design handles from worlds that break it (appendix). With
     ``history`` (``estimate.history``) the design adjusts for the whole record, which holds
-    the placebo months, and the caveat says the test is weak."""
+    the placebo months: the caveat says the test is weak and is a caution even when the
+    test passes (a passed test that could hardly fail checks nothing)."""
     p = float(pretrend["p_value"])
     times = pretrend.get("event_times") or []
     when = (
@@ -124,7 +125,8 @@ def falsification_caveat(pretrend: Mapping[str, Any],
             f"{fmt_num(f['equivalence_bound'], 1)} points (equivalence bound, "
             f"{fmt_num(f['bound_over_effect'], 2)} times the effect)."
         )
-    return Caveat("falsification", "Falsification tests", CONCERN if bad else OK, " ".join(parts))
+    return Caveat("falsification", "Falsification tests", CONCERN if bad or history else OK,
+                  " ".join(parts))
 
 
 def _first(df: pd.DataFrame | None, mask=None) -> pd.Series | None:
@@ -568,6 +570,8 @@ def inference_caveat(
             + (f"; a wild bootstrap by district (few clusters) gives "
                f"{fmt_num(rows['district']['ci_low'])} to "
                f"{fmt_num(rows['district']['ci_high'])}." if "district" in rows else ".")
+            + (" Where the two differ this much, act on the wider interval, not the "
+               "headline's." if much_wider else "")
         )
     elif boot:
         parts.append(f"A design bootstrap (re-estimating the matching and weights in every "
