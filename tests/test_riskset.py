@@ -259,6 +259,11 @@ def test_random_panel_properties(rpanel):
     for c in ("logit_propensity_score", "rate_lag1", "rate_lag2", "rate_lag3"):
         assert abs(b.loc[c, "smd_after"]) < abs(b.loc[c, "smd_before"])
     assert abs(b.loc["rate_lag1", "smd_after"]) < 0.25
+    # the tier's "missing" level, when it is the prior-year missing indicator's students,
+    # is listed once (as prior_year_missing), not twice
+    assert "prior_year_missing" in b.index and not b.index.duplicated().any()
+    if rpanel["prior_year_rate"].isna().any():
+        assert "prior_year_tier=missing" not in b.index
 
 
 def test_extra_exact_column(rpanel):

@@ -236,7 +236,8 @@ ADJUSTED = (*LAGS, PRIOR, "prior_year_missing", "prior_year_tier=missing")
 def baseline_characteristics(base: pd.DataFrame) -> pd.DataFrame:
     """Numeric baseline characteristics named as in the balance table: the recent months,
     the prior-year rate and its missing indicator, one indicator per level of the
-    categorical characteristics (missing as its own level) and the binary ones."""
+    categorical characteristics (missing as its own level, except the tier's when it
+    repeats the missing indicator) and the binary ones."""
     out = {c: pd.to_numeric(base[c], errors="coerce").astype(float)
            for c in (*LAGS, PRIOR) if c in base.columns}
     if PRIOR in base.columns:
@@ -245,7 +246,11 @@ def baseline_characteristics(base: pd.DataFrame) -> pd.DataFrame:
         if c in base.columns:
             v = base[c].astype("string").fillna("missing").astype(str)
             for lv in sorted(v.unique()):
-                out[f"{c}={lv}"] = (v == lv).astype(float)
+                x = (v == lv).astype(float)
+                if f"{c}={lv}" == "prior_year_tier=missing" and x.equals(
+                        out.get("prior_year_missing")):
+                    continue  # the missing indicator's students again: listed once
+                out[f"{c}={lv}"] = x
     for c in BINARY:
         if c in base.columns:
             out[c] = pd.to_numeric(base[c].astype("Float64"), errors="coerce").astype(float)
