@@ -531,3 +531,21 @@ def test_code_tree_hash_is_gits(tmp_path):
     want = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD:pipeline"],
                           capture_output=True, text=True, check=True).stdout.strip()
     assert git_tree_hash(tmp_path) == want
+
+
+def test_event_study_note_says_where_the_intervals_come_from():
+    """The appendix's event-study table: monthly intervals from the wild bootstrap when the
+    stage ran it (not symmetric), and the headline's analytic interval beside its own."""
+    from pipeline.reporting.context import event_study_note
+
+    m = {"design_settings": {"cluster": "home_school_code"},
+         "att": {"estimate": 7.8, "ci_low": 6.9, "ci_high": 8.7,
+                 "wild_bootstrap": {"B": 999, "clusters": 35, "ci_low": 6.74,
+                                    "ci_high": 8.93}}}
+    note = event_study_note(m)
+    assert note.startswith("Standard errors are clustered by each student's first school.")
+    assert "wild cluster bootstrap over the same 35 clusters (999 draws)" in note
+    assert "need not be symmetric" in note and "gives 6.7 to 8.9" in note
+    plain = event_study_note({"design_settings": {"cluster": "home_school_code"},
+                              "att": {"estimate": 7.8}})
+    assert plain.endswith("Intervals are analytic (t with clusters − 1 degrees of freedom).")

@@ -18,7 +18,7 @@ from pipeline.disclosure import Published, Rules
 from pipeline.reporting import caveats as cv
 from pipeline.reporting import worlds
 from pipeline.reporting.counts import as_dict, sample_sizes
-from pipeline.reporting.fmt import CI_LEVEL, join_words
+from pipeline.reporting.fmt import CI_LEVEL, fmt_int, fmt_num, join_words
 from pipeline.reporting.inputs import SENSITIVITY_INPUTS, Inputs, validation_source
 from pipeline.reporting.meta import FrontMatter
 from pipeline.reporting.sensitivity import (
@@ -367,6 +367,24 @@ def cost_context(inputs: Inputs) -> dict[str, Any] | None:
     return cost_section(ce, cs, inputs.synthetic)
 
 
+def event_study_note(m: Mapping[str, Any]) -> str:
+    """How the appendix's event-study table got its intervals: by month from the wild
+    cluster bootstrap when the stage ran it (test inversion, not symmetric about the
+    estimate), analytic otherwise; and which of them the headline uses."""
+    cluster = (m.get("design_settings") or {}).get("cluster", "")
+    by = f"Standard errors are clustered by {cv.CLUSTERS.get(cluster, 'student')}. "
+    wild = (m.get("att") or {}).get("wild_bootstrap")
+    if not wild:
+        return by + "Intervals are analytic (t with clusters − 1 degrees of freedom)."
+    return (
+        by + "Each month's interval comes from a wild cluster bootstrap over the same "
+        f"{fmt_int(wild.get('clusters'))} clusters ({fmt_int(wild.get('B'))} draws), so "
+        "it need not be symmetric about the estimate. The headline's interval is the analytic "
+        f"one; the same bootstrap gives {fmt_num(wild['ci_low'])} to "
+        f"{fmt_num(wild['ci_high'])} for the average over the headline's months."
+    )
+
+
 def boot_words(boot: Mapping[str, Any]) -> dict[str, str]:
     """How the report says the design bootstrap drew its schools (``metrics.estimands.
     att_design_bootstrap``: ``scheme``, ``hold_mix``; resampled when absent)."""
@@ -523,6 +541,7 @@ def build_context(
         "boot": boot_words((m.get("estimands") or {}).get("att_design_bootstrap") or {}),
         "max_smd": float(m["max_abs_smd_after"]),
         "es_primary": es[es["estimator"] == m["primary_estimator"]],
+        "es_note": event_study_note(m),
         "methods": methods_map({f["id"]: f for f in figs}, inputs.synthetic,
                                frozenset(k for k, v in optional.items() if v is not None)),
         "labels": labels,
