@@ -261,3 +261,26 @@ def test_numbers_in_the_section_come_from_the_tables(rendered):
     hd = pd.read_csv(tab / "sensitivity_honestdid.csv")
     orig = hd[hd["method"] == "original"].iloc[0]
     assert f"{orig['lb']:.2f}".replace("-", "−") in sec
+
+
+def test_honestdid_table_marks_a_bound_at_the_grid_end():
+    """The appendix's HonestDiD table marks a bound that is the search grid's end (≥ / ≤)
+    and says what that means; a table without such a bound says nothing of it."""
+    from pipeline.reporting.sensitivity import _honest
+    from pipeline.sensitivity.config import GRID_EDGE
+
+    h = pd.DataFrame({
+        "estimator": "matched_stacked",
+        "Delta": ["none", "DeltaRM", "DeltaRM", "DeltaRM"],
+        "method": ["original", "C-LF", "C-LF", "breakdown (largest grid Mbar, C-LF)"],
+        "M": [None, 0.5, 1.5, 0.5],
+        "lb": [7.2, 0.42, -13.74, None], "ub": [9.9, 13.74, 13.74, None],
+        "note": [None, GRID_EDGE["upper"], GRID_EDGE["both"], None]})
+    out = _honest({"sensitivity_honestdid": h}, "ancova")
+    t = out["table"]
+    assert list(t["Upper"]) == ["9.90", "≥ 13.74", "≥ 13.74"]
+    assert list(t["Lower"]) == ["7.20", "0.42", "≤ −13.74"]
+    assert any("end of the search grid" in x for x in out["sentences"])
+    plain = _honest({"sensitivity_honestdid": h.assign(note=None)}, "ancova")
+    assert not any("search grid" in x for x in plain["sentences"])
+    assert "≥" not in "".join(plain["table"]["Upper"])

@@ -114,3 +114,22 @@ def test_wwc_attrition_counts_imputed_outcomes_as_missing(world):
     assert 100 * abs(differential(got)) == pytest.approx(abs(want["differential_attrition"]))
     # without it the imputed places count as kept: less attrition
     assert overall(_wwc(imputed, sw, (1, 6), cfg)) < overall(got) - 0.05
+
+
+def test_honestdid_notes_a_bound_at_the_grid_end(world):
+    """A conditional set that reaches the end of its search grid (±20 SE, as R's) says so:
+    its bound there is the grid's, not the set's."""
+    from pipeline.sensitivity import honestdid as hd
+    from pipeline.sensitivity.config import GRID_EDGE
+    from pipeline.sensitivity.suite import _grid_edge
+
+    b = np.array([0.1, -0.2, 0.05, 3.0, 3.2])
+    V = np.diag([0.04] * 5)
+    wide = hd.conditional_cs_rm(b, V, 3, 2, Mbar=50.0, grid_points=50)  # everything accepted
+    assert wide["accept"][0] and wide["accept"][-1]
+    assert _grid_edge(wide) == GRID_EDGE["both"]
+    tight = hd.conditional_cs_rm(b, V, 3, 2, Mbar=0.0, grid_points=200)
+    assert not tight["accept"][0] and not tight["accept"][-1] and _grid_edge(tight) is None
+    hon = world[2]["sensitivity_honestdid"]
+    cond = hon[hon["method"].isin(["C-LF", "Conditional"])]
+    assert cond["note"].isna().all() or cond["note"].dropna().isin(GRID_EDGE.values()).all()

@@ -22,6 +22,7 @@ import pandas as pd
 from pipeline import labels
 from pipeline.reporting import caveats as cv
 from pipeline.reporting.fmt import fmt_num, fmt_p, fmt_pct, plural
+from pipeline.sensitivity.config import GRID_EDGE
 from pipeline.validation.verdicts import FALSE_ALARM
 
 __all__ = ["placebo_appendix", "robustness_rows", "sensitivity_section", "study_rates"]
@@ -100,13 +101,26 @@ def _honest(t: Mapping[str, pd.DataFrame | None], design: str) -> dict[str, Any]
         return None
     body = h[~h["method"].astype(str).str.startswith("breakdown")]
     sentences, _, _ = cv.honest_text(h, design)
+    note = (body["note"] if "note" in body.columns
+            else pd.Series(None, index=body.index)).fillna("").astype(str)
+    edge_lo = note.isin([GRID_EDGE["lower"], GRID_EDGE["both"]])
+    edge_hi = note.isin([GRID_EDGE["upper"], GRID_EDGE["both"]])
+    if (edge_lo | edge_hi).any():
+        sentences = [*sentences, "A bound marked ≤ or ≥ is the end of the search grid (twenty "
+                     "standard errors either side, as in R's HonestDiD): the set reaches at "
+                     "least that far."]
+
+    def bound(v, edge: bool, mark: str) -> str:
+        return "—" if pd.isna(v) else (f"{mark} " if edge else "") + fmt_num(v, 2)
+
     return {
         "table": pd.DataFrame({
             "Restriction": body["Delta"].map(lambda d: DELTAS.get(str(d), labels.words(d))),
             "Confidence set": body["method"].map(lambda m: METHODS.get(str(m),
                                                                        labels.words(m))),
             "Bound": body["M"].map(lambda m: "—" if pd.isna(m) else fmt_num(m, 2)),
-            "Lower": body["lb"], "Upper": body["ub"]}),
+            "Lower": [bound(v, e, "≤") for v, e in zip(body["lb"], edge_lo, strict=True)],
+            "Upper": [bound(v, e, "≥") for v, e in zip(body["ub"], edge_hi, strict=True)]}),
         "sentences": sentences,
     }
 

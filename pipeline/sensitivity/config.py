@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["WWC_REQUIRED_MEASURES", "SensitivityConfig", "wwc_required"]
+__all__ = ["GRID_EDGE", "WWC_REQUIRED_MEASURES", "SensitivityConfig", "wwc_required"]
+
+#: The HonestDiD table's note on a conditional set that reaches an end of its search grid
+#: (:func:`pipeline.sensitivity.suite._grid_edge`), by side.
+GRID_EDGE = {"lower": "reaches the search grid's lower end",
+             "upper": "reaches the search grid's upper end",
+             "both": "reaches both ends of the search grid"}
 
 #: The baseline characteristics the rating rests on: the pre-intervention measures of the
 #: outcome domain (attendance) that a What Works Clearinghouse review protocol requires

@@ -62,7 +62,7 @@ from pipeline.analysis.schemas import SENSITIVITY_TABLES
 from pipeline.balance import wwc_effect_size
 from pipeline.did.results import EventStudyResult
 from pipeline.sensitivity import honestdid as hd
-from pipeline.sensitivity.config import SensitivityConfig, wwc_required
+from pipeline.sensitivity.config import GRID_EDGE, SensitivityConfig, wwc_required
 from pipeline.sensitivity.effect_sizes import cox_index, hedges_g
 from pipeline.sensitivity.falsification import falsification_summary
 from pipeline.sensitivity.multiplicity import subgroup_contrasts
@@ -171,6 +171,18 @@ def _rosenbaum(sw: pd.DataFrame, cfg: SensitivityConfig) -> pd.DataFrame:
                 "n_sets", "alpha"]]
 
 
+def _grid_edge(r: dict) -> str | None:
+    """Whether a conditional set's bound is the end of its search grid (R's HonestDiD
+    searches twenty standard errors either side, as :mod:`pipeline.sensitivity.honestdid`
+    does): the set then reaches at least that far, and the bound is not the set's own."""
+    acc = r.get("accept")
+    if acc is None or not np.any(acc):
+        return None
+    lo, hi = bool(acc[0]), bool(acc[-1])
+    return GRID_EDGE["both"] if lo and hi else GRID_EDGE["lower"] if lo else (
+        GRID_EDGE["upper"] if hi else None)
+
+
 def _honest(res: EventStudyResult, window: tuple[int, int], cfg: SensitivityConfig) -> pd.DataFrame:
     refs = sorted(int(r) for r in res.reference)
     if len(refs) != 1:
@@ -198,7 +210,8 @@ def _honest(res: EventStudyResult, window: tuple[int, int], cfg: SensitivityConf
         for m in cfg.honest_mbar:
             r = hd.conditional_cs_rm(b, V, n_pre, n_post, lv, Mbar=m, alpha=a, hybrid=hyb,
                                      grid_points=gp)
-            rows.append({"Delta": "DeltaRM", "method": meth, "M": m, "lb": r["lb"], "ub": r["ub"]})
+            rows.append({"Delta": "DeltaRM", "method": meth, "M": m, "lb": r["lb"], "ub": r["ub"],
+                         "note": _grid_edge(r)})
     for m in cfg.honest_m:
         r = hd.flci(b, V, n_pre, n_post, lv, M=m, alpha=a)
         rows.append({"Delta": "DeltaSD", "method": "FLCI", "M": m, "lb": r["lb"], "ub": r["ub"]})
@@ -206,7 +219,7 @@ def _honest(res: EventStudyResult, window: tuple[int, int], cfg: SensitivityConf
             r = hd.conditional_cs_sd(b, V, n_pre, n_post, lv, M=m, alpha=a, hybrid=hyb,
                                      grid_points=gp)
             rows.append({"Delta": "DeltaSD", "method": meth, "M": m, "lb": r["lb"],
-                         "ub": r["ub"]})
+                         "ub": r["ub"], "note": _grid_edge(r)})
     out = pd.DataFrame(rows)
     # breakdown values: RM (C-LF) the largest M̄ of the grid whose set excludes zero;
     # SD (FLCI) by bisection
