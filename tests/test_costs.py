@@ -158,6 +158,10 @@ def test_report_section_and_figure():
     assert "$370 (95% interval $265 to $617)" in text
     assert "could be unbounded" in text and "illustrative" in text
     assert "per_day" not in text and "per_day" not in sec["table"].to_string()
+    # the cost per student involves no estimate: no interval is shown for it
+    iv = sec["table"].set_index("Cost per")["95% interval"]
+    assert iv["student reached"] == "none: no estimate enters it"
+    assert iv["additional day attended"] == "$265 to $617"
     assert len(sec["sensitivity"]) == 7
     fig = cost_figure(out["cost_sensitivity"])
     assert len(fig.axes) == 2

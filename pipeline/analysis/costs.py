@@ -10,7 +10,8 @@ against what the evaluation estimates:
   attendance rate (points) over the window's ``m`` school months and ``d`` is the number
   of school days in a school month; the cost per day is ``(C / N) / (θ/100 · d · m)``.
   Days gained after the window are not counted, so the figure errs on the high side;
-* **cost per case of chronic absence averted**: the primary design's average effect on
+* **cost per case of monthly chronic absence averted** (the monthly flag, not the state's
+  yearly measure): the primary design's average effect on
   the chronic-absence indicator ``θ_c`` (points, negative when absence falls) is the
   reduction in the probability that a visited student is chronically absent in a school
   month of the window; the cost per case averted is ``(C / N) / (-θ_c / 100)``.
@@ -58,7 +59,7 @@ SENSITIVITY_COLUMNS = ["scenario", "cost_multiplier", *COST_COLUMNS]
 MEASURES = {
     "per_student": "student reached",
     "per_day": "additional day attended",
-    "per_chronic_case": "case of chronic absence averted",
+    "per_chronic_case": "case of monthly chronic absence averted",
 }
 ILLUSTRATIVE_NOTE = (
     "illustrative: the default costs are the program's public figures set against "

@@ -83,7 +83,9 @@ def cost_section(table: pd.DataFrame, sensitivity: pd.DataFrame, synthetic: bool
             "Cost per": table["unit"],
             "Cost": table["cost_per_unit"].map(_dollars),
             "95% interval": [
-                f"{_dollars(lo)} to {_dollars(hi)}" if math.isfinite(p) else "not defined"
+                ("none: no estimate enters it" if lo == hi else f"{_dollars(lo)} to {_dollars(hi)}")
+                if math.isfinite(p)
+                else "not defined"
                 for p, lo, hi in zip(
                     table["cost_per_unit"], table["ci_low"], table["ci_high"], strict=True
                 )
