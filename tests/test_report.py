@@ -502,6 +502,13 @@ def test_study_settings_are_read_and_compared_with_the_estimate(tmp_path):
     assert "Bell-McCaffrey small-sample correction" in text and "within each grade band" in text
     rec = {**new, "effect_strata": "grade_band", "vcov": "CR2"}
     assert study_settings_note(rec, strat).endswith(", as this report's estimate does.")
+    # so is the recorded year: a study that did not record it did not adjust for it
+    hist = {**same, "design_settings": {**same["design_settings"], "history": True}}
+    text = study_settings_note(new, hist)
+    assert "not that of this report's interval" in text
+    assert "adjusting for the recorded year at the first visit" in text
+    assert study_settings_note({**new, "history": True}, hist).endswith(
+        ", as this report's estimate does.")
     (tmp_path / "timing.json").write_text('{"cluster": "student_key"}')
     with pytest.raises(ReportInputError, match="timing.json: needs the keys"):
         read_study_settings(tmp_path)

@@ -57,11 +57,12 @@ def _settings_words(
     strata: str | None = None,
     vcov: str | None = None,
     censoring: str | None = None,
+    history: bool | None = None,
 ) -> tuple[str, str]:
-    """``(clusters, weights)`` in words; the effect strata, a bias-reduced covariance and
-    imputed comparison rows (``estimate.effect_strata``, ``estimate.vcov``,
-    ``estimate.censoring``; a study that did not record them ran none of them) are named
-    with them."""
+    """``(clusters, weights)`` in words; the effect strata, a bias-reduced covariance,
+    imputed comparison rows and the recorded year (``estimate.effect_strata``,
+    ``estimate.vcov``, ``estimate.censoring``, ``estimate.history``; a study that did not
+    record them ran none of them) are named with them."""
     if str(cluster) in ("student_key", "student"):
         cl = "by student"
     else:
@@ -77,6 +78,8 @@ def _settings_words(
         tr = "untruncated censoring weights"
     if strata:
         tr += f", effects estimated within {_strata(strata)} and averaged"
+    if history:
+        tr += ", adjusting for the recorded year at the first visit"
     return cl, tr
 
 
@@ -88,6 +91,7 @@ def _study_words(settings: Mapping[str, Any]) -> tuple[str, str]:
         settings.get("effect_strata"),
         settings.get("vcov"),
         settings.get("primary_censoring"),
+        bool(settings.get("history")),
     )
 
 
@@ -100,6 +104,7 @@ def _estimate_words(metrics: Mapping) -> tuple[str, str]:
         ds.get("effect_strata"),
         ds.get("vcov"),
         (metrics.get("censoring") or {}).get("method"),
+        bool(ds.get("history")),
     )
 
 
