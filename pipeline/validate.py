@@ -110,6 +110,15 @@ def run(cfg: ValidateConfig, root: str | Path = ".") -> tuple[pd.DataFrame, pd.D
     return summary, reps
 
 
+def summary_text(summary: pd.DataFrame) -> str:
+    """The validation table as the stage logs it (three decimals)."""
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        return summary.drop(columns=["targets_apply"]).to_string(
+            index=False,
+            float_format="{:.3f}".format,  # pandas 3 wants a callable
+        )
+
+
 def main() -> runner.Summary:
     """Entry point: the ``validate`` section of ``params.yaml`` → validation table, figure."""
     from pipeline.config import project_root
@@ -131,11 +140,7 @@ def main() -> runner.Summary:
         **s.validate_section.kwargs(),
     )
     summary, reps = run(cfg, project_root())
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        log.info(
-            "simulation study:\n%s",
-            summary.drop(columns=["targets_apply"]).to_string(index=False, float_format="%.3f"),
-        )
+    log.info("simulation study:\n%s", summary_text(summary))
     log.info(json.dumps({"n_reps": cfg.n_reps, "seed": cfg.seed}))
     return runner.Summary(
         rows_out=len(reps),

@@ -60,6 +60,12 @@ def test_outputs_and_schema(study):
     # the truth is the generator's, the same for every estimator of a replication
     assert reps.groupby("rep")["truth"].nunique().eq(1).all()
     assert reps["truth"].between(2, 20).all()
+    # the table the stage logs (a string float format broke it under pandas 3, after the
+    # outputs were written: the stage then exited with an error)
+    from pipeline.validate import summary_text
+
+    text = summary_text(summary)
+    assert "matched_ancova" in text and f"{summary['bias'].iloc[0]:.3f}" in text
 
 
 def test_naive_biased_primary_close_under_the_dip(study):
