@@ -572,9 +572,9 @@ def test_first_page_caveats_from_the_review():
     # with the difference they bound: said, and that the headline is not it
     a = cv.attrition_caveat(sizes, reasons, ms, None, (1, 6),
                             {"estimate": 4.104, "ci_low": -0.55, "ci_high": 9.77})
-    assert ("Lee bounds for this attrition, around the unadjusted matched difference of +4.1 "
-            "points rather than the headline: −0.6 to +9.8 points, which include zero; their "
-            "width, 10.3 points, is what carries over to the headline.") in a.text
+    assert ("Lee bounds for this attrition: −0.6 to +9.8 points around the unadjusted "
+            "matched difference (+4.1), not the headline; only their width (10.3 points) "
+            "carries over.") in a.text
     f = pretrend_f({"statistic": 4.696567443886185, "df": 3, "clusters": 35})
     assert f["df1"] == 3 and f["df2"] == 32
     assert f["f"] == pytest.approx(4.696567443886185 * 32 / (3 * 34))

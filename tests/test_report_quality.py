@@ -230,6 +230,11 @@ def test_falsification_caveat_leaves_the_placebo_date_out():
     good = cv.falsification_caveat(pt, fals)
     assert good.status == cv.OK and "3.1 points" in good.text and "0.39 times" in good.text
     assert "lacebo date" not in good.text and "moved" not in good.text
+    # the primary's placebo-month p is the joint test's: said once; another design's is given
+    assert good.text.count("p = 0.160") == 1 and "placebo months p" not in good.text
+    two = pd.concat([fals, fals.assign(estimator="matched_stacked", pretrend_p=0.27)])
+    assert "Matched differences (stacked DiD): placebo months p = 0.270" in \
+        cv.falsification_caveat(pt, two).text
     assert cv.falsification_caveat({"p_value": 0.01}).status == cv.CONCERN
     rej = cv.falsification_caveat(pt, fals.assign(pretrend_reject=True))
     assert rej.status == cv.CONCERN
@@ -313,12 +318,11 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
     assert ("gives 6.5 to 9.2 (its standard error 1.5 times the analytic one, which takes "
             "them as known)") in c4.text
     assert "imputed (2,140" not in c4.text
-    assert "Where the two differ this much, act on the wider interval, not the headline's." \
-        in c4.text
+    assert "Act on the wider interval." in c4.text
     rows_close = {"design": pd.Series({"ci_low": 6.5, "ci_high": 8.5, "std_error": 0.6})}
     c5 = cv.inference_caveat(m4, rows_close)
     assert c5.status == cv.OK and "times the analytic one" not in c5.text
-    assert "act on the wider" not in c5.text
+    assert "Act on the wider" not in c5.text
     assert "imputed (2,140 rows); the analytic interval treats it as observed." in c5.text
     # the words follow how the design bootstrap weighed schools
     assert "on schools resampled within districts gives 6.5" in c5.text
@@ -334,7 +338,8 @@ def test_optional_analyses_absent_are_listed_as_not_assessed():
                        "improvement_index": [12.2]})
     r = cv.rating_caveat(wwc, es)
     assert r.status == cv.OK and r.text.startswith("Meets with reservations")
-    assert "+0.31" in r.text and "improvement index +12" in r.text
+    assert "Hedges' g on attendance rate +0.31 (95% CI 0.20 to 0.42)." in r.text
+    assert "improvement index" not in r.text  # in the sensitivity section's table
     v = pd.DataFrame({"scenario": ["dip", "unrecorded_shocks"], "n_reps": [12, 12],
                       "bias": [0.1, 1.2], "coverage": [0.95, 0.5],
                       "verdict": ["valid", "not identified"],

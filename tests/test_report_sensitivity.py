@@ -176,8 +176,7 @@ def test_worlds_caution_comes_from_the_verdict_table(tmp_path):
     assert c.status == cv.CONCERN and "100 replications per world" in c.text
     # one line per kind of verdict, from the basis columns (tests/test_report_worlds.py)
     assert c.items == (
-        "Valid (bias and coverage within their targets up to simulation error; numbers in "
-        "the appendix): dip (default)",
+        "Valid (bias and coverage within the targets up to simulation error): dip (default)",
         "Caught by the pre-trend test (share of replications it fires in): level referral 91%",
         "Not identified from the records: attrition (bias −0.57, coverage 80%), would need "
         + WORLD_SPECS["attrition"].needed,
@@ -200,7 +199,7 @@ def test_placebo_sentence_cites_the_study_or_no_number(tmp_path):
     assert "95% to 99% of those of the 2 other worlds" in with_study
     without = placebo_appendix(rb, None, None, "matched_ancova")["text"]
     assert not re.search(r"\d", without)
-    # a study table without firing rates (the committed validation_n100) cites none
+    # a study table without firing rates (as the validate stage writes) cites none
     old = pd.DataFrame({"scenario": ["dip"], "estimator": ["matched_ancova"], "n_reps": [100]})
     assert not re.search(r"\d", placebo_appendix(rb, old, None, "matched_ancova")["text"])
     shown = robustness_rows(rb.assign(check=[*rb["check"][:1], "relative magnitudes Mbar=1"]),

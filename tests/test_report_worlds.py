@@ -54,8 +54,7 @@ HAND = pd.DataFrame(
 ).assign(design="primary", reason="PROSE NOT TO BE PARSED")
 
 LINES = (
-    "Valid (bias and coverage within their targets up to simulation error; numbers in the "
-    "appendix): dip (default) "
+    "Valid (bias and coverage within the targets up to simulation error): dip (default) "
     "and reachability",
     "Caught by the pre-trend test (share of replications it fires in): level referral 93% "
     "and year-to-date referral 100%",

@@ -35,7 +35,7 @@ def test_default_repro_never_runs_the_simulation_study(tmp_path):
     for f in ("dvc.yaml", "params.yaml", "validation/dvc.yaml"):
         (proj / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / f, proj / f)
-    for d in ("pipeline", "benchmarks/results/validation_n100"):
+    for d in ("pipeline", "benchmarks/results/validation_history_n100"):
         shutil.copytree(ROOT / d, proj / d, ignore=shutil.ignore_patterns("__pycache__"))
     # the pipeline `dvc repro` runs: every root stage and what they depend on
     default = _dag(proj, "dvc.yaml")
@@ -53,4 +53,4 @@ def test_default_repro_never_runs_the_simulation_study(tmp_path):
     }
     report_deps = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]["deps"])
     assert not outs & report_deps
-    assert "benchmarks/results/validation_n100/validation.csv" in report_deps
+    assert "benchmarks/results/validation_history_n100/validation.csv" in report_deps

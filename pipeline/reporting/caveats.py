@@ -119,9 +119,12 @@ def falsification_caveat(pretrend: Mapping[str, Any],
         if pd.isna(f["equivalence_bound"]):
             continue
         bad |= str(f["pretrend_reject"]).lower() in ("true", "1", "1.0")
+        # the primary's placebo-month p is the joint test's above: not said twice
+        same = pd.notna(f["pretrend_p"]) and abs(float(f["pretrend_p"]) - p) < 1e-12
         parts.append(
-            f"{labels.estimator(f['estimator'])}: placebo months p = {fmt_p(f['pretrend_p'])}; "
-            f"the data rule out a pre-visit difference larger than "
+            f"{labels.estimator(f['estimator'])}: "
+            + ("" if same else f"placebo months p = {fmt_p(f['pretrend_p'])}; ")
+            + "the data rule out a pre-visit difference larger than "
             f"{fmt_num(f['equivalence_bound'], 1)} points (equivalence bound, "
             f"{fmt_num(f['bound_over_effect'], 2)} times the effect)."
         )
@@ -180,7 +183,7 @@ def honest_text(hd: pd.DataFrame | None, design: str, short: bool = False
                      f"M = {fmt_num(sd['M'], 2)}.")
     if design == "ancova":
         parts.append("These bounds do not apply to the headline, which does not assume "
-                     "parallel paths; its check is the placebo-month test (Falsification tests).")
+                     "parallel paths.")
     return parts, True, concern
 
 
@@ -290,14 +293,14 @@ def attrition_caveat(
     if lee is not None:
         lo, hi = float(lee["ci_low"]), float(lee["ci_high"])
         est = pd.to_numeric(pd.Series([lee.get("estimate")]), errors="coerce").iloc[0]
-        around = (f", around the unadjusted matched difference of {fmt_num(est, 1, True)} "
-                  "points rather than the headline" if pd.notna(est) else "")
+        around = (f" around the unadjusted matched difference ({fmt_num(est, 1, True)}), "
+                  "not the headline" if pd.notna(est) else "")
         parts.append(
-            f"Lee bounds for this attrition{around}: {fmt_num(lo, 1, True)} to "
-            f"{fmt_num(hi, 1, True)} points"
-            + (", which include zero" if lo <= 0 <= hi else "")
-            + (f"; their width, {fmt_num(hi - lo, 1)} points, is what carries over to the "
-               "headline." if around else ".")
+            f"Lee bounds for this attrition: {fmt_num(lo, 1, True)} to "
+            f"{fmt_num(hi, 1, True)} points{around}"
+            + (", which include zero" if lo <= 0 <= hi and not around else "")
+            + (f"; only their width ({fmt_num(hi - lo, 1)} points) carries over." if around
+               else ".")
         )
     share = nm / v if v else 0
     return Caveat("attrition", "Students left out", CONCERN if share > 0.1 else OK,
@@ -374,8 +377,7 @@ def rating_text(wwc: pd.DataFrame, r: pd.Series, short: bool = False) -> str:
             text += (f" {_named(unadj, short)} {'differs' if len(unadj) == 1 else 'differ'} by more "
                      f"than {fmt_num(EQUIV_SATISFIED, 2)} and the estimate does not adjust for "
                      f"{'it' if len(unadj) == 1 else 'them'}.")
-        text += (" Under the What Works Clearinghouse handbook one failing measure fails "
-                 "every finding on attendance, however well the others balance.")
+        text += " One failing measure fails every finding on attendance (WWC handbook)."
     else:
         text += (f" Every one is within {fmt_num(EQUIV_ADJUST, 2)} and those above "
                  f"{fmt_num(EQUIV_SATISFIED, 2)} are adjusted for.")
@@ -406,11 +408,10 @@ def rating_caveat(wwc: pd.DataFrame | None, effect_sizes: pd.DataFrame | None = 
     """The What Works Clearinghouse rating (``wwc`` table: its ``rating`` row and the
     baseline-equivalence rows it rests on) and the effect sizes (``effect_sizes``)."""
     r = _first(wwc, lambda d: d["item"] == "rating")
+    # (the improvement index is in the sensitivity section's effect-size table)
     es = [] if effect_sizes is None else [
         f"{measure(e['measure'])} on {labels.label(e['outcome']).lower()} "
-        f"{fmt_num(e['estimate'], 2, True)} ({_ci(e['ci_low'], e['ci_high'], 2)}"
-        + (f"; improvement index {fmt_num(e['improvement_index'], 0, True)}"
-           if pd.notna(e.get("improvement_index")) else "") + ")"
+        f"{fmt_num(e['estimate'], 2, True)} ({_ci(e['ci_low'], e['ci_high'], 2)})"
         for _, e in effect_sizes.iterrows() if pd.notna(e["estimate"])]
     tail = f" Effect sizes: {'; '.join(es)}." if es else ""
     if r is None:
@@ -570,8 +571,7 @@ def inference_caveat(
             + (f"; a wild bootstrap by district (few clusters) gives "
                f"{fmt_num(rows['district']['ci_low'])} to "
                f"{fmt_num(rows['district']['ci_high'])}." if "district" in rows else ".")
-            + (" Where the two differ this much, act on the wider interval, not the "
-               "headline's." if much_wider else "")
+            + (" Act on the wider interval." if much_wider else "")
         )
     elif boot:
         parts.append(f"A design bootstrap (re-estimating the matching and weights in every "

@@ -179,7 +179,7 @@ def load_inputs(
     """Read and validate ``metrics.json`` and the input tables under ``reports_dir``.
 
     ``validation_table`` is the simulation study's table (``report.validation_table``:
-    the committed study, ``benchmarks/results/validation_n100/validation.csv``); by
+    the committed study, ``benchmarks/results/validation_history_n100/validation.csv``); by
     default ``tables/validation.csv`` under ``reports_dir``.  Optional: without it the
     report has no simulation section.  ``verdicts`` is the stress-test study's verdict per
     world (``report.worlds_verdicts``); by default a ``verdicts.csv`` beside the

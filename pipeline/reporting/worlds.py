@@ -154,8 +154,7 @@ def _miss(r: Mapping[str, Any]) -> str:
 #: its worlds' rows) and how one world reads in it.
 _KINDS: tuple[tuple[str, Callable, Callable], ...] = (
     (vd.TARGETS_MET,
-     lambda rows: ("Valid (bias and coverage within their targets up to simulation error; "
-                   "numbers in the appendix)"),
+     lambda rows: "Valid (bias and coverage within the targets up to simulation error)",
      _world),
     (vd.DIAGNOSTIC_FIRES,
      lambda rows: f"Caught by the {_diag(rows[0])} (share of replications it fires in)",
