@@ -24,6 +24,9 @@ ledger knows
   difference counts a group of students too (visited − matched = the unmatched), and
   when it is between 1 and ``min_count − 1`` it is a small cell that must not be
   computable, exactly like a suppressed one;
+* which counts have parts along one dimension that add up to 1..``min_count − 1`` **more**
+  than the count (units in two parts, e.g. a comparison student matched in two
+  districts): the excess counts a small group too;
 * which sets of cells that add up in one identity have a **small sum** (between 1 and
   ``min_count − 1``): their union counts a group of students too (two suppressed tiers
   whose unmatched students sum to 1), so the sum must not be computable either, even
@@ -261,6 +264,11 @@ class DisclosureLedger:
              f"the sum {total:g} of {' and '.join(str(classes[k][0]) for k in sub)}",
              "small sum of cells that add up")
             for sub, total in _small_sums(eqs, value, mc, len(classes))
+        ] + [
+            ({**{k: 1.0 for k in kids}, p: -1.0}, over,
+             f"the overlap {over:g} of the parts of {classes[p][0]}",
+             "small overlap of a count's parts")
+            for p, kids, over in _small_overlaps(by_desc, value, mc)
         ]  # fmt: skip
         for coef, v, what, label in derived:
             virtual.append((coef, v, what))
@@ -418,6 +426,23 @@ def _splits(by_desc: Mapping[Count, int], value: np.ndarray):
         p = by_desc.get(parent)
         if p is not None and np.isclose(value[kids].sum(), value[p]):
             yield p, kids, f"{parent} = sum over {dim}"
+
+
+def _small_overlaps(by_desc: Mapping[Count, int], value: np.ndarray, mc: int):
+    """``(parent, children, overlap)``: a count whose parts along one dimension add up to
+    1..mc-1 *more* than it, so that some units are in two parts (a comparison student
+    matched in two districts). The excess counts those units: a small group, like a
+    suppressed cell."""
+    groups: dict[tuple[Count, str], list[int]] = {}
+    for d, k in by_desc.items():
+        for dim, lvl in d.where:
+            groups.setdefault((Count(d.population, d.where - {(dim, lvl)}), dim), []).append(k)
+    for (parent, _), kids in groups.items():
+        p = by_desc.get(parent)
+        if p is not None and len(kids) > 1:
+            over = float(value[kids].sum() - value[p])
+            if 0 < over < mc:
+                yield p, kids, over
 
 
 def _small_nested(by_desc: Mapping[Count, int], value: np.ndarray, mc: int):

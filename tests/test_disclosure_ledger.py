@@ -255,6 +255,43 @@ def test_suppressed_cells_that_sum_to_a_small_count_stay_hidden():
         dl._small_sums = orig
 
 
+def test_parts_that_overlap_by_a_small_count_are_not_all_published():
+    """The report's review: comparison students by district summed to 707 against 705 in
+    metrics.json, so 2 students matched in two districts could be read off. The excess
+    of a count's parts over it is a small group: one part is hidden."""
+    met = pd.DataFrame({"q": ["att"], "n_comparison": [705]})
+    sg = pd.DataFrame(
+        {"subgroup": "district", "level": list("abcde"), "n_comparison": [117, 210, 159, 119, 102]}
+    )
+    led = DisclosureLedger(RULES)
+    led.register(
+        "metrics",
+        met,
+        TableSpec("metrics", ("q",), ("n_comparison",)),
+        {(0, "n_comparison"): COMPARISON},
+        public=True,
+    )
+    led.register(
+        "subgroups",
+        sg,
+        TableSpec("subgroups", ("subgroup", "level"), ("n_comparison",)),
+        {(i, "n_comparison"): COMPARISON.refine(district=lv) for i, lv in enumerate("abcde")},
+    )
+    assert led.recoverable(
+        {
+            "metrics": suppress(met, TableSpec("metrics", ("q",), ("n_comparison",)), RULES),
+            "subgroups": suppress(
+                sg, TableSpec("subgroups", ("subgroup", "level"), ("n_comparison",)), RULES
+            ),
+        }
+    )
+    pubs = led.suppress()
+    assert led.recoverable(pubs) == []
+    shown = pubs["subgroups"].table["n_comparison"]
+    assert shown.isna().sum() == 1  # the parts no longer add up to a known number
+    assert pubs["metrics"].table.at[0, "n_comparison"] == 705  # public: never hidden
+
+
 #: Random small populations checked by the quick suite; the whole suite (CI) checks all
 #: of SEEDS (each about 0.5-2 s on two shared cores).
 SEEDS, QUICK_SEEDS = range(120), 30
@@ -397,3 +434,28 @@ def test_report_tables_leave_nothing_recoverable(tmp_path):
     assert attack(tables, pubs) == []
     per_table = {n: suppress(df, spec, RULES) for n, (df, spec) in sources.items()}
     assert attack(tables, per_table)  # the leak the review found, on the same tables
+
+
+def test_report_tables_with_comparison_students_in_two_districts(tmp_path):
+    """The review's case on the report's own tables: comparison students counted in two
+    districts make the district counts add up to a few more than metrics.json's
+    n_comparison. Publishing must not fail and must not leave that excess readable."""
+    from pipeline import report
+    from pipeline.disclosure_ledger import publish_tables
+    from tests.report_fixtures import build_report_inputs
+
+    rep = build_report_inputs(tmp_path, seed=3)
+    inputs = report.load_inputs(rep)
+    sg = inputs.tables["subgroups"].copy()
+    n_c = int(inputs.metrics["n_comparison"])
+    for dim in sg["subgroup"].unique():  # every dimension adds up to n_c + 2
+        rows = sg.index[sg["subgroup"] == dim]
+        sg.loc[rows, "n_comparison"] = sg.loc[rows, "n_comparison"].astype(int)
+        sg.loc[rows[0], "n_comparison"] += n_c + 2 - sg.loc[rows, "n_comparison"].sum()
+    inputs.tables["subgroups"] = sg
+    sources = dict(report.published_sources(inputs))
+    pubs = publish_tables(sources, RULES, inputs.metrics)
+    got = pubs["subgroups"].table
+    for dim in got["subgroup"].unique():
+        shown = got.loc[got["subgroup"] == dim, "n_comparison"]
+        assert shown.isna().any(), dim  # the excess of 2 is not readable
