@@ -39,8 +39,9 @@ def test_hand_computed_case():
     # $1,000,000 for 500 students = $2,000 each.  +5 points (3 to 7) over 6 months of
     # 18 days = 0.05 * 108 = 5.4 days per student: $2,000 / 5.4 = $370.37; the interval
     # is $2,000 / (0.07 * 108) = $264.55 to $2,000 / (0.03 * 108) = $617.28.  Chronic
-    # absence -10 points (-15 to -5): 0.10 cases averted per student, $20,000 per case,
-    # interval $2,000 / 0.15 = $13,333.33 to $2,000 / 0.05 = $40,000.
+    # absence -10 points (-15 to -5) in each of the 6 months: 0.6 chronically absent
+    # months averted per student, $3,333.33 per month, interval $2,000 / 0.9 = $2,222.22
+    # to $2,000 / 0.3 = $6,666.67.
     cfg = CostConfig(total_cost=1_000_000, students_reached=500)
     t = run_costs(cfg, _metrics(), visited_students=123)["cost_effectiveness"]
     assert list(t.columns) == COST_COLUMNS
@@ -50,9 +51,10 @@ def test_hand_computed_case():
     assert t.loc["per_day", "cost_per_unit"] == pytest.approx(370.3704, rel=1e-6)
     assert t.loc["per_day", "ci_low"] == pytest.approx(264.5503, rel=1e-6)
     assert t.loc["per_day", "ci_high"] == pytest.approx(617.2840, rel=1e-6)
-    assert t.loc["per_chronic_case", "cost_per_unit"] == pytest.approx(20_000.0)
-    assert t.loc["per_chronic_case", "ci_low"] == pytest.approx(13_333.333, rel=1e-6)
-    assert t.loc["per_chronic_case", "ci_high"] == pytest.approx(40_000.0)
+    assert t.loc["per_chronic_case", "units_per_student"] == pytest.approx(0.6)
+    assert t.loc["per_chronic_case", "cost_per_unit"] == pytest.approx(3_333.333, rel=1e-6)
+    assert t.loc["per_chronic_case", "ci_low"] == pytest.approx(2_222.222, rel=1e-6)
+    assert t.loc["per_chronic_case", "ci_high"] == pytest.approx(6_666.667, rel=1e-6)
     assert t["bounded"].all()
 
 
@@ -102,7 +104,7 @@ def test_interval_including_zero_is_unbounded_and_no_gain_is_undefined():
     t = cost_effectiveness(cfg, Effect(5, 3, 7), Effect(-2, -6, 1), 6, 500, 1_000_000)
     r = t.set_index("measure").loc["per_chronic_case"]
     assert not r["bounded"] and math.isinf(r["ci_high"])
-    assert r["ci_low"] == pytest.approx(2000 / 0.06)
+    assert r["ci_low"] == pytest.approx(2000 / (0.06 * 6))  # 6 months of the window
 
 
 def test_sensitivity_scales_with_cost():

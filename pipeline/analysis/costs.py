@@ -10,11 +10,13 @@ against what the evaluation estimates:
   attendance rate (points) over the window's ``m`` school months and ``d`` is the number
   of school days in a school month; the cost per day is ``(C / N) / (θ/100 · d · m)``.
   Days gained after the window are not counted, so the figure errs on the high side;
-* **cost per case of monthly chronic absence averted** (the monthly flag, not the state's
-  yearly measure): the primary design's average effect on
-  the chronic-absence indicator ``θ_c`` (points, negative when absence falls) is the
-  reduction in the probability that a visited student is chronically absent in a school
-  month of the window; the cost per case averted is ``(C / N) / (-θ_c / 100)``.
+* **cost per student-month of chronic absence averted** (the monthly flag, not the
+  state's yearly measure): the primary design's average effect on the chronic-absence
+  indicator ``θ_c`` (points, negative when absence falls) is the reduction in the
+  probability that a visited student is chronically absent in a school month of the
+  window, so a student is spared ``-θ_c/100 · m`` chronically absent months over the
+  window's ``m`` months (counted over the same months as the days); the cost per month
+  averted is ``(C / N) / (-θ_c/100 · m)``.
 
 Intervals.  The costs are assumptions, not estimates, so each cost per unit is
 ``K / θ`` with ``K`` known and ``θ`` the estimate.  ``K / θ`` is monotone in ``θ`` on
@@ -59,7 +61,7 @@ SENSITIVITY_COLUMNS = ["scenario", "cost_multiplier", *COST_COLUMNS]
 MEASURES = {
     "per_student": "student reached",
     "per_day": "additional day attended",
-    "per_chronic_case": "case of monthly chronic absence averted",
+    "per_chronic_case": "student-month of chronic absence averted",
 }
 ILLUSTRATIVE_NOTE = (
     "illustrative: the default costs are the program's public figures set against "
@@ -251,8 +253,11 @@ def cost_effectiveness(
             attendance.ci_low * days_per_point,
             attendance.ci_high * days_per_point,
         ),
+        # months of chronic absence averted over the window, as days are counted over it
         "per_chronic_case": Effect(
-            -chronic.estimate / 100.0, -chronic.ci_high / 100.0, -chronic.ci_low / 100.0
+            -chronic.estimate * att_months / 100.0,
+            -chronic.ci_high * att_months / 100.0,
+            -chronic.ci_low * att_months / 100.0,
         ),
     }
     rows = [

@@ -105,9 +105,9 @@ def cost_figures(inputs: Inputs) -> list[figures.Figure]:
     figures._finish(fig, inputs.synthetic)
     return [figures.Figure(
         id="costs",
-        title="Cost per additional school day and per case of monthly chronic absence averted",
-        alt=("Two panels: the cost per additional school day attended (left) and per case of "
-             "monthly chronic absence averted (right), with their intervals, against the "
+        title="Cost per additional school day and per student-month of chronic absence averted",
+        alt=("Two panels: the cost per additional school day attended (left) and per "
+             "student-month of chronic absence averted (right), with their intervals, against the "
              "program's cost relative to the assumed cost. Values are in the cost tables."),
         fig=fig,
         sources=["tables/cost_sensitivity.csv"],
