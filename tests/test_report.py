@@ -509,6 +509,11 @@ def test_study_settings_are_read_and_compared_with_the_estimate(tmp_path):
     assert "adjusting for the recorded year at the first visit" in text
     assert study_settings_note({**new, "history": True}, hist).endswith(
         ", as this report's estimate does.")
+    # the size of the simulated states, when the study recorded it
+    sized = {**new, "n_students": 10000, "n_districts": 8, "n_program_districts": 4}
+    assert study_settings_note(sized, ours).startswith(
+        "The study ran the primary design on synthetic states of 10,000 students in 8 "
+        "districts (4 in the program) with errors clustered")
     (tmp_path / "timing.json").write_text('{"cluster": "student_key"}')
     with pytest.raises(ReportInputError, match="timing.json: needs the keys"):
         read_study_settings(tmp_path)
@@ -572,10 +577,18 @@ def test_first_page_caveats_from_the_review():
     # with the difference they bound: said, and that the headline is not it
     a = cv.attrition_caveat(sizes, reasons, ms, None, (1, 6),
                             {"estimate": 4.104, "ci_low": -0.55, "ci_high": 9.77})
-    assert ("Lee bounds for this attrition: −0.6 to +9.8 points around the unadjusted "
-            "matched difference (+4.1), not the headline; only their width (10.3 points) "
-            "carries over.") in a.text
+    assert ("Lee bounds for this attrition: −0.6 to +9.8 points around the raw difference "
+            "among students seen in every month (+4.1), not the headline; compare their width "
+            "(10.3 points), not their level, with it.") in a.text
     f = pretrend_f({"statistic": 4.696567443886185, "df": 3, "clusters": 35})
     assert f["df1"] == 3 and f["df2"] == 32
     assert f["f"] == pytest.approx(4.696567443886185 * 32 / (3 * 34))
     assert pretrend_f({"statistic": 4.7, "df": 3, "clusters": None}) is None
+
+
+def test_the_stress_study_paragraph_gives_the_simulated_states_size():
+    from pipeline.reporting.context import study_size
+
+    assert study_size({"n_students": 6000, "n_districts": 8, "n_program_districts": 4}) == (
+        " on synthetic states of 6,000 students in 8 districts (4 in the program)")
+    assert study_size({"cluster": "student_key"}) == "" and study_size(None) == ""

@@ -293,14 +293,14 @@ def attrition_caveat(
     if lee is not None:
         lo, hi = float(lee["ci_low"]), float(lee["ci_high"])
         est = pd.to_numeric(pd.Series([lee.get("estimate")]), errors="coerce").iloc[0]
-        around = (f" around the unadjusted matched difference ({fmt_num(est, 1, True)}), "
-                  "not the headline" if pd.notna(est) else "")
+        around = (f" around the raw difference among students seen in every month "
+                  f"({fmt_num(est, 1, True)}), not the headline" if pd.notna(est) else "")
         parts.append(
             f"Lee bounds for this attrition: {fmt_num(lo, 1, True)} to "
             f"{fmt_num(hi, 1, True)} points{around}"
             + (", which include zero" if lo <= 0 <= hi and not around else "")
-            + (f"; only their width ({fmt_num(hi - lo, 1)} points) carries over." if around
-               else ".")
+            + (f"; compare their width ({fmt_num(hi - lo, 1)} points), not their level, with "
+               "it." if around else ".")
         )
     share = nm / v if v else 0
     return Caveat("attrition", "Students left out", CONCERN if share > 0.1 else OK,

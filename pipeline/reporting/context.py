@@ -108,6 +108,19 @@ def _estimate_words(metrics: Mapping) -> tuple[str, str]:
     )
 
 
+def study_size(settings: Mapping[str, Any] | None) -> str:
+    """`` on synthetic states of N students in D districts (P in the program)`` when the
+    study recorded its size (``n_students``, ``n_districts``, ``n_program_districts``),
+    else ``""``: the simulated states are smaller than a real extract."""
+    if not settings:
+        return ""
+    n, nd, npd = (settings.get(k) for k in ("n_students", "n_districts", "n_program_districts"))
+    if not (n and nd):
+        return ""
+    return (f" on synthetic states of {int(n):,} students in {int(nd)} districts"
+            + (f" ({int(npd)} in the program)" if npd else ""))
+
+
 def study_settings_note(
     settings: Mapping[str, Any] | None,
     metrics: Mapping,
@@ -120,7 +133,8 @@ def study_settings_note(
         return None
     cl, tr = _study_words(settings)
     ours = _estimate_words(metrics)
-    text = f"The study ran the primary design with errors clustered {cl} and {tr}"
+    text = (f"The study ran the primary design{study_size(settings)} with errors clustered "
+            f"{cl} and {tr}")
     if (cl, tr) == ours:
         return text + ", as this report's estimate does."
     text += (
@@ -527,6 +541,7 @@ def build_context(
         "val": validation_summary(inputs.tables.get("validation"), m["primary_estimator"],
                                   inputs.tables.get("verdicts")),
         "val_source": validation_source(inputs).removeprefix("../"),
+        "verdicts_size": study_size(inputs.study_settings.get("verdicts")),
         "val_settings": study_settings_note(
             inputs.study_settings.get("validation"), m, inputs.study_settings.get("verdicts")
         ),
