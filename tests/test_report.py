@@ -578,8 +578,8 @@ def test_first_page_caveats_from_the_review():
     a = cv.attrition_caveat(sizes, reasons, ms, None, (1, 6),
                             {"estimate": 4.104, "ci_low": -0.55, "ci_high": 9.77})
     assert ("Lee bounds for this attrition: −0.6 to +9.8 points around the raw difference "
-            "among students seen in every month (+4.1), not the headline; compare their width "
-            "(10.3 points), not their level, with it.") in a.text
+            "among students seen in every month (+4.1), not the headline, and include zero; "
+            "compare their width (10.3 points), not their level, with it.") in a.text
     f = pretrend_f({"statistic": 4.696567443886185, "df": 3, "clusters": 35})
     assert f["df1"] == 3 and f["df2"] == 32
     assert f["f"] == pytest.approx(4.696567443886185 * 32 / (3 * 34))

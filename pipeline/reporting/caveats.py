@@ -120,7 +120,7 @@ def falsification_caveat(pretrend: Mapping[str, Any],
             continue
         bad |= str(f["pretrend_reject"]).lower() in ("true", "1", "1.0")
         # the primary's placebo-month p is the joint test's above: not said twice
-        same = pd.notna(f["pretrend_p"]) and abs(float(f["pretrend_p"]) - p) < 1e-12
+        same = pd.notna(f["pretrend_p"]) and fmt_p(f["pretrend_p"]) == fmt_p(p)
         parts.append(
             f"{labels.estimator(f['estimator'])}: "
             + ("" if same else f"placebo months p = {fmt_p(f['pretrend_p'])}; ")
@@ -298,7 +298,8 @@ def attrition_caveat(
         parts.append(
             f"Lee bounds for this attrition: {fmt_num(lo, 1, True)} to "
             f"{fmt_num(hi, 1, True)} points{around}"
-            + (", which include zero" if lo <= 0 <= hi and not around else "")
+            + ((", and include zero" if around else ", which include zero")
+               if lo <= 0 <= hi else "")
             + (f"; compare their width ({fmt_num(hi - lo, 1)} points), not their level, with "
                "it." if around else ".")
         )
