@@ -158,6 +158,9 @@ def test_labels_turn_unknown_names_into_words():
     assert labels.variable("race_ethnicity=NHPI").startswith("Race/ethnicity: Native")
     assert labels.check("relative magnitudes Mbar=0.5") == "Relative magnitudes, M̄ = 0.5"
     assert labels.check("caliper 0.1 SD") == "Caliper of 0.1 SD"
+    # the primary already matches within the district: this pool is wider, not a subset
+    assert labels.check("comparison pool: program_districts") == (
+        "Comparison students from any program district, not only the same one")
     assert "_" not in labels.label("some_new_estimator")
     assert "_" not in labels.reason("a_new_rule")
 
