@@ -215,6 +215,18 @@ BALANCE_COLUMNS = [
 ]
 
 
+def repeats_missing_indicator(name: str, x, missing) -> bool:
+    """Whether the balance row ``name`` (values ``x``) is the prior-year tier's "missing"
+    level and holds the same students as the prior-year missing indicator ``missing``
+    (``None`` when there is none): the balance and WWC tables then list them once, as
+    ``prior_year_missing``."""
+    return (
+        name == "prior_year_tier=missing"
+        and missing is not None
+        and np.array_equal(np.asarray(x, float), np.asarray(missing, float))
+    )
+
+
 def balance_table(
     X_before: pd.DataFrame,
     treat_before: np.ndarray,

@@ -416,15 +416,23 @@ def _sensitive(model: _Model, primary: np.ndarray, v: int) -> bool:
     return v >= model.n or bool(primary[v])
 
 
-def _splits(by_desc: Mapping[Count, int], value: np.ndarray):
-    """``(parent, children, label)``: a count split along one dimension, adding up."""
+def _one_dimension_parts(by_desc: Mapping[Count, int]):
+    """``(parent count, its class, dimension, classes of its parts)``: every registered
+    count that others refine by exactly one more filter, grouped by that dimension."""
     groups: dict[tuple[Count, str], list[int]] = {}
     for d, k in by_desc.items():
         for dim, lvl in d.where:
             groups.setdefault((Count(d.population, d.where - {(dim, lvl)}), dim), []).append(k)
     for (parent, dim), kids in groups.items():
         p = by_desc.get(parent)
-        if p is not None and np.isclose(value[kids].sum(), value[p]):
+        if p is not None:
+            yield parent, p, dim, kids
+
+
+def _splits(by_desc: Mapping[Count, int], value: np.ndarray):
+    """``(parent, children, label)``: a count split along one dimension, adding up."""
+    for parent, p, dim, kids in _one_dimension_parts(by_desc):
+        if np.isclose(value[kids].sum(), value[p]):
             yield p, kids, f"{parent} = sum over {dim}"
 
 
@@ -433,16 +441,10 @@ def _small_overlaps(by_desc: Mapping[Count, int], value: np.ndarray, mc: int):
     1..mc-1 *more* than it, so that some units are in two parts (a comparison student
     matched in two districts). The excess counts those units: a small group, like a
     suppressed cell."""
-    groups: dict[tuple[Count, str], list[int]] = {}
-    for d, k in by_desc.items():
-        for dim, lvl in d.where:
-            groups.setdefault((Count(d.population, d.where - {(dim, lvl)}), dim), []).append(k)
-    for (parent, _), kids in groups.items():
-        p = by_desc.get(parent)
-        if p is not None and len(kids) > 1:
-            over = float(value[kids].sum() - value[p])
-            if 0 < over < mc:
-                yield p, kids, over
+    for _, p, _, kids in _one_dimension_parts(by_desc):
+        over = float(value[kids].sum() - value[p])
+        if len(kids) > 1 and 0 < over < mc:
+            yield p, kids, over
 
 
 def _small_nested(by_desc: Mapping[Count, int], value: np.ndarray, mc: int):

@@ -3,9 +3,10 @@
 ``python -m pipeline.validate`` draws many small synthetic extracts under several
 scenarios, runs the whole design on each (ingest → panel → risk-set matching → the
 primary design as the estimate stage runs it: ``estimate.design``, ``estimate.censoring``,
-``estimate.history``, ``estimate.cluster``) and the comparators on the same students, and compares every estimate of the average effect over event times
-1–6 with the generator's truth (``truth["att_window"]``: the equal-weight mean over event
-times 1–6 of the true effects among the treated students observed there).
+``estimate.history``, ``estimate.cluster``) and the comparators on the same students, and
+compares every estimate of the average effect over event times 1–6 with the generator's
+truth (``truth["att_window"]``: the equal-weight mean over event times 1–6 of the true
+effects among the treated students observed there).
 
 Scenarios (:data:`pipeline.analysis.scenarios.SCENARIOS`)
     ``no_dip``

@@ -725,16 +725,6 @@ def _treated_status(p, ever, t_row, t_ok, idx, t_pos, k, no_cand, keys_w) -> pd.
 _BALANCE_NAMES = {"prior_year_tier_filled": "prior_year_tier"}
 
 
-def _repeats_missing_indicator(work: pd.DataFrame, name: str, x: np.ndarray) -> bool:
-    """Whether the tier's "missing" level is the prior-year missing indicator itself
-    (the same students): the balance table then lists it once, as ``prior_year_missing``."""
-    return (
-        name == "prior_year_tier=missing"
-        and "prior_year_missing" in work.columns
-        and np.array_equal(np.asarray(x, float), work["prior_year_missing"].to_numpy(float))
-    )
-
-
 def _balance(work, work_t, lp, rows_t, rows_c, w_c, levels) -> pd.DataFrame:
     bal_covs = COVARIATES
     before_t = work_t.astype(bool)
@@ -755,7 +745,7 @@ def _balance(work, work_t, lp, rows_t, rows_c, w_c, levels) -> pd.DataFrame:
     ):
         if name != col:  # a level of a categorical covariate: "<covariate>=<level>"
             name = f"{_BALANCE_NAMES.get(col, col)}={name[len(col) :]}"
-            if _repeats_missing_indicator(work, name, x):
+            if bal.repeats_missing_indicator(name, x, work.get("prior_year_missing")):
                 continue  # the prior_year_missing row already lists these students
         if name == "prior_year_rate_filled":
             # balance the observed prior-year rate among rows that have one

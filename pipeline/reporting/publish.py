@@ -177,7 +177,7 @@ def published_sources(inputs: Inputs) -> dict[str, tuple[pd.DataFrame, TableSpec
     sg_m = group_margins(sg, ["subgroup"], "n_treated", label="n_treated in") + tuple(
         mg
         for mg in group_margins(sg, ["subgroup"], "n_comparison", label="n_comparison in")
-        if n_c is None or n_comp.loc[[i for i, _ in mg.cells]].sum() == n_c
+        if n_comp.loc[[i for i, _ in mg.cells]].sum() == n_c
     )
     out["subgroups"] = (
         sg,

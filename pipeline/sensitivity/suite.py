@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.schemas import SENSITIVITY_TABLES
-from pipeline.balance import wwc_effect_size
+from pipeline.balance import repeats_missing_indicator, wwc_effect_size
 from pipeline.did.results import EventStudyResult
 from pipeline.sensitivity import honestdid as hd
 from pipeline.sensitivity.config import GRID_EDGE, SensitivityConfig, wwc_required
@@ -178,9 +178,9 @@ def _grid_edge(r: dict) -> str | None:
     acc = r.get("accept")
     if acc is None or not np.any(acc):
         return None
-    lo, hi = bool(acc[0]), bool(acc[-1])
-    return GRID_EDGE["both"] if lo and hi else GRID_EDGE["lower"] if lo else (
-        GRID_EDGE["upper"] if hi else None)
+    side = {(True, True): "both", (True, False): "lower", (False, True): "upper"}.get(
+        (bool(acc[0]), bool(acc[-1])))
+    return GRID_EDGE[side] if side else None
 
 
 def _honest(res: EventStudyResult, window: tuple[int, int], cfg: SensitivityConfig) -> pd.DataFrame:
@@ -260,8 +260,7 @@ def baseline_characteristics(base: pd.DataFrame) -> pd.DataFrame:
             v = base[c].astype("string").fillna("missing").astype(str)
             for lv in sorted(v.unique()):
                 x = (v == lv).astype(float)
-                if f"{c}={lv}" == "prior_year_tier=missing" and x.equals(
-                        out.get("prior_year_missing")):
+                if repeats_missing_indicator(f"{c}={lv}", x, out.get("prior_year_missing")):
                     continue  # the missing indicator's students again: listed once
                 out[f"{c}={lv}"] = x
     for c in BINARY:
